@@ -1,0 +1,27 @@
+//! The schema of idemhook, as SeaORM migrations.
+//!
+//! The table that carries the exactly-once guarantee is `processed_events`: its primary key is
+//! the SHA-256 of the event's (source, type, id). Keying by a fixed-size digest, not by the raw
+//! strings, does two things at once: the key compares exact bytes on every backend (MySQL's
+//! default collations are case-insensitive and pad spaces, a digest has no collation), and the
+//! index stays 32 bytes wide however long the ids are (InnoDB caps an index key at 3072 bytes).
+//!
+//! Every migration has a real `down()`; `cargo run -p migration -- down` undoes them in order.
+
+pub use sea_orm_migration::prelude::*;
+
+mod columns;
+mod m20261122_000001_create_events;
+mod m20261122_000002_create_business;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_events::Migration),
+            Box::new(m20261122_000002_create_business::Migration),
+        ]
+    }
+}

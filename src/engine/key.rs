@@ -1,0 +1,137 @@
+//! The identity of an event: (source, event type, event id), compared as exact bytes.
+//!
+//! The database keys its dedupe record by `KeyDigest`, a SHA-256 over the three parts, each
+//! prefixed with its length. The length prefix is what keeps the encoding injective:
+//! without it ("a.b", "c") and ("a", "b.c") would hash alike. The same digest picks the shard,
+//! so every delivery of one event lands on the same actor.
+
+use sha2::{Digest, Sha256};
+
+use crate::config::MAX_KEY_PART_BYTES;
+
+/// A 32-byte SHA-256.
+pub type Sha256Digest = [u8; 32];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventKey {
+    pub source: String,
+    pub event_type: String,
+    pub event_id: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("the event {0} is empty")]
+    Empty(&'static str),
+    #[error("the event {0} is {1} bytes long; at most {MAX_KEY_PART_BYTES} are accepted")]
+    TooLong(&'static str, usize),
+}
+
+impl EventKey {
+    /// Builds a key, refusing empty parts and parts over `MAX_KEY_PART_BYTES`. Nothing is
+    /// trimmed or normalised: `evt_A`, `evt_a` and `evt_a ` are three different events.
+    pub fn new(source: &str, event_type: String, event_id: String) -> Result<Self, KeyError> {
+        for (what, part) in [("type", &event_type), ("id", &event_id)] {
+            if part.is_empty() {
+                return Err(KeyError::Empty(what));
+            }
+            if part.len() > MAX_KEY_PART_BYTES {
+                return Err(KeyError::TooLong(what, part.len()));
+            }
+        }
+        Ok(Self {
+            source: source.to_owned(),
+            event_type,
+            event_id,
+        })
+    }
+
+    pub fn digest(&self) -> Sha256Digest {
+        let mut hasher = Sha256::new();
+        for part in [&self.source, &self.event_type, &self.event_id] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hasher.finalize().into()
+    }
+}
+
+/// The shard that owns a key. SHA-256 output is uniform, so its first eight bytes spread keys
+/// evenly, and unlike `std`'s `RandomState` the choice is the same in every process.
+pub fn shard_of(digest: &Sha256Digest, shards: usize) -> usize {
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    (u64::from_le_bytes(head) % shards as u64) as usize
+}
+
+/// The id used for an event without one: `sha256:` + lowercase hex of the raw body.
+pub fn payload_hash_id(payload_sha256: &Sha256Digest) -> String {
+    format!("sha256:{}", hex::encode(payload_sha256))
+}
+
+pub fn sha256(bytes: &[u8]) -> Sha256Digest {
+    Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(source: &str, ty: &str, id: &str) -> EventKey {
+        EventKey::new(source, ty.into(), id.into()).unwrap()
+    }
+
+    #[test]
+    fn parts_are_exact_bytes() {
+        let base = key("s", "t", "evt_a").digest();
+        assert_ne!(base, key("s", "t", "evt_A").digest());
+        assert_ne!(base, key("s", "t", "evt_a ").digest());
+        assert_ne!(base, key("s", "t", " evt_a").digest());
+        assert_ne!(base, key("s", "T", "evt_a").digest());
+        assert_ne!(base, key("S", "t", "evt_a").digest());
+        assert_eq!(base, key("s", "t", "evt_a").digest());
+    }
+
+    #[test]
+    fn length_prefix_keeps_the_encoding_injective() {
+        assert_ne!(key("a.b", "c", "d").digest(), key("a", "b.c", "d").digest());
+        assert_ne!(key("ab", "c", "d").digest(), key("a", "bc", "d").digest());
+    }
+
+    #[test]
+    fn empty_and_overlong_parts_are_refused() {
+        assert_eq!(
+            EventKey::new("s", "".into(), "x".into()),
+            Err(KeyError::Empty("type"))
+        );
+        assert_eq!(
+            EventKey::new("s", "t".into(), "".into()),
+            Err(KeyError::Empty("id"))
+        );
+        assert!(EventKey::new("s", "t".into(), "x".repeat(1024)).is_ok());
+        assert_eq!(
+            EventKey::new("s", "t".into(), "x".repeat(1025)),
+            Err(KeyError::TooLong("id", 1025))
+        );
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        let mut counts = [0usize; 8];
+        for i in 0..8000 {
+            let d = key("s", "t", &format!("evt_{i}")).digest();
+            assert_eq!(shard_of(&d, 8), shard_of(&d, 8));
+            counts[shard_of(&d, 8)] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
+    }
+
+    #[test]
+    fn payload_hash_ids_are_prefixed_lowercase_hex() {
+        let id = payload_hash_id(&sha256(b"{}"));
+        assert_eq!(
+            id,
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! The transaction that makes an event's effects exactly-once.
+//!
+//! ```text
+//! BEGIN
+//!   INSERT INTO processed_events (key_digest, …)   -- unique violation => duplicate
+//!   handler writes …                               -- through the same transaction
+//! COMMIT                                           -- dedupe record and effects, together
+//! ```
+//!
+//! The dedupe row is inserted *first*: on PostgreSQL and MySQL a second instance inserting the
+//! same key then blocks on the first one's uncommitted index entry, and when the first commits
+//! it gets a unique violation, which is answered `duplicate`. If the first rolls back, the
+//! second proceeds. No lock is taken in the application; the unique key is the arbiter.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::FutureExt;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, TransactionTrait,
+};
+
+use super::db_error::{classify, DbErrorKind};
+use super::key::Sha256Digest;
+use super::{EngineError, Event};
+use crate::entities::{failed_attempt, processed_event};
+use crate::handlers::{Handler, HandlerError};
+
+/// The longest `last_error` kept in the audit table.
+const MAX_ERROR_CHARS: usize = 2000;
+
+/// What the database says about an event once its transaction is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// This delivery's transaction committed the event.
+    Processed,
+    /// The event was committed before; `stored_payload` is the SHA-256 recorded then.
+    Duplicate { stored_payload: Option<Sha256Digest> },
+}
+
+/// Why one attempt at the transaction did not commit.
+enum AttemptError {
+    Db(DbErr),
+    Handler(String),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    max_retries: u32,
+}
+
+impl Store {
+    pub fn new(db: DatabaseConnection, max_retries: u32) -> Self {
+        Self { db, max_retries }
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Runs the event's transaction, rerunning it when it lost a deadlock or serialization
+    /// race. A failure is recorded in the audit table (outside the rolled-back transaction).
+    pub async fn process(
+        &self,
+        event: &Event,
+        handlers: &[Arc<dyn Handler>],
+    ) -> Result<Committed, EngineError> {
+        let mut attempt = 0;
+        loop {
+            let err = match self.attempt(event, handlers).await {
+                Ok(committed) => return Ok(committed),
+                Err(err) => err,
+            };
+            match err {
+                AttemptError::Handler(msg) => {
+                    self.record_failure(event, &msg).await;
+                    return Err(EngineError::HandlerFailed(msg));
+                }
+                AttemptError::Db(db_err) => match classify(&db_err) {
+                    DbErrorKind::Retryable if attempt < self.max_retries => {
+                        attempt += 1;
+                        tracing::debug!(attempt, error = %db_err, "transaction lost a race; rerunning");
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                    DbErrorKind::Retryable => {
+                        return Err(EngineError::Unavailable(format!(
+                            "transaction still conflicting after {} retries: {db_err}",
+                            self.max_retries
+                        )));
+                    }
+                    DbErrorKind::Unavailable => {
+                        return Err(EngineError::Unavailable(db_err.to_string()));
+                    }
+                    DbErrorKind::UniqueViolation | DbErrorKind::Other => {
+                        let msg = format!("database error: {db_err}");
+                        self.record_failure(event, &msg).await;
+                        return Err(EngineError::Internal(msg));
+                    }
+                },
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        event: &Event,
+        handlers: &[Arc<dyn Handler>],
+    ) -> Result<Committed, AttemptError> {
+        let txn = self.db.begin().await.map_err(AttemptError::Db)?;
+        let record = processed_event::ActiveModel {
+            key_digest: Set(event.digest.to_vec()),
+            source: Set(event.key.source.clone()),
+            event_type: Set(event.key.event_type.clone()),
+            event_id: Set(event.key.event_id.clone()),
+            payload_sha256: Set(event.payload_sha256.to_vec()),
+            received_at: Set(event.received_at),
+            processed_at: Set(Utc::now()),
+        };
+        if let Err(err) = processed_event::Entity::insert(record)
+            .exec_without_returning(&txn)
+            .await
+        {
+            let _ = txn.rollback().await;
+            if classify(&err) != DbErrorKind::UniqueViolation {
+                return Err(AttemptError::Db(err));
+            }
+            let stored_payload = self.stored_payload(&event.digest).await.unwrap_or(None);
+            return Ok(Committed::Duplicate { stored_payload });
+        }
+        for handler in handlers {
+            // A panicking handler fails this event only: the transaction is rolled back and
+            // the shard goes on serving.
+            let result = AssertUnwindSafe(handler.handle(event, &txn))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    Err(HandlerError::failed(format!(
+                        "handler panicked: {}",
+                        panic_message(&panic)
+                    )))
+                });
+            if let Err(err) = result {
+                let _ = txn.rollback().await;
+                return Err(match err {
+                    HandlerError::Db(db) => AttemptError::Db(db),
+                    HandlerError::Failed(msg) => AttemptError::Handler(msg),
+                });
+            }
+        }
+        txn.commit().await.map_err(AttemptError::Db)?;
+        Ok(Committed::Processed)
+    }
+
+    /// The payload digest recorded with a committed event.
+    pub async fn stored_payload(&self, digest: &Sha256Digest) -> Result<Option<Sha256Digest>, DbErr> {
+        let row = processed_event::Entity::find_by_id(digest.to_vec())
+            .one(&self.db)
+            .await?;
+        Ok(row.and_then(|r| r.payload_sha256.try_into().ok()))
+    }
+
+    /// Audit only: counts the failed attempt. Best effort, since the database may be the
+    /// thing that failed; losing an audit row never affects exactly-once.
+    async fn record_failure(&self, event: &Event, error: &str) {
+        let now = Utc::now();
+        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+        let row = failed_attempt::ActiveModel {
+            key_digest: Set(event.digest.to_vec()),
+            source: Set(event.key.source.clone()),
+            event_type: Set(event.key.event_type.clone()),
+            event_id: Set(event.key.event_id.clone()),
+            payload_sha256: Set(event.payload_sha256.to_vec()),
+            attempts: Set(1),
+            last_error: Set(error.clone()),
+            first_failed_at: Set(now),
+            last_failed_at: Set(now),
+        };
+        let result = failed_attempt::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(failed_attempt::Column::KeyDigest)
+                    .value(
+                        failed_attempt::Column::Attempts,
+                        Expr::col((failed_attempt::Entity, failed_attempt::Column::Attempts))
+                            .add(1),
+                    )
+                    .value(failed_attempt::Column::LastError, Expr::value(error))
+                    .value(failed_attempt::Column::LastFailedAt, Expr::value(now))
+                    .value(
+                        failed_attempt::Column::PayloadSha256,
+                        Expr::value(event.payload_sha256.to_vec()),
+                    )
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "could not record the failed attempt for audit");
+        }
+    }
+}
+
+/// Jittered exponential backoff: 5, 10, 20 … ms (capped at 320), times 0.5–1.5, so that two
+/// transactions that deadlocked each other do not collide again in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let base = 5u64 << Ord::min(attempt, 6);
+    let nanos = u64::from(Utc::now().timestamp_subsec_nanos());
+    let jitter = 50 + nanos % 101; // percent
+    Duration::from_micros(base * jitter * 10)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}

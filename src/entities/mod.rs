@@ -1,0 +1,10 @@
+//! SeaORM entities, one per table. Derives only: the logic that writes them lives in `engine`
+//! (the dedupe record and the audit) and in `handlers` (business tables).
+//!
+//! Digests are stored as raw 32-byte binaries; the API renders them as lowercase hex.
+
+pub mod failed_attempt;
+pub mod inbox;
+pub mod order;
+pub mod payment;
+pub mod processed_event;

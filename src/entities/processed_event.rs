@@ -1,0 +1,22 @@
+//! The dedupe record. A row exists if, and only if, the event's handlers committed.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "processed_events")]
+pub struct Model {
+    /// SHA-256 of the length-prefixed (source, event type, event id): see `engine::key`.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub key_digest: Vec<u8>,
+    pub source: String,
+    pub event_type: String,
+    pub event_id: String,
+    pub payload_sha256: Vec<u8>,
+    pub received_at: DateTimeUtc,
+    pub processed_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

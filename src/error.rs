@@ -1,0 +1,161 @@
+//! The one error type of the HTTP surface, and its mapping to status codes.
+//!
+//! Client errors carry a message that says what to fix. Server errors are logged with their
+//! detail and answered with an opaque message: a database error string can name tables,
+//! hosts or values that a caller has no business seeing.
+
+use std::io::Cursor;
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::Request;
+use rocket::response::{self, Responder, Response};
+use serde_json::json;
+
+use crate::engine::key::KeyError;
+use crate::engine::EngineError;
+use crate::providers::ProviderError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request cannot be understood (bad JSON, missing type or id, bad key).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: missing or wrong credentials (admin token; webhook signatures).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the endpoint is disabled.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: unknown source, event or order.
+    #[error("{0}")]
+    NotFound(String),
+    /// 413: body over the `webhook` limit.
+    #[error("the body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    /// 503 with `Retry-After`: try again later (database down, shard queue full).
+    #[error("{message}")]
+    Unavailable {
+        message: &'static str,
+        retry_after_secs: u32,
+    },
+    /// 500: logged with `detail`; the caller sees only `public`.
+    #[error("{public}")]
+    Internal { public: &'static str, detail: String },
+}
+
+impl ApiError {
+    pub fn status(&self) -> Status {
+        match self {
+            ApiError::BadRequest(_) => Status::BadRequest,
+            ApiError::Unauthorized(_) => Status::Unauthorized,
+            ApiError::Forbidden(_) => Status::Forbidden,
+            ApiError::NotFound(_) => Status::NotFound,
+            ApiError::PayloadTooLarge { .. } => Status::PayloadTooLarge,
+            ApiError::Unavailable { .. } => Status::ServiceUnavailable,
+            ApiError::Internal { .. } => Status::InternalServerError,
+        }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        ApiError::Internal {
+            public: "internal error",
+            detail: detail.to_string(),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::QueueFull => ApiError::Unavailable {
+                message: "too many events are waiting; retry later",
+                retry_after_secs: 1,
+            },
+            EngineError::Unavailable(detail) => {
+                tracing::warn!(%detail, "database unavailable");
+                ApiError::Unavailable {
+                    message: "the database is unavailable; the event was not recorded, retry later",
+                    retry_after_secs: 5,
+                }
+            }
+            EngineError::HandlerFailed(detail) => ApiError::Internal {
+                public: "a handler failed; the event was rolled back and not recorded as processed",
+                detail,
+            },
+            EngineError::Internal(detail) => ApiError::Internal {
+                public: "internal error; the event was not recorded as processed",
+                detail,
+            },
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(err: KeyError) -> Self {
+        ApiError::BadRequest(err.to_string())
+    }
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(err: ProviderError) -> Self {
+        ApiError::BadRequest(err.to_string())
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        match crate::engine::db_error::classify(&err) {
+            crate::engine::db_error::DbErrorKind::Unavailable => {
+                EngineError::Unavailable(err.to_string()).into()
+            }
+            _ => ApiError::internal(err),
+        }
+    }
+}
+
+/// `{"error": "…"}` with the given status: the shape of every error idemhook answers.
+pub struct JsonError {
+    status: Status,
+    message: String,
+}
+
+impl JsonError {
+    pub fn new(status: Status, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn into_response(self) -> Response<'static> {
+        let body = json!({ "error": self.message }).to_string();
+        Response::build()
+            .status(self.status)
+            .header(ContentType::JSON)
+            .sized_body(body.len(), Cursor::new(body))
+            .finalize()
+    }
+}
+
+impl<'r> Responder<'r, 'static> for JsonError {
+    fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
+        Ok(self.into_response())
+    }
+}
+
+impl<'r> Responder<'r, 'static> for ApiError {
+    fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
+        let status = self.status();
+        if let ApiError::Internal { detail, .. } = &self {
+            tracing::error!(%detail, "request failed");
+        }
+        let mut response = JsonError::new(status, self.to_string()).into_response();
+        if let ApiError::Unavailable {
+            retry_after_secs, ..
+        } = self
+        {
+            response.set_header(Header::new("Retry-After", retry_after_secs.to_string()));
+        }
+        Ok(response)
+    }
+}

@@ -1,0 +1,28 @@
+//! `inbox`: the transactional-inbox pattern. Downstream consumers read the `inbox` table
+//! instead of receiving webhooks themselves, so they see each event once, in commit order.
+
+use async_trait::async_trait;
+use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait};
+
+use super::{Handler, HandlerError};
+use crate::engine::Event;
+use crate::entities::inbox;
+
+pub struct Inbox;
+
+#[async_trait]
+impl Handler for Inbox {
+    async fn handle(&self, event: &Event, txn: &DatabaseTransaction) -> Result<(), HandlerError> {
+        let row = inbox::ActiveModel {
+            key_digest: Set(event.digest.to_vec()),
+            source: Set(event.key.source.clone()),
+            event_type: Set(event.key.event_type.clone()),
+            event_id: Set(event.key.event_id.clone()),
+            payload: Set(event.body.clone()),
+            received_at: Set(event.received_at),
+            ..Default::default()
+        };
+        inbox::Entity::insert(row).exec_without_returning(txn).await?;
+        Ok(())
+    }
+}

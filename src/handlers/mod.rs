@@ -1,0 +1,73 @@
+//! Business logic that runs inside the event's database transaction.
+//!
+//! A handler receives the event and the open transaction. Everything it writes through that
+//! transaction commits together with the event's dedupe record, or not at all: this is what
+//! turns "at least once" deliveries into "exactly once" effects. A handler must therefore do
+//! all of its writes through `txn`; a side effect outside it (an HTTP call, a write to another
+//! store) is not covered and would happen again on a retry after a rollback.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sea_orm::{DatabaseTransaction, DbErr};
+
+use crate::engine::Event;
+
+mod inbox;
+mod payments;
+
+pub use inbox::Inbox;
+pub use payments::Payments;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// A database error; deadlocks and lost serialization races are retried by the engine.
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    /// The event cannot be applied (missing or ill-typed fields, a business rule). The event
+    /// is rolled back and answered 500, so the provider retries; fix the cause, and the retry
+    /// succeeds.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl HandlerError {
+    pub fn failed(msg: impl Into<String>) -> Self {
+        Self::Failed(msg.into())
+    }
+}
+
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn handle(&self, event: &Event, txn: &DatabaseTransaction) -> Result<(), HandlerError>;
+}
+
+/// Handlers by name, as sources refer to them in Rocket.toml.
+#[derive(Clone)]
+pub struct Registry {
+    handlers: HashMap<String, Arc<dyn Handler>>,
+}
+
+impl Registry {
+    /// The built-in `inbox` and `payments`.
+    pub fn builtin() -> Self {
+        Self::empty().with("inbox", Inbox).with("payments", Payments)
+    }
+
+    pub fn empty() -> Self {
+        Self {
+            handlers: HashMap::new(),
+        }
+    }
+
+    /// Adds (or replaces) the handler called `name`.
+    pub fn with(mut self, name: &str, handler: impl Handler) -> Self {
+        self.handlers.insert(name.to_owned(), Arc::new(handler));
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Handler>> {
+        self.handlers.get(name).cloned()
+    }
+}

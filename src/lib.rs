@@ -1,0 +1,183 @@
+//! idemhook: a webhook receiver that applies every event exactly once.
+//!
+//! Providers deliver at least once: they retry on timeouts, on errors, on network faults, and
+//! sometimes the same event reaches two instances at the same moment. idemhook turns that
+//! into exactly-once *effects*: the event's dedupe record and every write its handlers make
+//! commit in one database transaction, and the record's unique key refuses a second commit.
+//!
+//! # One webhook, from the socket to the commit
+//!
+//! 1. [`routes::webhooks`] reads the raw body (bounded by `limits.webhook`) and resolves the
+//!    source named in the URL.
+//! 2. [`providers`] extracts the event type and id (generic: headers, then JSON pointers, then
+//!    the payload's SHA-256).
+//! 3. [`engine::key`] builds the exact-bytes key (source, type, id) and its digest.
+//! 4. [`engine::Engine::submit`] routes the event to the shard actor that owns the digest.
+//! 5. The shard answers duplicates it has seen commit from its cache ([`engine::cache`]);
+//!    otherwise [`engine::store`] runs the transaction: insert the dedupe row, run the
+//!    [`handlers`], commit.
+//! 6. [`error`] maps every failure to one HTTP answer; nothing but a commit is a 200 `processed`.
+//!
+//! # Building an app
+//!
+//! [`App`] builds the Rocket instance; `main.rs` only launches it. A library user adds their
+//! own handlers with [`App::handler`] and names them in a source's `handlers` list.
+
+pub mod config;
+pub mod db;
+pub mod engine;
+pub mod entities;
+pub mod error;
+pub mod handlers;
+pub mod providers;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocket::fairing::AdHoc;
+use rocket::figment::Figment;
+use rocket::{Build, Rocket};
+
+use config::{Environment, Settings, IN_MEMORY_DATABASE_URL};
+use engine::{Engine, EngineConfig};
+use handlers::{Handler, Registry};
+use providers::Sources;
+use routes::admin::AdminToken;
+
+pub use engine::Event;
+pub use handlers::HandlerError;
+
+/// Builder for the idemhook Rocket application.
+pub struct App {
+    figment: Figment,
+    env: Environment,
+    registry: Registry,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    /// Configuration from Rocket.toml and `ROCKET_*`, environment from the process, and the
+    /// built-in handlers.
+    pub fn new() -> Self {
+        Self {
+            figment: rocket::Config::figment(),
+            env: Environment::from_process(),
+            registry: Registry::builtin(),
+        }
+    }
+
+    pub fn figment(mut self, figment: Figment) -> Self {
+        self.figment = figment;
+        self
+    }
+
+    pub fn environment(mut self, env: Environment) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Registers a handler under `name`, for sources to list in `handlers`.
+    pub fn handler(mut self, name: &str, handler: impl Handler) -> Self {
+        self.registry = self.registry.with(name, handler);
+        self
+    }
+
+    pub fn rocket(self) -> Rocket<Build> {
+        let App {
+            figment,
+            env,
+            registry,
+        } = self;
+        rocket::custom(figment)
+            .attach(AdHoc::try_on_ignite("idemhook", move |rocket| async move {
+                match ignite(&rocket, &env, &registry).await {
+                    Ok(state) => Ok(state.manage(rocket)),
+                    Err(msg) => {
+                        tracing::error!("idemhook cannot start: {msg}");
+                        Err(rocket)
+                    }
+                }
+            }))
+            .attach(AdHoc::on_shutdown("stop shards", |rocket| {
+                Box::pin(async move {
+                    if let Some(engine) = rocket.state::<Arc<Engine>>() {
+                        engine.stop();
+                    }
+                })
+            }))
+            .mount("/", routes::all())
+            .register("/", routes::catchers())
+    }
+}
+
+/// Everything the routes need, built once at launch.
+struct AppState {
+    settings: Settings,
+    db: sea_orm::DatabaseConnection,
+    engine: Arc<Engine>,
+    sources: Sources,
+    admin_token: AdminToken,
+}
+
+impl AppState {
+    fn manage(self, rocket: Rocket<Build>) -> Rocket<Build> {
+        rocket
+            .manage(self.settings)
+            .manage(self.db)
+            .manage(self.engine)
+            .manage(self.sources)
+            .manage(self.admin_token)
+    }
+}
+
+async fn ignite(
+    rocket: &Rocket<Build>,
+    env: &Environment,
+    registry: &Registry,
+) -> Result<AppState, String> {
+    let settings = Settings::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
+    settings.validate().map_err(|e| e.to_string())?;
+    let sources = Sources::build(&settings, registry)?;
+    let url = settings.database_url(env).map_err(|e| e.to_string())?;
+    if url == IN_MEMORY_DATABASE_URL {
+        tracing::warn!(
+            "IDEMPOTENCY_STORE=in-memory: dedupe records live in memory and are LOST on restart; \
+             a redelivery after a restart will be processed again"
+        );
+    }
+    let db = db::connect(&url, &settings)
+        .await
+        .map_err(|e| format!("{e} (database: {})", db::redact(&url)))?;
+    db::migrate(&db).await.map_err(|e| e.to_string())?;
+    tracing::info!(database = %db::redact(&url), shards = settings.shards, "database ready");
+    let engine = Engine::start(
+        EngineConfig {
+            shards: settings.shards,
+            shard_queue: settings.shard_queue,
+            cache_capacity: settings.cache_capacity,
+            cache_ttl: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
+            max_retries: settings.max_retries,
+        },
+        db.clone(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let admin_token = AdminToken(
+        env.get("IDEMHOOK_ADMIN_TOKEN")
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned),
+    );
+    Ok(AppState {
+        settings,
+        db,
+        engine: Arc::new(engine),
+        sources,
+        admin_token,
+    })
+}

@@ -1,0 +1,188 @@
+//! `generic`: any sender. The id and type come from a header if present, else from a JSON
+//! pointer into the body; an event without an id can be identified by its payload's SHA-256.
+
+use serde_json::Value;
+
+use super::{Delivery, ProviderError};
+use crate::config::{OnMissingId, SourceConfig};
+use crate::engine::key::payload_hash_id;
+
+pub struct Generic {
+    id_header: String,
+    id_pointer: String,
+    type_header: String,
+    type_pointer: String,
+    on_missing_id: OnMissingId,
+}
+
+impl Generic {
+    pub fn from_config(cfg: &SourceConfig) -> Self {
+        Self {
+            id_header: cfg.id_header.clone(),
+            id_pointer: cfg.id_pointer.clone(),
+            type_header: cfg.type_header.clone(),
+            type_pointer: cfg.type_pointer.clone(),
+            on_missing_id: cfg.on_missing_id,
+        }
+    }
+
+    pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {
+        let event_type = match lookup(d, &self.type_header, &self.type_pointer, "type", false)? {
+            Some(t) => t,
+            None => {
+                return Err(ProviderError::MissingType {
+                    header: self.type_header.clone(),
+                    pointer: self.type_pointer.clone(),
+                })
+            }
+        };
+        let event_id = match lookup(d, &self.id_header, &self.id_pointer, "id", true)? {
+            Some(id) => id,
+            None => match self.on_missing_id {
+                OnMissingId::PayloadHash => payload_hash_id(d.payload_sha256),
+                OnMissingId::Reject => {
+                    return Err(ProviderError::MissingId {
+                        header: self.id_header.clone(),
+                        pointer: self.id_pointer.clone(),
+                    })
+                }
+            },
+        };
+        Ok((event_type, event_id))
+    }
+}
+
+/// The header's value if the header is present (even empty: the key check refuses that),
+/// else the string at the pointer. An empty header name or pointer disables that place.
+/// Integers are accepted as ids, in their decimal form, since some senders number events.
+fn lookup(
+    d: &Delivery<'_>,
+    header: &str,
+    pointer: &str,
+    what: &'static str,
+    allow_integer: bool,
+) -> Result<Option<String>, ProviderError> {
+    if !header.is_empty() {
+        if let Some(value) = d.header(header) {
+            return Ok(Some(value.to_owned()));
+        }
+    }
+    if pointer.is_empty() {
+        return Ok(None);
+    }
+    let json = d.json.ok_or_else(|| ProviderError::NotJson {
+        what,
+        pointer: pointer.to_owned(),
+    })?;
+    match json.pointer(pointer) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) if allow_integer && (n.is_u64() || n.is_i64()) => {
+            Ok(Some(n.to_string()))
+        }
+        Some(_) => Err(ProviderError::WrongType {
+            what,
+            pointer: pointer.to_owned(),
+            expected: if allow_integer {
+                "string or an integer"
+            } else {
+                "string"
+            },
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::key::sha256;
+
+    fn generic(on_missing_id: OnMissingId) -> Generic {
+        Generic::from_config(&SourceConfig {
+            on_missing_id,
+            ..SourceConfig::default()
+        })
+    }
+
+    fn extract(
+        g: &Generic,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<(String, String), ProviderError> {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), (*v).to_owned()))
+            .collect();
+        let json: Option<Value> = serde_json::from_str(body).ok();
+        let digest = sha256(body.as_bytes());
+        g.extract(&Delivery {
+            headers: &headers,
+            body: body.as_bytes(),
+            json: json.as_ref(),
+            payload_sha256: &digest,
+        })
+    }
+
+    #[test]
+    fn headers_win_over_the_body() {
+        let g = generic(OnMissingId::Reject);
+        let body = json!({"id": "body-id", "type": "body.type"}).to_string();
+        assert_eq!(
+            extract(&g, &[("Webhook-Id", "h-id"), ("webhook-type", "h.type")], &body),
+            Ok(("h.type".into(), "h-id".into()))
+        );
+        assert_eq!(
+            extract(&g, &[], &body),
+            Ok(("body.type".into(), "body-id".into()))
+        );
+    }
+
+    #[test]
+    fn ids_are_kept_exactly_and_integers_accepted() {
+        let g = generic(OnMissingId::Reject);
+        let body = json!({"id": " Évt_A ", "type": "t"}).to_string();
+        assert_eq!(extract(&g, &[], &body).unwrap().1, " Évt_A ");
+        let body = json!({"id": 42, "type": "t"}).to_string();
+        assert_eq!(extract(&g, &[], &body).unwrap().1, "42");
+        let body = json!({"id": {"x": 1}, "type": "t"}).to_string();
+        assert!(matches!(
+            extract(&g, &[], &body),
+            Err(ProviderError::WrongType { what: "id", .. })
+        ));
+    }
+
+    #[test]
+    fn missing_id_uses_the_payload_hash_or_rejects() {
+        let body = json!({"type": "t"}).to_string();
+        let (_, id) = extract(&generic(OnMissingId::PayloadHash), &[], &body).unwrap();
+        assert_eq!(id, payload_hash_id(&sha256(body.as_bytes())));
+        assert!(matches!(
+            extract(&generic(OnMissingId::Reject), &[], &body),
+            Err(ProviderError::MissingId { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_type_and_non_json_bodies_are_refused() {
+        let g = generic(OnMissingId::PayloadHash);
+        assert!(matches!(
+            extract(&g, &[], r#"{"id":"x"}"#),
+            Err(ProviderError::MissingType { .. })
+        ));
+        assert!(matches!(
+            extract(&g, &[], "not json"),
+            Err(ProviderError::NotJson { .. })
+        ));
+        assert!(matches!(
+            extract(&g, &[], r#"{"id":"x","type":5}"#),
+            Err(ProviderError::WrongType { what: "type", .. })
+        ));
+        // Both parts in headers: the body need not be JSON.
+        assert_eq!(
+            extract(&g, &[("Webhook-Id", "a"), ("Webhook-Type", "t")], "\x01raw"),
+            Ok(("t".into(), "a".into()))
+        );
+    }
+}

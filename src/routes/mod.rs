@@ -1,0 +1,40 @@
+//! The HTTP surface. Each file is one part of the URL tree:
+//!
+//! - [`webhooks`]: `POST /webhooks/<source>`, the ingest path.
+//! - [`admin`]: read APIs behind a bearer token (event audit, orders).
+//! - [`health`]: liveness and readiness.
+//!
+//! Every error, including Rocket's own (unknown route, body too large), answers JSON.
+
+use rocket::http::Status;
+use rocket::{catch, catchers, Catcher, Request, Route};
+
+use crate::error::JsonError;
+
+pub mod admin;
+pub mod health;
+pub mod webhooks;
+
+pub fn all() -> Vec<Route> {
+    let mut routes = webhooks::routes();
+    routes.extend(admin::routes());
+    routes.extend(health::routes());
+    routes
+}
+
+pub fn catchers() -> Vec<Catcher> {
+    catchers![default_catcher]
+}
+
+/// Answers errors raised by Rocket itself (no route, a failed guard, a body over a limit) in
+/// the same `{"error": …}` shape as ours.
+#[catch(default)]
+fn default_catcher(status: Status, _req: &Request<'_>) -> JsonError {
+    let message = match status.code {
+        404 => "no such endpoint",
+        413 => "the body is larger than the limit",
+        code if code >= 500 => "internal error",
+        _ => status.reason().unwrap_or("request refused"),
+    };
+    JsonError::new(status, message)
+}
