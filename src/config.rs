@@ -265,10 +265,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let figment = rocket::figment::Figment::new().merge((
-            "idemhook",
-            rocket::figment::value::Map::from([("shard".to_owned(), 3.into())]),
-        ));
+        let figment = rocket::figment::Figment::new()
+            .merge(("idemhook", serde_json::json!({ "shard": 3 })));
         assert!(Settings::from_figment(&figment).is_err());
     }
 }

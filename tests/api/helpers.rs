@@ -1,0 +1,276 @@
+//! Spawns the real idemhook Rocket app on a fresh database per test.
+//!
+//! SQLite always runs; PostgreSQL and MariaDB/MySQL run when `IDEMHOOK_TEST_POSTGRES_URL` /
+//! `IDEMHOOK_TEST_MYSQL_URL` point at a server: each test creates its own database there
+//! (`idemhook_t_<random>`) and drops it when it ends, so tests run in parallel without a lock.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use idemhook::config::{Environment, OnMissingId, Settings, SourceConfig};
+use idemhook::engine::Engine;
+use idemhook::entities::{failed_attempt, inbox, order, processed_event};
+use idemhook::App;
+use rocket::figment::Figment;
+use rocket::http::{Header, Status};
+use rocket::local::asynchronous::Client;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    admin_url: Option<String>,
+    name: String,
+    file: Option<PathBuf>,
+}
+
+fn random_name() -> String {
+    format!("idemhook_t_{:016x}", rand::random::<u64>())
+}
+
+impl TestDb {
+    /// A fresh, empty database, or `None` when the backend's server is not configured.
+    pub async fn create(backend: Backend) -> Option<TestDb> {
+        let name = random_name();
+        let server = |var: &str| std::env::var(var).ok().filter(|u| !u.is_empty());
+        let (admin_url, url, file) = match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                (None, url, Some(path))
+            }
+            Backend::Postgres | Backend::MySql => {
+                let var = if backend == Backend::Postgres {
+                    "IDEMHOOK_TEST_POSTGRES_URL"
+                } else {
+                    "IDEMHOOK_TEST_MYSQL_URL"
+                };
+                let Some(admin) = server(var) else {
+                    eprintln!("{var} is not set: skipping the {backend:?} variant");
+                    return None;
+                };
+                let conn = Database::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("{var} ({admin}) is set but unreachable: {e}"));
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create the test database");
+                let _ = conn.close().await;
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                (Some(admin.clone()), format!("{base}/{name}"), None)
+            }
+        };
+        Some(TestDb {
+            backend,
+            url,
+            admin_url,
+            name,
+            file,
+        })
+    }
+
+    pub async fn connect(&self) -> DatabaseConnection {
+        Database::connect(&self.url).await.expect("connect to the test database")
+    }
+
+    /// Drops the database. Called at the end of a test; a failed test leaves it behind for
+    /// inspection (`.ci/run` sweeps `idemhook_t_%` leftovers before each run).
+    pub async fn drop_db(self) {
+        if let Some(admin) = &self.admin_url {
+            if let Ok(conn) = Database::connect(admin).await {
+                let force = if self.backend == Backend::Postgres {
+                    " WITH (FORCE)"
+                } else {
+                    ""
+                };
+                let _ = conn
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {}{force}", self.name))
+                    .await;
+                let _ = conn.close().await;
+            }
+        }
+        if let Some(file) = &self.file {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+            }
+        }
+    }
+}
+
+/// The settings every test starts from: a `demo` source like the shipped Rocket.toml's, a
+/// `strict` one that rejects events without an id, and `flaky` / `panicky` / `gated` sources
+/// whose test handlers fail, panic or block on demand.
+pub fn test_settings(db: &TestDb) -> Settings {
+    let source = |handlers: &[&str]| SourceConfig {
+        handlers: handlers.iter().map(|h| (*h).to_owned()).collect(),
+        ..SourceConfig::default()
+    };
+    let mut settings = Settings {
+        database_url: Some(db.url.clone()),
+        shards: 4,
+        ..Settings::default()
+    };
+    settings.sources.insert("demo".into(), source(&["inbox", "payments"]));
+    settings.sources.insert(
+        "strict".into(),
+        SourceConfig {
+            on_missing_id: OnMissingId::Reject,
+            ..source(&["inbox"])
+        },
+    );
+    settings.sources.insert("flaky".into(), source(&["payments", "flaky"]));
+    settings.sources.insert("panicky".into(), source(&["inbox", "panicky"]));
+    settings.sources.insert("gated".into(), source(&["gate"]));
+    settings
+}
+
+pub fn figment(settings: &Settings) -> Figment {
+    Figment::from(rocket::Config::debug_default())
+        .merge(("log_level", "off"))
+        .merge(("idemhook", settings))
+}
+
+pub struct TestApp {
+    pub client: Client,
+    pub faults: crate::support::Faults,
+}
+
+impl TestApp {
+    pub async fn spawn(settings: &Settings) -> TestApp {
+        Self::spawn_with(settings, Environment::empty())
+            .await
+            .expect("the app launches")
+    }
+
+    /// Launches the app; `Err` carries Rocket's launch error (a refused config, say).
+    pub async fn spawn_with(settings: &Settings, env: Environment) -> Result<TestApp, String> {
+        let faults = crate::support::Faults::default();
+        let app = faults
+            .register(App::new().figment(figment(settings)).environment(env));
+        let client = Client::untracked(app.rocket())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(TestApp { client, faults })
+    }
+
+    pub async fn post(&self, source: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("/webhooks/{source}"))
+            .body(body.to_owned());
+        for (name, value) in headers {
+            req = req.header(Header::new(name.to_string(), value.to_string()));
+        }
+        let resp = req.dispatch().await;
+        let status = resp.status();
+        let replayed = resp.headers().get_one("Idempotent-Replayed").map(str::to_owned);
+        let retry_after = resp.headers().get_one("Retry-After").map(str::to_owned);
+        let text = resp.into_string().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            json,
+            replayed,
+            retry_after,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.client.get(path.to_owned());
+        if let Some(token) = token {
+            req = req.header(Header::new("Authorization", format!("Bearer {token}")));
+        }
+        let resp = req.dispatch().await;
+        let status = resp.status();
+        let text = resp.into_string().await.unwrap_or_default();
+        Reply {
+            status,
+            json: serde_json::from_str(&text).unwrap_or(Value::Null),
+            replayed: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.client.rocket().state::<Arc<Engine>>().expect("engine")
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: Status,
+    pub json: Value,
+    pub replayed: Option<String>,
+    pub retry_after: Option<String>,
+}
+
+impl Reply {
+    pub fn outcome(&self) -> &str {
+        self.json["status"].as_str().unwrap_or("")
+    }
+
+    pub fn error(&self) -> &str {
+        self.json["error"].as_str().unwrap_or("")
+    }
+}
+
+pub fn payment(event_id: &str, order_id: &str, amount: i64) -> String {
+    serde_json::json!({
+        "id": event_id,
+        "type": "payment_succeeded",
+        "data": {"order_id": order_id, "amount": amount, "currency": "eur"}
+    })
+    .to_string()
+}
+
+/// Row counts straight from the database, bypassing the app.
+pub struct Rows {
+    pub processed: u64,
+    pub failed: u64,
+    pub inbox: u64,
+}
+
+pub async fn rows(db: &DatabaseConnection) -> Rows {
+    Rows {
+        processed: processed_event::Entity::find().count(db).await.unwrap(),
+        failed: failed_attempt::Entity::find().count(db).await.unwrap(),
+        inbox: inbox::Entity::find().count(db).await.unwrap(),
+    }
+}
+
+pub async fn amount_paid(db: &DatabaseConnection, order_id: &str) -> Option<i64> {
+    order::Entity::find_by_id(order_id.to_owned())
+        .one(db)
+        .await
+        .unwrap()
+        .map(|o| o.amount_paid)
+}
+
+/// Runs a scenario once per backend: `mod sqlite`, `mod postgres`, `mod mysql`, each with one
+/// test per scenario. A server backend whose URL is not set prints why and passes.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $scenario() { super::$scenario($crate::helpers::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $scenario() { super::$scenario($crate::helpers::Backend::Postgres).await } )*
+        }
+        mod mysql {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $scenario() { super::$scenario($crate::helpers::Backend::MySql).await } )*
+        }
+    };
+}

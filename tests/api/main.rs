@@ -1,0 +1,11 @@
+//! Integration tests: the real Rocket app, driven through Rocket's local client, on a fresh
+//! database per test (SQLite always; PostgreSQL and MariaDB when their URLs are set).
+
+mod helpers;
+mod support;
+
+mod admin;
+mod concurrency;
+mod failures;
+mod ingest;
+mod launch;
