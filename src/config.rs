@@ -134,7 +134,10 @@ impl Settings {
             ));
         }
         if self.shards == 0 || self.shards > 4096 {
-            return invalid(format!("idemhook.shards = {} must be 1..=4096", self.shards));
+            return invalid(format!(
+                "idemhook.shards = {} must be 1..=4096",
+                self.shards
+            ));
         }
         if self.shard_queue == 0 {
             return invalid("idemhook.shard_queue must be at least 1".to_owned());
@@ -170,8 +173,11 @@ impl Settings {
     }
 
     pub fn max_connections(&self) -> u32 {
-        self.db_max_connections
-            .unwrap_or_else(|| u32::try_from(self.shards).unwrap_or(u32::MAX).saturating_add(4))
+        self.db_max_connections.unwrap_or_else(|| {
+            u32::try_from(self.shards)
+                .unwrap_or(u32::MAX)
+                .saturating_add(4)
+        })
     }
 }
 
@@ -189,7 +195,10 @@ impl SourceConfig {
                 key("handlers")
             )));
         }
-        for (k, pointer) in [("id_pointer", &self.id_pointer), ("type_pointer", &self.type_pointer)] {
+        for (k, pointer) in [
+            ("id_pointer", &self.id_pointer),
+            ("type_pointer", &self.type_pointer),
+        ] {
             if !pointer.is_empty() && !pointer.starts_with('/') {
                 return Err(ConfigError::Invalid(format!(
                     "{} = {pointer:?} is not a JSON pointer (it must start with '/')",
@@ -258,15 +267,17 @@ mod tests {
         let env = env.with("IDEMPOTENCY_STORE", "redis");
         assert!(settings.database_url(&env).is_err());
         assert_eq!(
-            Settings::default().database_url(&Environment::empty()).unwrap(),
+            Settings::default()
+                .database_url(&Environment::empty())
+                .unwrap(),
             DEFAULT_DATABASE_URL
         );
     }
 
     #[test]
     fn unknown_keys_are_refused() {
-        let figment = rocket::figment::Figment::new()
-            .merge(("idemhook", serde_json::json!({ "shard": 3 })));
+        let figment =
+            rocket::figment::Figment::new().merge(("idemhook", serde_json::json!({ "shard": 3 })));
         assert!(Settings::from_figment(&figment).is_err());
     }
 }

@@ -40,7 +40,10 @@ pub enum ApiError {
     },
     /// 500: logged with `detail`; the caller sees only `public`.
     #[error("{public}")]
-    Internal { public: &'static str, detail: String },
+    Internal {
+        public: &'static str,
+        detail: String,
+    },
 }
 
 impl ApiError {

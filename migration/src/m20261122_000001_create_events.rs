@@ -78,7 +78,11 @@ impl MigrationTrait for Migration {
                     .col(exact_text(db, FailedAttempts::EventType, 1024))
                     .col(exact_text(db, FailedAttempts::EventId, 1024))
                     .col(digest(FailedAttempts::PayloadSha256))
-                    .col(ColumnDef::new(FailedAttempts::Attempts).integer().not_null())
+                    .col(
+                        ColumnDef::new(FailedAttempts::Attempts)
+                            .integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(FailedAttempts::LastError).text().not_null())
                     .col(utc_time(db, FailedAttempts::FirstFailedAt))
                     .col(utc_time(db, FailedAttempts::LastFailedAt))

@@ -130,7 +130,9 @@ impl MigrationTrait for Migration {
             Orders::Table.into_iden(),
             Inbox::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -41,7 +41,10 @@ fn classify_sqlx(err: &sqlx::Error) -> DbErrorKind {
         sqlx::Error::Database(db) => {
             if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
                 classify_code(Backend::MySql, &my.number().to_string())
-            } else if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+            } else if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
                 classify_code(Backend::Postgres, db.code().as_deref().unwrap_or(""))
             } else {
                 classify_code(Backend::Sqlite, db.code().as_deref().unwrap_or(""))

@@ -19,9 +19,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::FutureExt;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
 
 use super::db_error::{classify, DbErrorKind};
 use super::key::Sha256Digest;
@@ -38,7 +36,9 @@ pub enum Committed {
     /// This delivery's transaction committed the event.
     Processed,
     /// The event was committed before; `stored_payload` is the SHA-256 recorded then.
-    Duplicate { stored_payload: Option<Sha256Digest> },
+    Duplicate {
+        stored_payload: Option<Sha256Digest>,
+    },
 }
 
 /// Why one attempt at the transaction did not commit.
@@ -156,7 +156,10 @@ impl Store {
     }
 
     /// The payload digest recorded with a committed event.
-    pub async fn stored_payload(&self, digest: &Sha256Digest) -> Result<Option<Sha256Digest>, DbErr> {
+    pub async fn stored_payload(
+        &self,
+        digest: &Sha256Digest,
+    ) -> Result<Option<Sha256Digest>, DbErr> {
         let row = processed_event::Entity::find_by_id(digest.to_vec())
             .one(&self.db)
             .await?;

@@ -22,7 +22,9 @@ impl Handler for Inbox {
             received_at: Set(event.received_at),
             ..Default::default()
         };
-        inbox::Entity::insert(row).exec_without_returning(txn).await?;
+        inbox::Entity::insert(row)
+            .exec_without_returning(txn)
+            .await?;
         Ok(())
     }
 }

@@ -52,7 +52,9 @@ pub struct Registry {
 impl Registry {
     /// The built-in `inbox` and `payments`.
     pub fn builtin() -> Self {
-        Self::empty().with("inbox", Inbox).with("payments", Payments)
+        Self::empty()
+            .with("inbox", Inbox)
+            .with("payments", Payments)
     }
 
     pub fn empty() -> Self {

@@ -130,7 +130,11 @@ mod tests {
         let g = generic(OnMissingId::Reject);
         let body = json!({"id": "body-id", "type": "body.type"}).to_string();
         assert_eq!(
-            extract(&g, &[("Webhook-Id", "h-id"), ("webhook-type", "h.type")], &body),
+            extract(
+                &g,
+                &[("Webhook-Id", "h-id"), ("webhook-type", "h.type")],
+                &body
+            ),
             Ok(("h.type".into(), "h-id".into()))
         );
         assert_eq!(

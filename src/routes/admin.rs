@@ -30,7 +30,11 @@ impl<'r> FromRequest<'r> for Admin {
     type Error = ApiError;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ApiError> {
-        let expected = match req.rocket().state::<AdminToken>().and_then(|t| t.0.as_deref()) {
+        let expected = match req
+            .rocket()
+            .state::<AdminToken>()
+            .and_then(|t| t.0.as_deref())
+        {
             Some(token) => token,
             None => {
                 return Outcome::Error((
@@ -88,7 +92,9 @@ async fn event(
     let processed = processed_event::Entity::find_by_id(digest.clone())
         .one(db.inner())
         .await?;
-    let failed = failed_attempt::Entity::find_by_id(digest).one(db.inner()).await?;
+    let failed = failed_attempt::Entity::find_by_id(digest)
+        .one(db.inner())
+        .await?;
     let failed_attempts = failed.as_ref().map_or(0, |f| f.attempts);
     let last_error = failed.as_ref().map(|f| f.last_error.clone());
     let body = match (processed, failed) {

@@ -1,11 +1,11 @@
 //! Liveness (the process answers) and readiness (the database answers and its schema is
 //! current). A load balancer should route on readiness only.
 
+use migration::{Migrator, MigratorTrait};
 use rocket::http::Status;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, routes, Route, State};
 use sea_orm::DatabaseConnection;
-use migration::{Migrator, MigratorTrait};
 
 pub fn routes() -> Vec<Route> {
     routes![live, ready]

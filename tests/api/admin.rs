@@ -9,7 +9,9 @@ use idemhook::config::Environment;
 on_every_backend!(admin_api_reports_events_and_orders,);
 
 async fn admin_api_reports_events_and_orders(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     let settings = test_settings(&db);
     {
         let closed = TestApp::spawn(&settings).await;
@@ -31,8 +33,14 @@ async fn admin_api_reports_events_and_orders(backend: Backend) {
         1
     );
 
-    assert_eq!(app.get("/orders/o1", None).await.status, Status::Unauthorized);
-    assert_eq!(app.get("/orders/o1", Some("s3creT")).await.status, Status::Unauthorized);
+    assert_eq!(
+        app.get("/orders/o1", None).await.status,
+        Status::Unauthorized
+    );
+    assert_eq!(
+        app.get("/orders/o1", Some("s3creT")).await.status,
+        Status::Unauthorized
+    );
 
     let path = "/webhooks/demo/events/evt_%C3%9C%2F1?type=payment_succeeded";
     let r = app.get(path, Some("s3cret")).await;
@@ -49,10 +57,16 @@ async fn admin_api_reports_events_and_orders(backend: Backend) {
     );
     for field in ["received_at", "processed_at"] {
         let t = r.json[field].as_str().unwrap_or_default();
-        assert!(chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.ends_with('Z'), "{field}: {t}");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.ends_with('Z'),
+            "{field}: {t}"
+        );
     }
     let r = app
-        .get("/webhooks/demo/events/evt_%C3%9C%2F1?type=payment_failed", Some("s3cret"))
+        .get(
+            "/webhooks/demo/events/evt_%C3%9C%2F1?type=payment_failed",
+            Some("s3cret"),
+        )
         .await;
     assert_eq!(r.status, Status::NotFound);
     let r = app.get("/webhooks/demo/events/evt_x", Some("s3cret")).await;
@@ -65,7 +79,10 @@ async fn admin_api_reports_events_and_orders(backend: Backend) {
     assert_eq!(r.json["amount_paid"], 1234);
     assert_eq!(r.json["currency"], "eur");
     assert_eq!(r.json["payments"].as_array().map(Vec::len), Some(1));
-    assert_eq!(app.get("/orders/O1", Some("s3cret")).await.status, Status::NotFound);
+    assert_eq!(
+        app.get("/orders/O1", Some("s3cret")).await.status,
+        Status::NotFound
+    );
     drop(app);
     db.drop_db().await;
 }

@@ -18,13 +18,24 @@ on_every_backend!(
 );
 
 async fn a_hundred_concurrent_deliveries_process_once(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     let app = TestApp::spawn(&test_settings(&db)).await;
     let body = payment("evt_storm", "order_storm", 700);
     let replies = join_all((0..100).map(|_| app.post("demo", &body, &[]))).await;
-    let processed = replies.iter().filter(|r| r.outcome() == "processed").count();
-    let duplicates = replies.iter().filter(|r| r.outcome() == "duplicate").count();
-    assert!(replies.iter().all(|r| r.status == Status::Ok), "{replies:?}");
+    let processed = replies
+        .iter()
+        .filter(|r| r.outcome() == "processed")
+        .count();
+    let duplicates = replies
+        .iter()
+        .filter(|r| r.outcome() == "duplicate")
+        .count();
+    assert!(
+        replies.iter().all(|r| r.status == Status::Ok),
+        "{replies:?}"
+    );
     assert_eq!((processed, duplicates), (1, 99));
     let conn = db.connect().await;
     assert_eq!(amount_paid(&conn, "order_storm").await, Some(700));
@@ -40,17 +51,24 @@ async fn two_instances_racing_apply_every_event_once(backend: Backend) {
     if backend == Backend::Sqlite {
         return; // one writer at a time: the race this test is about cannot happen
     }
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     let mut settings = test_settings(&db);
     settings.shards = 8;
     let a = TestApp::spawn(&settings).await;
     let b = TestApp::spawn(&settings).await;
-    let mut deliveries: Vec<(usize, usize)> = (0..200)
-        .flat_map(|e| (0..5).map(move |n| (e, n)))
-        .collect();
+    let mut deliveries: Vec<(usize, usize)> =
+        (0..200).flat_map(|e| (0..5).map(move |n| (e, n))).collect();
     deliveries.shuffle(&mut rand::thread_rng());
     let bodies: Vec<String> = (0..200)
-        .map(|e| payment(&format!("evt_{e}"), &format!("order_{}", e % 50), 10 + e as i64))
+        .map(|e| {
+            payment(
+                &format!("evt_{e}"),
+                &format!("order_{}", e % 50),
+                10 + e as i64,
+            )
+        })
         .collect();
     let replies = join_all(deliveries.iter().map(|&(e, n)| {
         let app = if (e + n) % 2 == 0 { &a } else { &b };
@@ -59,12 +77,18 @@ async fn two_instances_racing_apply_every_event_once(backend: Backend) {
     .await;
     let bad: Vec<_> = replies.iter().filter(|r| r.status != Status::Ok).collect();
     assert!(bad.is_empty(), "non-200 answers: {bad:?}");
-    let processed = replies.iter().filter(|r| r.outcome() == "processed").count();
+    let processed = replies
+        .iter()
+        .filter(|r| r.outcome() == "processed")
+        .count();
     assert_eq!(processed, 200);
     assert_eq!(replies.len() - processed, 800);
     let conn = db.connect().await;
     for order in 0..50 {
-        let expected: i64 = (0..200).filter(|e| e % 50 == order).map(|e| 10 + e as i64).sum();
+        let expected: i64 = (0..200)
+            .filter(|e| e % 50 == order)
+            .map(|e| 10 + e as i64)
+            .sum();
         assert_eq!(
             amount_paid(&conn, &format!("order_{order}")).await,
             Some(expected),
@@ -81,7 +105,9 @@ async fn two_instances_racing_apply_every_event_once(backend: Backend) {
 /// refused with 503 and Retry-After instead of queueing without bound. It is not recorded,
 /// and succeeds when retried.
 async fn a_full_shard_queue_answers_503_with_retry_after(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     let mut settings = test_settings(&db);
     settings.shards = 1;
     settings.shard_queue = 1;

@@ -14,7 +14,9 @@ on_every_backend!(
 );
 
 async fn a_failing_handler_rolls_back_and_the_retry_processes_once(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     let app = TestApp::spawn_with(
         &test_settings(&db),
         idemhook::config::Environment::empty().with("IDEMHOOK_ADMIN_TOKEN", "t0ken"),
@@ -35,12 +37,18 @@ async fn a_failing_handler_rolls_back_and_the_retry_processes_once(backend: Back
     assert_eq!(amount_paid(&conn, "order_f").await, None);
     assert_eq!(rows(&conn).await.processed, 0);
     let audit = app
-        .get("/webhooks/flaky/events/evt_flaky?type=payment_succeeded", Some("t0ken"))
+        .get(
+            "/webhooks/flaky/events/evt_flaky?type=payment_succeeded",
+            Some("t0ken"),
+        )
         .await;
     assert_eq!(audit.status, Status::Ok, "{audit:?}");
     assert_eq!(audit.json["status"], "failed");
     assert_eq!(audit.json["attempts"], 2);
-    assert_eq!(audit.json["last_error"], "the downstream ledger is unavailable");
+    assert_eq!(
+        audit.json["last_error"],
+        "the downstream ledger is unavailable"
+    );
     assert_eq!(audit.json["processed_at"], serde_json::Value::Null);
 
     app.faults.fail.store(false, Ordering::SeqCst);
@@ -49,7 +57,10 @@ async fn a_failing_handler_rolls_back_and_the_retry_processes_once(backend: Back
     assert_eq!(app.post("flaky", &body, &[]).await.outcome(), "duplicate");
     assert_eq!(amount_paid(&conn, "order_f").await, Some(500));
     let audit = app
-        .get("/webhooks/flaky/events/evt_flaky?type=payment_succeeded", Some("t0ken"))
+        .get(
+            "/webhooks/flaky/events/evt_flaky?type=payment_succeeded",
+            Some("t0ken"),
+        )
         .await;
     assert_eq!(audit.json["status"], "processed");
     assert_eq!(audit.json["attempts"], 3);
@@ -58,15 +69,23 @@ async fn a_failing_handler_rolls_back_and_the_retry_processes_once(backend: Back
 }
 
 async fn a_panicking_handler_fails_one_event_and_the_shard_keeps_serving(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     let mut settings = test_settings(&db);
     settings.shards = 1; // every event goes through the shard that saw the panic
     let app = TestApp::spawn(&settings).await;
-    let r = app.post("panicky", r#"{"id":"p1","type":"boom"}"#, &[]).await;
+    let r = app
+        .post("panicky", r#"{"id":"p1","type":"boom"}"#, &[])
+        .await;
     assert_eq!(r.status, Status::InternalServerError, "{r:?}");
     for i in 0..3 {
         let r = app
-            .post("panicky", &format!(r#"{{"id":"ok{i}","type":"fine"}}"#), &[])
+            .post(
+                "panicky",
+                &format!(r#"{{"id":"ok{i}","type":"fine"}}"#),
+                &[],
+            )
             .await;
         assert_eq!(r.outcome(), "processed", "{r:?}");
     }
@@ -78,7 +97,9 @@ async fn a_panicking_handler_fails_one_event_and_the_shard_keeps_serving(backend
 }
 
 async fn a_payment_with_bad_fields_rolls_back(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     let app = TestApp::spawn(&test_settings(&db)).await;
     let body = r#"{"id":"bad_pay","type":"payment_succeeded","data":{"order_id":"o","amount":"12","currency":"eur"}}"#;
     let r = app.post("demo", body, &[]).await;

@@ -79,7 +79,9 @@ impl TestDb {
     }
 
     pub async fn connect(&self) -> DatabaseConnection {
-        Database::connect(&self.url).await.expect("connect to the test database")
+        Database::connect(&self.url)
+            .await
+            .expect("connect to the test database")
     }
 
     /// Drops the database. Called at the end of a test; a failed test leaves it behind for
@@ -119,7 +121,9 @@ pub fn test_settings(db: &TestDb) -> Settings {
         shards: 4,
         ..Settings::default()
     };
-    settings.sources.insert("demo".into(), source(&["inbox", "payments"]));
+    settings
+        .sources
+        .insert("demo".into(), source(&["inbox", "payments"]));
     settings.sources.insert(
         "strict".into(),
         SourceConfig {
@@ -127,8 +131,12 @@ pub fn test_settings(db: &TestDb) -> Settings {
             ..source(&["inbox"])
         },
     );
-    settings.sources.insert("flaky".into(), source(&["payments", "flaky"]));
-    settings.sources.insert("panicky".into(), source(&["inbox", "panicky"]));
+    settings
+        .sources
+        .insert("flaky".into(), source(&["payments", "flaky"]));
+    settings
+        .sources
+        .insert("panicky".into(), source(&["inbox", "panicky"]));
     settings.sources.insert("gated".into(), source(&["gate"]));
     settings
 }
@@ -154,8 +162,7 @@ impl TestApp {
     /// Launches the app; `Err` carries Rocket's launch error (a refused config, say).
     pub async fn spawn_with(settings: &Settings, env: Environment) -> Result<TestApp, String> {
         let faults = crate::support::Faults::default();
-        let app = faults
-            .register(App::new().figment(figment(settings)).environment(env));
+        let app = faults.register(App::new().figment(figment(settings)).environment(env));
         let client = Client::untracked(app.rocket())
             .await
             .map_err(|e| e.to_string())?;
@@ -163,16 +170,16 @@ impl TestApp {
     }
 
     pub async fn post(&self, source: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
-        let mut req = self
-            .client
-            .post(format!("/webhooks/{source}"))
-            .body(body.to_owned());
+        let mut req = self.client.post(format!("/webhooks/{source}")).body(body);
         for (name, value) in headers {
             req = req.header(Header::new(name.to_string(), value.to_string()));
         }
         let resp = req.dispatch().await;
         let status = resp.status();
-        let replayed = resp.headers().get_one("Idempotent-Replayed").map(str::to_owned);
+        let replayed = resp
+            .headers()
+            .get_one("Idempotent-Replayed")
+            .map(str::to_owned);
         let retry_after = resp.headers().get_one("Retry-After").map(str::to_owned);
         let text = resp.into_string().await.unwrap_or_default();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);

@@ -15,7 +15,9 @@ on_every_backend!(
 );
 
 async fn processed_then_duplicate_counts_the_payment_once(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     let app = TestApp::spawn(&test_settings(&db)).await;
     let body = payment("evt_1", "order_1", 250);
 
@@ -39,13 +41,18 @@ async fn processed_then_duplicate_counts_the_payment_once(backend: Backend) {
     assert_eq!((r.processed, r.inbox, r.failed), (1, 1, 0));
     // The second answer came from the cache, not the database.
     let stats = app.engine().stats();
-    assert_eq!(stats.cache_hits.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        stats.cache_hits.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     drop(app);
     db.drop_db().await;
 }
 
 async fn a_restarted_instance_answers_duplicate_from_the_database(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     let settings = test_settings(&db);
     let body = payment("evt_restart", "order_r", 100);
     {
@@ -59,24 +66,51 @@ async fn a_restarted_instance_answers_duplicate_from_the_database(backend: Backe
     assert_eq!(again.outcome(), "duplicate");
     assert_eq!(again.replayed.as_deref(), Some("true"));
     let stats = app.engine().stats();
-    assert_eq!(stats.cache_hits.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        stats.cache_hits.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     // The database answer filled the cache: the next duplicate does not reach it.
     assert_eq!(app.post("demo", &body, &[]).await.outcome(), "duplicate");
-    assert_eq!(stats.cache_hits.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        stats.cache_hits.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     assert_eq!(amount_paid(&db.connect().await, "order_r").await, Some(100));
     drop(app);
     db.drop_db().await;
 }
 
 async fn identity_is_exact_bytes(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     let app = TestApp::spawn(&test_settings(&db)).await;
     let long = "x".repeat(1024);
-    let ids = ["evt_a", "evt_A", "evt_a ", " evt_a", "évt_a", "évt_a\u{301}", "事件🙂", &long];
-    let order_of = |id: &str| if id.len() < 200 { format!("o_{id}") } else { "o_long".into() };
+    let ids = [
+        "evt_a",
+        "evt_A",
+        "evt_a ",
+        " evt_a",
+        "évt_a",
+        "évt_a\u{301}",
+        "事件🙂",
+        &long,
+    ];
+    let order_of = |id: &str| {
+        if id.len() < 200 {
+            format!("o_{id}")
+        } else {
+            "o_long".into()
+        }
+    };
     for id in ids {
         let r = app.post("demo", &payment(id, &order_of(id), 1), &[]).await;
-        assert_eq!((r.status, r.outcome()), (Status::Ok, "processed"), "{id:?}: {r:?}");
+        assert_eq!(
+            (r.status, r.outcome()),
+            (Status::Ok, "processed"),
+            "{id:?}: {r:?}"
+        );
         assert_eq!(r.json["event_id"], id, "ids come back exactly as sent");
     }
     for id in ids {
@@ -88,7 +122,13 @@ async fn identity_is_exact_bytes(backend: Backend) {
         .post("demo", r#"{"id":"evt_a","type":"payment_failed"}"#, &[])
         .await;
     assert_eq!(r.outcome(), "processed");
-    let r = app.post("strict", r#"{"id":"evt_a","type":"payment_succeeded"}"#, &[]).await;
+    let r = app
+        .post(
+            "strict",
+            r#"{"id":"evt_a","type":"payment_succeeded"}"#,
+            &[],
+        )
+        .await;
     assert_eq!(r.outcome(), "processed");
 
     let too_long = "x".repeat(1025);
@@ -107,20 +147,74 @@ async fn identity_is_exact_bytes(backend: Backend) {
 }
 
 async fn bad_requests_are_refused_and_nothing_is_recorded(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     let app = TestApp::spawn(&test_settings(&db)).await;
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, Status, &str)> = vec![
-        ("demo", "{not json".into(), vec![], Status::BadRequest, "not valid JSON"),
-        ("demo", r#"{"id":"e1"}"#.into(), vec![], Status::BadRequest, "event type is missing"),
-        ("demo", r#"{"id":"e1","type":""}"#.into(), vec![], Status::BadRequest, "type is empty"),
-        ("demo", r#"{"id":"","type":"t"}"#.into(), vec![], Status::BadRequest, "id is empty"),
-        ("demo", r#"{"id":"e1","type":7}"#.into(), vec![], Status::BadRequest, "must be a string"),
-        ("demo", r#"{"type":"t"}"#.into(), vec![("Webhook-Id", "")], Status::BadRequest, "id is empty"),
-        ("strict", r#"{"type":"t"}"#.into(), vec![], Status::BadRequest, "event id is missing"),
-        ("nope", payment("e1", "o", 1), vec![], Status::NotFound, "unknown source"),
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, Status, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "demo",
-            format!(r#"{{"id":"big","type":"t","pad":"{}"}}"#, "x".repeat(1024 * 1024)),
+            "{not json".into(),
+            vec![],
+            Status::BadRequest,
+            "not valid JSON",
+        ),
+        (
+            "demo",
+            r#"{"id":"e1"}"#.into(),
+            vec![],
+            Status::BadRequest,
+            "event type is missing",
+        ),
+        (
+            "demo",
+            r#"{"id":"e1","type":""}"#.into(),
+            vec![],
+            Status::BadRequest,
+            "type is empty",
+        ),
+        (
+            "demo",
+            r#"{"id":"","type":"t"}"#.into(),
+            vec![],
+            Status::BadRequest,
+            "id is empty",
+        ),
+        (
+            "demo",
+            r#"{"id":"e1","type":7}"#.into(),
+            vec![],
+            Status::BadRequest,
+            "must be a string",
+        ),
+        (
+            "demo",
+            r#"{"type":"t"}"#.into(),
+            vec![("Webhook-Id", "")],
+            Status::BadRequest,
+            "id is empty",
+        ),
+        (
+            "strict",
+            r#"{"type":"t"}"#.into(),
+            vec![],
+            Status::BadRequest,
+            "event id is missing",
+        ),
+        (
+            "nope",
+            payment("e1", "o", 1),
+            vec![],
+            Status::NotFound,
+            "unknown source",
+        ),
+        (
+            "demo",
+            format!(
+                r#"{{"id":"big","type":"t","pad":"{}"}}"#,
+                "x".repeat(1024 * 1024)
+            ),
             vec![],
             Status::PayloadTooLarge,
             "larger than the limit",
@@ -141,20 +235,34 @@ async fn bad_requests_are_refused_and_nothing_is_recorded(backend: Backend) {
 }
 
 async fn events_without_an_id_are_identified_by_payload_hash(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     let app = TestApp::spawn(&test_settings(&db)).await;
     let body = r#"{"type":"ping","n":1}"#;
     let r = app.post("demo", body, &[]).await;
     assert_eq!(r.outcome(), "processed");
-    let expected = format!("sha256:{}", hex::encode(idemhook::engine::key::sha256(body.as_bytes())));
+    let expected = format!(
+        "sha256:{}",
+        hex::encode(idemhook::engine::key::sha256(body.as_bytes()))
+    );
     assert_eq!(r.json["event_id"], expected.as_str());
     assert_eq!(app.post("demo", body, &[]).await.outcome(), "duplicate");
     // One byte more is another payload, hence another event.
-    assert_eq!(app.post("demo", &format!("{body} "), &[]).await.outcome(), "processed");
+    assert_eq!(
+        app.post("demo", &format!("{body} "), &[]).await.outcome(),
+        "processed"
+    );
     // Headers may carry the whole key; then the body need not be JSON at all.
     let headers = [("Webhook-Id", "raw-1"), ("Webhook-Type", "raw.event")];
-    assert_eq!(app.post("demo", "\u{1}not json", &headers).await.outcome(), "processed");
-    assert_eq!(app.post("demo", "other bytes", &headers).await.outcome(), "duplicate");
+    assert_eq!(
+        app.post("demo", "\u{1}not json", &headers).await.outcome(),
+        "processed"
+    );
+    assert_eq!(
+        app.post("demo", "other bytes", &headers).await.outcome(),
+        "duplicate"
+    );
     drop(app);
     db.drop_db().await;
 }

@@ -11,7 +11,9 @@ async fn a_retention_under_thirty_days_refuses_to_launch() {
     let db = TestDb::create(Backend::Sqlite).await.unwrap();
     let mut settings = test_settings(&db);
     settings.retention_days = 29;
-    assert!(TestApp::spawn_with(&settings, Environment::empty()).await.is_err());
+    assert!(TestApp::spawn_with(&settings, Environment::empty())
+        .await
+        .is_err());
     db.drop_db().await;
 }
 
@@ -20,7 +22,9 @@ async fn an_unknown_handler_or_store_refuses_to_launch() {
     let db = TestDb::create(Backend::Sqlite).await.unwrap();
     let mut settings = test_settings(&db);
     settings.sources.get_mut("demo").unwrap().handlers = vec!["nope".into()];
-    assert!(TestApp::spawn_with(&settings, Environment::empty()).await.is_err());
+    assert!(TestApp::spawn_with(&settings, Environment::empty())
+        .await
+        .is_err());
     let settings = test_settings(&db);
     let env = Environment::empty().with("IDEMPOTENCY_STORE", "redis");
     assert!(TestApp::spawn_with(&settings, env).await.is_err());
@@ -32,7 +36,9 @@ async fn a_bad_database_url_refuses_to_launch() {
     let db = TestDb::create(Backend::Sqlite).await.unwrap();
     let mut settings = test_settings(&db);
     settings.database_url = Some("sqlite:///nonexistent-dir/x.db".into());
-    assert!(TestApp::spawn_with(&settings, Environment::empty()).await.is_err());
+    assert!(TestApp::spawn_with(&settings, Environment::empty())
+        .await
+        .is_err());
     db.drop_db().await;
 }
 
