@@ -34,12 +34,18 @@ impl Handler for Refunds {
             _ => "UPDATE orders SET status = 'refunded' WHERE order_id = ?",
         };
         let result = txn
-            .execute_raw(Statement::from_sql_and_values(backend, sql, [order_id.into()]))
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [order_id.into()],
+            ))
             .await?;
         if result.rows_affected() == 0 {
             // Failing rolls the event back and answers 500: the provider retries later,
             // by which time the payment may have arrived.
-            return Err(HandlerError::failed(format!("no order {order_id} to refund yet")));
+            return Err(HandlerError::failed(format!(
+                "no order {order_id} to refund yet"
+            )));
         }
         Ok(())
     }
@@ -48,6 +54,10 @@ impl Handler for Refunds {
 #[rocket::main]
 async fn main() -> Result<(), rocket::Error> {
     tracing_subscriber::fmt().init();
-    App::new().handler("refunds", Refunds).rocket().launch().await?;
+    App::new()
+        .handler("refunds", Refunds)
+        .rocket()
+        .launch()
+        .await?;
     Ok(())
 }
