@@ -52,12 +52,13 @@ impl Handler for Refunds {
 }
 
 #[rocket::main]
-async fn main() -> Result<(), rocket::Error> {
+async fn main() -> Result<(), Box<rocket::Error>> {
     tracing_subscriber::fmt().init();
     App::new()
         .handler("refunds", Refunds)
         .rocket()
         .launch()
-        .await?;
+        .await
+        .map_err(Box::new)?;
     Ok(())
 }
