@@ -82,6 +82,52 @@ pub struct SourceConfig {
     pub type_header: String,
     pub type_pointer: String,
     pub on_missing_id: OnMissingId,
+    /// Env var(s) holding the signing secret; several (or a comma-separated list in one) are
+    /// all accepted, for rotation. Secrets never live in this file.
+    pub secret_env: Option<SecretEnv>,
+    /// Launch without a secret for a provider that signs, accepting unsigned deliveries.
+    pub allow_unsigned: bool,
+    /// How far a signed timestamp may be from now, in either direction, in seconds.
+    pub tolerance_secs: u64,
+    /// `generic` only: the header carrying an HMAC of the body; empty means unsigned.
+    pub signature_header: String,
+    pub signature_algorithm: SignatureAlgorithm,
+    pub signature_encoding: SignatureEncoding,
+    /// Stripped from the signature header's value before decoding, e.g. `sha256=`.
+    pub signature_prefix: String,
+    /// `generic` only: a header with the Unix time of signing; then `<timestamp>.<body>` is
+    /// what is signed, and the tolerance applies.
+    pub timestamp_header: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum SecretEnv {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl SecretEnv {
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            SecretEnv::One(name) => vec![name.as_str()],
+            SecretEnv::Many(names) => names.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureAlgorithm {
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureEncoding {
+    Hex,
+    Base64,
 }
 
 impl Default for SourceConfig {
@@ -94,6 +140,14 @@ impl Default for SourceConfig {
             type_header: "Webhook-Type".to_owned(),
             type_pointer: "/type".to_owned(),
             on_missing_id: OnMissingId::PayloadHash,
+            secret_env: None,
+            allow_unsigned: false,
+            tolerance_secs: 300,
+            signature_header: String::new(),
+            signature_algorithm: SignatureAlgorithm::Sha256,
+            signature_encoding: SignatureEncoding::Hex,
+            signature_prefix: String::new(),
+            timestamp_header: String::new(),
         }
     }
 }
@@ -102,6 +156,11 @@ impl Default for SourceConfig {
 #[serde(rename_all = "kebab-case")]
 pub enum ProviderKind {
     Generic,
+    Stripe,
+    Github,
+    Shopify,
+    /// Standard Webhooks (standardwebhooks.com), also what Svix sends.
+    Standard,
 }
 
 /// What to do with an event that carries no id.
@@ -205,6 +264,22 @@ impl SourceConfig {
                     key(k)
                 )));
             }
+        }
+        if self.tolerance_secs == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "{} must be at least 1 second",
+                key("tolerance_secs")
+            )));
+        }
+        if self
+            .secret_env
+            .as_ref()
+            .is_some_and(|s| s.names().is_empty())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "{} names no environment variable",
+                key("secret_env")
+            )));
         }
         Ok(())
     }

@@ -143,7 +143,7 @@ async fn ignite(
 ) -> Result<AppState, String> {
     let settings = Settings::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
     settings.validate().map_err(|e| e.to_string())?;
-    let sources = Sources::build(&settings, registry)?;
+    let sources = Sources::build(&settings, registry, env)?;
     let url = settings.database_url(env).map_err(|e| e.to_string())?;
     if url == IN_MEMORY_DATABASE_URL {
         tracing::warn!(

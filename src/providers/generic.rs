@@ -1,11 +1,21 @@
 //! `generic`: any sender. The id and type come from a header if present, else from a JSON
 //! pointer into the body; an event without an id can be identified by its payload's SHA-256.
+//!
+//! Signing is optional and configurable: an HMAC (SHA-256 or SHA-512) of the raw body, hex or
+//! base64, in `signature_header`, after an optional `signature_prefix`. With a
+//! `timestamp_header`, what is signed is `<timestamp>.<raw body>` and the tolerance applies.
 
+use base64::Engine as _;
 use serde_json::Value;
 
-use super::{Delivery, ProviderError};
-use crate::config::{OnMissingId, SourceConfig};
+use super::signature::{check_timestamp, parse_timestamp, SignatureError};
+use super::{Delivery, ProviderError, Verifier};
+use crate::config::{OnMissingId, SignatureAlgorithm, SignatureEncoding, SourceConfig};
 use crate::engine::key::payload_hash_id;
+
+/// Names as they appear in error messages, which need `'static` strings.
+const SIGNATURE: &str = "signature";
+const TIMESTAMP: &str = "timestamp";
 
 pub struct Generic {
     id_header: String,
@@ -13,16 +23,71 @@ pub struct Generic {
     type_header: String,
     type_pointer: String,
     on_missing_id: OnMissingId,
+    signature_header: String,
+    signature_algorithm: SignatureAlgorithm,
+    signature_encoding: SignatureEncoding,
+    signature_prefix: String,
+    timestamp_header: String,
+    verifier: Verifier,
 }
 
 impl Generic {
-    pub fn from_config(cfg: &SourceConfig) -> Self {
+    pub fn from_config(cfg: &SourceConfig, verifier: Verifier) -> Self {
         Self {
             id_header: cfg.id_header.clone(),
             id_pointer: cfg.id_pointer.clone(),
             type_header: cfg.type_header.clone(),
             type_pointer: cfg.type_pointer.clone(),
             on_missing_id: cfg.on_missing_id,
+            signature_header: cfg.signature_header.clone(),
+            signature_algorithm: cfg.signature_algorithm,
+            signature_encoding: cfg.signature_encoding,
+            signature_prefix: cfg.signature_prefix.clone(),
+            timestamp_header: cfg.timestamp_header.clone(),
+            verifier,
+        }
+    }
+
+    pub fn verify(&self, d: &Delivery<'_>, now: i64) -> Result<(), SignatureError> {
+        let Some(secrets) = &self.verifier.secrets else {
+            return Ok(());
+        };
+        let value = d
+            .header(&self.signature_header)
+            .ok_or(SignatureError::Missing(SIGNATURE))?;
+        let malformed = |reason| SignatureError::Malformed {
+            header: SIGNATURE,
+            reason,
+        };
+        let encoded = value
+            .strip_prefix(self.signature_prefix.as_str())
+            .ok_or(malformed("the configured prefix is missing"))?;
+        let signature = match self.signature_encoding {
+            SignatureEncoding::Hex => {
+                hex::decode(encoded).map_err(|_| malformed("the signature is not hex"))?
+            }
+            SignatureEncoding::Base64 => base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|_| malformed("the signature is not base64"))?,
+        };
+        let timestamp = if self.timestamp_header.is_empty() {
+            None
+        } else {
+            let text = d
+                .header(&self.timestamp_header)
+                .ok_or(SignatureError::Missing(TIMESTAMP))?;
+            Some((text, parse_timestamp(text, TIMESTAMP)?))
+        };
+        let signed: Vec<&[u8]> = match timestamp {
+            Some((text, _)) => vec![text.as_bytes(), b".", d.body],
+            None => vec![d.body],
+        };
+        if !secrets.matches(self.signature_algorithm, &signed, &[signature]) {
+            return Err(SignatureError::Mismatch);
+        }
+        match timestamp {
+            Some((_, t)) => check_timestamp(t, now, self.verifier.tolerance_secs),
+            None => Ok(()),
         }
     }
 
@@ -100,10 +165,16 @@ mod tests {
     use crate::engine::key::sha256;
 
     fn generic(on_missing_id: OnMissingId) -> Generic {
-        Generic::from_config(&SourceConfig {
-            on_missing_id,
-            ..SourceConfig::default()
-        })
+        Generic::from_config(
+            &SourceConfig {
+                on_missing_id,
+                ..SourceConfig::default()
+            },
+            Verifier {
+                secrets: None,
+                tolerance_secs: 300,
+            },
+        )
     }
 
     fn extract(

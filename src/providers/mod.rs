@@ -1,18 +1,34 @@
-//! Where each provider puts an event's id and type (and, with the providers issue, how it signs).
+//! Per-provider knowledge: how a delivery is signed, and where its event id and type live.
 //!
-//! A provider turns a raw request into the two strings of the event key that it controls
-//! (type, id); the source name is ours. Everything here runs on the request task, before the
-//! event reaches a shard, so a malformed delivery costs no queue slot and no database work.
+//! | provider   | signature                                   | id                    | type             |
+//! |------------|---------------------------------------------|-----------------------|------------------|
+//! | `stripe`   | `Stripe-Signature` over `<t>.<body>`        | body `id`             | body `type`      |
+//! | `github`   | `X-Hub-Signature-256` over the body         | `X-GitHub-Delivery`   | `X-GitHub-Event` |
+//! | `shopify`  | `X-Shopify-Hmac-Sha256` over the body       | `X-Shopify-Event-Id`  | `X-Shopify-Topic`|
+//! | `standard` | `webhook-signature` over `<id>.<t>.<body>`  | `webhook-id`          | body `type`      |
+//! | `generic`  | optional, configurable HMAC                 | header/pointer/hash   | header/pointer   |
+//!
+//! Everything here runs on the request task, before the event reaches a shard: a forged,
+//! replayed or malformed delivery costs no queue slot and writes nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::{ProviderKind, Settings};
+use crate::config::{Environment, ProviderKind, Settings, SourceConfig};
 use crate::handlers::{Handler, Registry};
 
 pub mod generic;
+pub mod github;
+pub mod shopify;
+pub mod signature;
+pub mod standard;
+pub mod stripe;
+#[cfg(test)]
+mod vectors;
+
+use signature::{Secret, Secrets, SignatureError};
 
 /// What a provider sees of a delivery.
 pub struct Delivery<'a> {
@@ -33,6 +49,7 @@ impl Delivery<'_> {
     }
 }
 
+/// Why the event's id or type could not be read. Answered 400.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProviderError {
     #[error("the body is not valid JSON, and the event {what} must be read from it at {pointer}")]
@@ -41,6 +58,13 @@ pub enum ProviderError {
     MissingType { header: String, pointer: String },
     #[error("the event id is missing: send the {header} header or a string at {pointer}")]
     MissingId { header: String, pointer: String },
+    #[error("the event {what} is missing: the {header} header is required")]
+    MissingHeader {
+        what: &'static str,
+        header: &'static str,
+    },
+    #[error("the event {what} is missing: the body needs a string at {pointer}")]
+    MissingField { what: &'static str, pointer: String },
     #[error("the event {what} at {pointer} must be a {expected}")]
     WrongType {
         what: &'static str,
@@ -49,16 +73,78 @@ pub enum ProviderError {
     },
 }
 
+/// A source's signature policy: the secrets it accepts (`None` when it runs unsigned) and its
+/// replay window.
+pub struct Verifier {
+    pub secrets: Option<Secrets>,
+    pub tolerance_secs: u64,
+}
+
 pub enum Provider {
     Generic(generic::Generic),
+    Stripe(stripe::Stripe),
+    Github(github::Github),
+    Shopify(shopify::Shopify),
+    Standard(standard::Standard),
 }
 
 impl Provider {
-    /// (event type, event id) of the delivery.
-    pub fn extract(&self, delivery: &Delivery<'_>) -> Result<(String, String), ProviderError> {
+    /// Checks the delivery's signature (and timestamp, for schemes that sign one) at `now`,
+    /// Unix seconds.
+    pub fn verify(&self, d: &Delivery<'_>, now: i64) -> Result<(), SignatureError> {
         match self {
-            Provider::Generic(g) => g.extract(delivery),
+            Provider::Generic(p) => p.verify(d, now),
+            Provider::Stripe(p) => p.verify(d, now),
+            Provider::Github(p) => p.verify(d, now),
+            Provider::Shopify(p) => p.verify(d, now),
+            Provider::Standard(p) => p.verify(d, now),
         }
+    }
+
+    /// (event type, event id) of the delivery.
+    pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {
+        match self {
+            Provider::Generic(p) => p.extract(d),
+            Provider::Stripe(p) => p.extract(d),
+            Provider::Github(p) => p.extract(d),
+            Provider::Shopify(p) => p.extract(d),
+            Provider::Standard(p) => p.extract(d),
+        }
+    }
+}
+
+/// A required header's value.
+pub(crate) fn required_header(
+    d: &Delivery<'_>,
+    header: &'static str,
+    what: &'static str,
+) -> Result<String, ProviderError> {
+    d.header(header)
+        .map(str::to_owned)
+        .ok_or(ProviderError::MissingHeader { what, header })
+}
+
+/// A required string in the JSON body.
+pub(crate) fn body_string(
+    d: &Delivery<'_>,
+    pointer: &str,
+    what: &'static str,
+) -> Result<String, ProviderError> {
+    let json = d.json.ok_or_else(|| ProviderError::NotJson {
+        what,
+        pointer: pointer.to_owned(),
+    })?;
+    match json.pointer(pointer) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) => Err(ProviderError::MissingField {
+            what,
+            pointer: pointer.to_owned(),
+        }),
+        Some(_) => Err(ProviderError::WrongType {
+            what,
+            pointer: pointer.to_owned(),
+            expected: "string",
+        }),
     }
 }
 
@@ -73,8 +159,14 @@ pub struct Source {
 pub struct Sources(HashMap<String, Source>);
 
 impl Sources {
-    /// Resolves the configured sources, refusing unknown handler names.
-    pub fn build(settings: &Settings, registry: &Registry) -> Result<Self, String> {
+    /// Resolves the configured sources: handler names against the registry, secrets from the
+    /// environment. A signing provider without a secret refuses to launch (naming the env
+    /// var) unless the source sets `allow_unsigned = true`.
+    pub fn build(
+        settings: &Settings,
+        registry: &Registry,
+        env: &Environment,
+    ) -> Result<Self, String> {
         let mut sources = HashMap::new();
         for (name, cfg) in &settings.sources {
             let handlers = cfg
@@ -86,9 +178,7 @@ impl Sources {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let provider = match cfg.provider {
-                ProviderKind::Generic => Provider::Generic(generic::Generic::from_config(cfg)),
-            };
+            let provider = build_provider(name, cfg, env)?;
             sources.insert(
                 name.clone(),
                 Source {
@@ -103,5 +193,176 @@ impl Sources {
 
     pub fn get(&self, name: &str) -> Option<&Source> {
         self.0.get(name)
+    }
+}
+
+fn build_provider(name: &str, cfg: &SourceConfig, env: &Environment) -> Result<Provider, String> {
+    let signs = cfg.provider != ProviderKind::Generic || !cfg.signature_header.is_empty();
+    let decode: fn(&str) -> Result<Vec<u8>, String> = match cfg.provider {
+        ProviderKind::Standard => standard::decode_secret,
+        _ => |s| Ok(s.as_bytes().to_vec()),
+    };
+    let verifier = Verifier {
+        secrets: if signs {
+            load_secrets(name, cfg, env, decode)?
+        } else {
+            None
+        },
+        tolerance_secs: cfg.tolerance_secs,
+    };
+    Ok(match cfg.provider {
+        ProviderKind::Generic => Provider::Generic(generic::Generic::from_config(cfg, verifier)),
+        ProviderKind::Stripe => Provider::Stripe(stripe::Stripe { verifier }),
+        ProviderKind::Github => Provider::Github(github::Github { verifier }),
+        ProviderKind::Shopify => Provider::Shopify(shopify::Shopify { verifier }),
+        ProviderKind::Standard => Provider::Standard(standard::Standard { verifier }),
+    })
+}
+
+/// The secrets named by `secret_env`: each variable may hold several, comma-separated.
+fn load_secrets(
+    name: &str,
+    cfg: &SourceConfig,
+    env: &Environment,
+    decode: fn(&str) -> Result<Vec<u8>, String>,
+) -> Result<Option<Secrets>, String> {
+    let unsigned = |why: String| {
+        if cfg.allow_unsigned {
+            tracing::warn!(
+                "SOURCE {name:?} ACCEPTS UNSIGNED DELIVERIES: {why}, and allow_unsigned = true. \
+                 Anyone who can reach /webhooks/{name} can forge its events."
+            );
+            Ok(None)
+        } else {
+            Err(format!(
+                "source {name:?} ({:?}) signs its deliveries but {why}; set the secret, or \
+                 set idemhook.sources.{name}.allow_unsigned = true to accept unsigned deliveries",
+                cfg.provider
+            ))
+        }
+    };
+    let Some(secret_env) = &cfg.secret_env else {
+        return unsigned(format!(
+            "idemhook.sources.{name}.secret_env names no environment variable"
+        ));
+    };
+    let mut secrets = Vec::new();
+    for var in secret_env.names() {
+        for value in env.get(var).unwrap_or("").split(',') {
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            let key = decode(value).map_err(|e| format!("the secret in {var} is invalid: {e}"))?;
+            secrets.push(Secret::new(key));
+        }
+    }
+    if secrets.is_empty() {
+        return unsigned(format!(
+            "the environment variable {} is not set or empty",
+            secret_env.names().join(" / ")
+        ));
+    }
+    Ok(Some(Secrets::new(secrets)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretEnv;
+
+    fn settings(
+        provider: ProviderKind,
+        secret_env: Option<SecretEnv>,
+        allow_unsigned: bool,
+    ) -> Settings {
+        let mut settings = Settings::default();
+        settings.sources.insert(
+            "s".into(),
+            SourceConfig {
+                provider,
+                secret_env,
+                allow_unsigned,
+                ..SourceConfig::default()
+            },
+        );
+        settings
+    }
+
+    fn build(settings: &Settings, env: &Environment) -> Result<Sources, String> {
+        Sources::build(settings, &Registry::builtin(), env)
+    }
+
+    #[test]
+    fn a_signing_provider_without_its_secret_refuses_naming_the_variable() {
+        let s = settings(
+            ProviderKind::Stripe,
+            Some(SecretEnv::One("STRIPE_WHSEC".into())),
+            false,
+        );
+        let err = build(&s, &Environment::empty()).err().unwrap();
+        assert!(
+            err.contains("STRIPE_WHSEC") && err.contains("allow_unsigned"),
+            "{err}"
+        );
+        let err = build(
+            &settings(ProviderKind::Github, None, false),
+            &Environment::empty(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.contains("idemhook.sources.s.secret_env"), "{err}");
+        // Opted out: launches, unverified.
+        let s = settings(
+            ProviderKind::Stripe,
+            Some(SecretEnv::One("STRIPE_WHSEC".into())),
+            true,
+        );
+        assert!(build(&s, &Environment::empty()).is_ok());
+        // An unsigned generic source needs no secret.
+        assert!(build(
+            &settings(ProviderKind::Generic, None, false),
+            &Environment::empty()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn secrets_rotate_by_list_or_comma_and_never_appear_in_errors() {
+        let many = SecretEnv::Many(vec!["OLD".into(), "NEW".into()]);
+        let s = settings(ProviderKind::Github, Some(many), false);
+        let env = Environment::empty().with("NEW", "b");
+        assert!(build(&s, &env).is_ok());
+        let s = settings(
+            ProviderKind::Github,
+            Some(SecretEnv::One("BOTH".into())),
+            false,
+        );
+        let env = Environment::empty().with("BOTH", "a, b");
+        let sources = build(&s, &env).unwrap();
+        let Provider::Github(g) = &sources.get("s").unwrap().provider else {
+            panic!("github")
+        };
+        let sig =
+            |key: &[u8]| signature::hmac(crate::config::SignatureAlgorithm::Sha256, key, &[b"x"]);
+        let secrets = g.verifier.secrets.as_ref().unwrap();
+        assert!(secrets.matches(
+            crate::config::SignatureAlgorithm::Sha256,
+            &[b"x"],
+            &[sig(b"a")]
+        ));
+        assert!(secrets.matches(
+            crate::config::SignatureAlgorithm::Sha256,
+            &[b"x"],
+            &[sig(b"b")]
+        ));
+        let s = settings(
+            ProviderKind::Standard,
+            Some(SecretEnv::One("STD".into())),
+            false,
+        );
+        let env = Environment::empty().with("STD", "whsec_not*base64");
+        let err = build(&s, &env).err().unwrap();
+        assert!(err.contains("STD") && !err.contains("not*base64"), "{err}");
     }
 }

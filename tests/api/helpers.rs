@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use idemhook::config::{Environment, OnMissingId, Settings, SourceConfig};
+use idemhook::config::{
+    Environment, OnMissingId, ProviderKind, SecretEnv, Settings, SignatureEncoding, SourceConfig,
+};
 use idemhook::engine::Engine;
 use idemhook::entities::{failed_attempt, inbox, order, processed_event};
 use idemhook::App;
@@ -138,7 +140,54 @@ pub fn test_settings(db: &TestDb) -> Settings {
         .sources
         .insert("panicky".into(), source(&["inbox", "panicky"]));
     settings.sources.insert("gated".into(), source(&["gate"]));
+    let signed = |provider, var: &str| SourceConfig {
+        provider,
+        secret_env: Some(SecretEnv::One(var.to_owned())),
+        ..source(&["inbox", "payments"])
+    };
+    settings.sources.insert(
+        "stripe".into(),
+        signed(ProviderKind::Stripe, "TEST_STRIPE_SECRET"),
+    );
+    settings.sources.insert(
+        "github".into(),
+        signed(ProviderKind::Github, "TEST_GITHUB_SECRET"),
+    );
+    settings.sources.insert(
+        "shopify".into(),
+        signed(ProviderKind::Shopify, "TEST_SHOPIFY_SECRET"),
+    );
+    settings.sources.insert(
+        "standard".into(),
+        signed(ProviderKind::Standard, "TEST_STANDARD_SECRET"),
+    );
+    settings.sources.insert(
+        "hmac".into(),
+        SourceConfig {
+            signature_header: "X-Signature".into(),
+            signature_prefix: "sha256=".into(),
+            signature_encoding: SignatureEncoding::Hex,
+            timestamp_header: "X-Timestamp".into(),
+            ..signed(ProviderKind::Generic, "TEST_HMAC_SECRET")
+        },
+    );
     settings
+}
+
+/// Signing secrets of the test sources. Stripe's and GitHub's rotate: two are active.
+pub const STRIPE_SECRETS: &str = "whsec_old_stripe_secret,whsec_new_stripe_secret";
+pub const GITHUB_SECRET: &str = "gh-secret";
+pub const SHOPIFY_SECRET: &str = "shpss_secret";
+/// `whsec_` + base64("standard-webhooks-test-key")
+pub const STANDARD_SECRET: &str = "whsec_c3RhbmRhcmQtd2ViaG9va3MtdGVzdC1rZXk=";
+pub const HMAC_SECRET: &str = "generic-hmac-secret";
+
+fn with_test_secrets(env: Environment) -> Environment {
+    env.with("TEST_STRIPE_SECRET", STRIPE_SECRETS)
+        .with("TEST_GITHUB_SECRET", GITHUB_SECRET)
+        .with("TEST_SHOPIFY_SECRET", SHOPIFY_SECRET)
+        .with("TEST_STANDARD_SECRET", STANDARD_SECRET)
+        .with("TEST_HMAC_SECRET", HMAC_SECRET)
 }
 
 pub fn figment(settings: &Settings) -> Figment {
@@ -162,7 +211,11 @@ impl TestApp {
     /// Launches the app; `Err` carries Rocket's launch error (a refused config, say).
     pub async fn spawn_with(settings: &Settings, env: Environment) -> Result<TestApp, String> {
         let faults = crate::support::Faults::default();
-        let app = faults.register(App::new().figment(figment(settings)).environment(env));
+        let app = faults.register(
+            App::new()
+                .figment(figment(settings))
+                .environment(with_test_secrets(env)),
+        );
         let client = Client::untracked(app.rocket())
             .await
             .map_err(|e| e.to_string())?;

@@ -9,3 +9,4 @@ mod concurrency;
 mod failures;
 mod ingest;
 mod launch;
+mod providers;
