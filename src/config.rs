@@ -49,7 +49,27 @@ pub struct Settings {
     pub db_timeout_secs: u64,
     /// How often an event whose transaction lost a deadlock or serialization race is rerun.
     pub max_retries: u32,
+    /// Days an inbox row is kept for downstream consumers.
+    pub inbox_retention_days: u32,
+    /// Seconds between retention sweeps.
+    pub sweep_interval_secs: u64,
+    /// Rows deleted per sweep statement: small enough to hold locks only briefly.
+    pub sweep_batch: u64,
+    /// Pause between two sweep batches, so ingestion always gets the database back.
+    pub sweep_pause_ms: u64,
+    /// On SIGTERM/SIGINT, how long queued and in-flight events may take to commit and be
+    /// answered before the shards stop. Keep it under Rocket's `shutdown.grace`.
+    pub shutdown_grace_secs: u64,
+    /// `text` (human-readable) or `json` (one object per line).
+    pub log_format: LogFormat,
     pub sources: BTreeMap<String, SourceConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Default for Settings {
@@ -63,6 +83,12 @@ impl Default for Settings {
             db_max_connections: None,
             db_timeout_secs: 5,
             max_retries: 3,
+            inbox_retention_days: 30,
+            sweep_interval_secs: 3600,
+            sweep_batch: 10_000,
+            sweep_pause_ms: 100,
+            shutdown_grace_secs: 20,
+            log_format: LogFormat::Text,
             sources: BTreeMap::new(),
         }
     }
@@ -203,6 +229,18 @@ impl Settings {
         }
         if self.db_timeout_secs == 0 {
             return invalid("idemhook.db_timeout_secs must be at least 1".to_owned());
+        }
+        if self.inbox_retention_days == 0 {
+            return invalid("idemhook.inbox_retention_days must be at least 1".to_owned());
+        }
+        if self.sweep_interval_secs == 0 {
+            return invalid("idemhook.sweep_interval_secs must be at least 1".to_owned());
+        }
+        if !(1..=30_000).contains(&self.sweep_batch) {
+            return invalid(format!(
+                "idemhook.sweep_batch = {} must be 1..=30000 (it is a statement's parameter count)",
+                self.sweep_batch
+            ));
         }
         if self.db_max_connections == Some(0) {
             return invalid("idemhook.db_max_connections must be at least 1".to_owned());

@@ -74,13 +74,22 @@ impl From<EngineError> for ApiError {
                 message: "too many events are waiting; retry later",
                 retry_after_secs: 1,
             },
-            EngineError::Unavailable(detail) => {
-                tracing::warn!(%detail, "database unavailable");
+            // Logged once per outage by the engine, not once per request here.
+            EngineError::Unavailable(_) => ApiError::Unavailable {
+                message: "the database is unavailable; the event was not recorded, retry later",
+                retry_after_secs: 5,
+            },
+            EngineError::Conflict(detail) => {
+                tracing::warn!(%detail, "event transaction kept conflicting");
                 ApiError::Unavailable {
-                    message: "the database is unavailable; the event was not recorded, retry later",
-                    retry_after_secs: 5,
+                    message: "the event's transaction kept conflicting; retry later",
+                    retry_after_secs: 1,
                 }
             }
+            EngineError::ShuttingDown => ApiError::Unavailable {
+                message: "this instance is shutting down; retry later",
+                retry_after_secs: 1,
+            },
             EngineError::HandlerFailed(detail) => ApiError::Internal {
                 public: "a handler failed; the event was rolled back and not recorded as processed",
                 detail,

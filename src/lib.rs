@@ -23,14 +23,18 @@
 //! [`App`] builds the Rocket instance; `main.rs` only launches it. A library user adds their
 //! own handlers with [`App::handler`] and names them in a source's `handlers` list.
 
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod engine;
 pub mod entities;
 pub mod error;
 pub mod handlers;
+pub mod metrics;
 pub mod providers;
 pub mod routes;
+pub mod sweeper;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,12 +42,16 @@ use std::time::Duration;
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::{Build, Rocket};
+use tokio::sync::watch;
 
+use clock::Clock;
 use config::{Environment, Settings, IN_MEMORY_DATABASE_URL};
 use engine::{Engine, EngineConfig};
 use handlers::{Handler, Registry};
+use metrics::Metrics;
 use providers::Sources;
 use routes::admin::AdminToken;
+use sweeper::{Sweeper, SweeperConfig};
 
 pub use engine::Event;
 pub use handlers::HandlerError;
@@ -53,6 +61,7 @@ pub struct App {
     figment: Figment,
     env: Environment,
     registry: Registry,
+    clock: Clock,
 }
 
 impl Default for App {
@@ -69,7 +78,14 @@ impl App {
             figment: rocket::Config::figment(),
             env: Environment::from_process(),
             registry: Registry::builtin(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Replaces the wall clock (tests age records with it).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn figment(mut self, figment: Figment) -> Self {
@@ -93,10 +109,11 @@ impl App {
             figment,
             env,
             registry,
+            clock,
         } = self;
         rocket::custom(figment)
             .attach(AdHoc::try_on_ignite("idemhook", move |rocket| async move {
-                match ignite(&rocket, &env, &registry).await {
+                match ignite(&rocket, &env, &registry, clock).await {
                     Ok(state) => Ok(state.manage(rocket)),
                     Err(msg) => {
                         tracing::error!("idemhook cannot start: {msg}");
@@ -104,12 +121,8 @@ impl App {
                     }
                 }
             }))
-            .attach(AdHoc::on_shutdown("stop shards", |rocket| {
-                Box::pin(async move {
-                    if let Some(engine) = rocket.state::<Arc<Engine>>() {
-                        engine.stop();
-                    }
-                })
+            .attach(AdHoc::on_shutdown("drain shards", |rocket| {
+                Box::pin(async move { shutdown(rocket).await })
             }))
             .mount("/", routes::all())
             .register("/", routes::catchers())
@@ -123,7 +136,13 @@ struct AppState {
     engine: Arc<Engine>,
     sources: Sources,
     admin_token: AdminToken,
+    clock: Clock,
+    sweeper: Arc<Sweeper>,
+    sweeper_stop: SweeperStop,
 }
+
+/// Stops the sweeper task when sent to, or when dropped with the Rocket instance.
+pub struct SweeperStop(watch::Sender<bool>);
 
 impl AppState {
     fn manage(self, rocket: Rocket<Build>) -> Rocket<Build> {
@@ -133,6 +152,36 @@ impl AppState {
             .manage(self.engine)
             .manage(self.sources)
             .manage(self.admin_token)
+            .manage(self.clock)
+            .manage(self.sweeper)
+            .manage(self.sweeper_stop)
+    }
+}
+
+/// On SIGTERM/SIGINT Rocket stops accepting connections and runs this: every event already
+/// accepted commits (or fails) and is answered before the shards stop.
+async fn shutdown(rocket: &Rocket<rocket::Orbit>) {
+    if let Some(stop) = rocket.state::<SweeperStop>() {
+        let _ = stop.0.send(true);
+    }
+    let (Some(engine), Some(settings)) =
+        (rocket.state::<Arc<Engine>>(), rocket.state::<Settings>())
+    else {
+        return;
+    };
+    let queued = engine.in_flight();
+    tracing::info!(queued, "shutting down: draining the shards");
+    let left = engine
+        .drain(Duration::from_secs(settings.shutdown_grace_secs))
+        .await;
+    if left == 0 {
+        tracing::info!("shards drained; every accepted event was answered");
+    } else {
+        tracing::warn!(
+            left,
+            "shutdown grace ran out with events in flight; they were not committed and their \
+             providers will retry"
+        );
     }
 }
 
@@ -140,6 +189,7 @@ async fn ignite(
     rocket: &Rocket<Build>,
     env: &Environment,
     registry: &Registry,
+    clock: Clock,
 ) -> Result<AppState, String> {
     let settings = Settings::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
     settings.validate().map_err(|e| e.to_string())?;
@@ -156,6 +206,7 @@ async fn ignite(
         .map_err(|e| format!("{e} (database: {})", db::redact(&url)))?;
     db::migrate(&db).await.map_err(|e| e.to_string())?;
     tracing::info!(database = %db::redact(&url), shards = settings.shards, "database ready");
+    let metrics = Arc::new(Metrics::new(settings.sources.keys().cloned()));
     let engine = Engine::start(
         EngineConfig {
             shards: settings.shards,
@@ -165,9 +216,26 @@ async fn ignite(
             max_retries: settings.max_retries,
         },
         db.clone(),
+        clock.clone(),
+        metrics.clone(),
     )
     .await
     .map_err(|e| e.to_string())?;
+    let sweeper = Arc::new(Sweeper::new(
+        db.clone(),
+        engine.cache().clone(),
+        clock.clone(),
+        metrics,
+        SweeperConfig {
+            retention_days: settings.retention_days,
+            inbox_retention_days: settings.inbox_retention_days,
+            batch: settings.sweep_batch,
+            pause: Duration::from_millis(settings.sweep_pause_ms),
+            interval: Duration::from_secs(settings.sweep_interval_secs),
+        },
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    sweeper.clone().spawn(stop_rx);
     let admin_token = AdminToken(
         env.get("IDEMHOOK_ADMIN_TOKEN")
             .filter(|t| !t.is_empty())
@@ -179,5 +247,8 @@ async fn ignite(
         engine: Arc::new(engine),
         sources,
         admin_token,
+        clock,
+        sweeper,
+        sweeper_stop: SweeperStop(stop_tx),
     })
 }

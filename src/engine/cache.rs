@@ -35,7 +35,14 @@ impl CommittedKeys {
         self.inner.insert(key, payload).await;
     }
 
-    pub fn entry_count(&self) -> u64 {
+    /// Forgets a key whose record the retention sweeper deleted.
+    pub async fn invalidate(&self, key: &Sha256Digest) {
+        self.inner.invalidate(key).await;
+    }
+
+    /// Entries, once moka's pending bookkeeping has run (its count is otherwise approximate).
+    pub async fn entry_count(&self) -> u64 {
+        self.inner.run_pending_tasks().await;
         self.inner.entry_count()
     }
 }

@@ -17,16 +17,18 @@ pub mod key;
 mod shard;
 pub mod store;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorRef};
 use sea_orm::DatabaseConnection;
 
 pub use event::Event;
 
+use crate::clock::Clock;
 use crate::handlers::Handler;
+use crate::metrics::Metrics;
 use cache::CommittedKeys;
 use shard::{ShardActor, ShardContext, ShardMsg, ShardState};
 use store::Store;
@@ -49,18 +51,16 @@ pub enum EngineError {
     QueueFull,
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The transaction kept losing deadlock or serialization races; retry later.
+    #[error("the event's transaction kept conflicting: {0}")]
+    Conflict(String),
+    /// The instance is shutting down and its shards have stopped.
+    #[error("shutting down")]
+    ShuttingDown,
     #[error("a handler failed: {0}")]
     HandlerFailed(String),
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-/// Counters read by tests and, later, by the metrics endpoint.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
-    pub payload_mismatches: AtomicU64,
 }
 
 pub struct EngineConfig {
@@ -80,15 +80,24 @@ pub struct Engine {
     shards: Vec<Shard>,
     shard_queue: usize,
     ctx: Arc<ShardContext>,
+    /// Whether the last database answer was an outage, so an outage is logged once when it
+    /// starts and once when it ends, not once per request.
+    db_down: AtomicBool,
 }
 
 impl Engine {
-    pub async fn start(config: EngineConfig, db: DatabaseConnection) -> Result<Self, EngineError> {
+    pub async fn start(
+        config: EngineConfig,
+        db: DatabaseConnection,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, EngineError> {
         let ctx = Arc::new(ShardContext {
-            store: Store::new(db, config.max_retries),
+            store: Store::new(db, config.max_retries, clock, metrics.clone()),
             cache: CommittedKeys::new(config.cache_capacity, config.cache_ttl),
-            stats: Arc::new(Stats::default()),
+            metrics,
         });
+        ctx.metrics.db_up.set(1);
         let mut shards = Vec::with_capacity(config.shards);
         for _ in 0..config.shards {
             let depth = Arc::new(AtomicUsize::new(0));
@@ -105,11 +114,32 @@ impl Engine {
             shards,
             shard_queue: config.shard_queue,
             ctx,
+            db_down: AtomicBool::new(false),
         })
     }
 
     /// Hands the event to the shard that owns its key and waits for the outcome.
     pub async fn submit(&self, job: Job) -> Result<Outcome, EngineError> {
+        let result = self.dispatch(job).await;
+        match &result {
+            Err(EngineError::Unavailable(detail)) => {
+                if !self.db_down.swap(true, Ordering::AcqRel) {
+                    self.ctx.metrics.db_up.set(0);
+                    tracing::error!(%detail, "database unavailable: answering 503 until it returns");
+                }
+            }
+            Ok(_) | Err(EngineError::HandlerFailed(_)) => {
+                if self.db_down.swap(false, Ordering::AcqRel) {
+                    self.ctx.metrics.db_up.set(1);
+                    tracing::info!("database available again");
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn dispatch(&self, job: Job) -> Result<Outcome, EngineError> {
         let shard = &self.shards[key::shard_of(&job.event.digest, self.shards.len())];
         if shard.depth.fetch_add(1, Ordering::AcqRel) >= self.shard_queue {
             shard.depth.fetch_sub(1, Ordering::AcqRel);
@@ -118,28 +148,54 @@ impl Engine {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if shard.actor.cast(ShardMsg::Process(job, tx.into())).is_err() {
             shard.depth.fetch_sub(1, Ordering::AcqRel);
-            return Err(EngineError::Internal("the shard is not running".to_owned()));
+            return Err(EngineError::ShuttingDown);
         }
-        rx.await
-            .map_err(|_| EngineError::Internal("the shard dropped the event".to_owned()))?
+        // The shard replies to every message it dequeues; a dropped reply means it was
+        // stopped with the event still queued, which only a shutdown past its grace does.
+        rx.await.map_err(|_| EngineError::ShuttingDown)?
     }
 
-    pub fn stats(&self) -> &Stats {
-        &self.ctx.stats
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.ctx.metrics
     }
 
-    pub fn cache_entries(&self) -> u64 {
-        self.ctx.cache.entry_count()
+    pub fn cache(&self) -> &CommittedKeys {
+        &self.ctx.cache
     }
 
-    pub fn store(&self) -> &Store {
-        &self.ctx.store
+    /// Events queued or in progress, over all shards.
+    pub fn in_flight(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.depth.load(Ordering::Acquire))
+            .sum()
     }
 
-    /// Stops every shard after the messages already queued.
-    pub fn stop(&self) {
+    /// Copies the gauges that are cheaper to read at scrape time than to maintain.
+    pub async fn export_gauges(&self) {
+        let m = &self.ctx.metrics;
+        let entries = self.ctx.cache.entry_count().await;
+        m.cache_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        for (i, shard) in self.shards.iter().enumerate() {
+            m.queue_depth
+                .with_label_values(&[&i.to_string()])
+                .set(shard.depth.load(Ordering::Acquire) as i64);
+        }
+    }
+
+    /// Graceful shutdown: waits (up to `grace`) until every queued and in-flight event has
+    /// committed or failed and been answered, then stops the shards. Returns the number of
+    /// events still in flight when the grace ran out (0 on a clean drain).
+    pub async fn drain(&self, grace: Duration) -> usize {
+        let deadline = Instant::now() + grace;
+        while self.in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = self.in_flight();
         for shard in &self.shards {
             shard.actor.stop(None);
         }
+        left
     }
 }

@@ -8,13 +8,15 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::cache::CommittedKeys;
-use super::store::{Committed, Store};
-use super::{EngineError, Job, Outcome, Stats};
+use super::store::{Committed, Settled, Store};
+use super::{EngineError, Job, Outcome};
+use crate::metrics::Metrics;
 
 pub enum ShardMsg {
     Process(Job, RpcReplyPort<Result<Outcome, EngineError>>),
@@ -26,7 +28,7 @@ pub struct ShardActor;
 pub struct ShardContext {
     pub store: Store,
     pub cache: CommittedKeys,
-    pub stats: Arc<Stats>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub struct ShardState {
@@ -73,12 +75,23 @@ impl Actor for ShardActor {
 
 async fn process(ctx: &ShardContext, job: &Job) -> Result<Outcome, EngineError> {
     let event = &job.event;
+    let started = Instant::now();
     if let Some(stored) = ctx.cache.get(&event.digest).await {
-        ctx.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-        return Ok(duplicate(ctx, job, Some(stored)));
+        ctx.metrics
+            .check_seconds
+            .with_label_values(&["hit"])
+            .observe(started.elapsed().as_secs_f64());
+        ctx.metrics.cache_hits.inc();
+        return Ok(duplicate(job, Some(stored)));
     }
-    ctx.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
-    match ctx.store.process(event, &job.handlers).await? {
+    let lookup = started.elapsed();
+    ctx.metrics.cache_misses.inc();
+    let Settled { committed, check } = ctx.store.process(event, &job.handlers).await?;
+    ctx.metrics
+        .check_seconds
+        .with_label_values(&["miss"])
+        .observe((lookup + check).as_secs_f64());
+    match committed {
         Committed::Processed => {
             ctx.cache.insert(event.digest, event.payload_sha256).await;
             Ok(Outcome::Processed)
@@ -87,16 +100,15 @@ async fn process(ctx: &ShardContext, job: &Job) -> Result<Outcome, EngineError> 
             if let Some(stored) = stored_payload {
                 ctx.cache.insert(event.digest, stored).await;
             }
-            Ok(duplicate(ctx, job, stored_payload))
+            Ok(duplicate(job, stored_payload))
         }
     }
 }
 
-fn duplicate(ctx: &ShardContext, job: &Job, stored_payload: Option<[u8; 32]>) -> Outcome {
+fn duplicate(job: &Job, stored_payload: Option<[u8; 32]>) -> Outcome {
     let event = &job.event;
     let mismatch = stored_payload.is_some_and(|p| p != event.payload_sha256);
     if mismatch {
-        ctx.stats.payload_mismatches.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             source = %event.key.source,
             event_type = %event.key.event_type,

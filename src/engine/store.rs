@@ -16,6 +16,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::time::Instant;
+
 use chrono::Utc;
 use futures::FutureExt;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -24,8 +26,10 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, Transact
 use super::db_error::{classify, DbErrorKind};
 use super::key::Sha256Digest;
 use super::{EngineError, Event};
+use crate::clock::Clock;
 use crate::entities::{failed_attempt, processed_event};
 use crate::handlers::{Handler, HandlerError};
+use crate::metrics::Metrics;
 
 /// The longest `last_error` kept in the audit table.
 const MAX_ERROR_CHARS: usize = 2000;
@@ -47,15 +51,34 @@ enum AttemptError {
     Handler(String),
 }
 
+/// A committed outcome and how long the dedupe insert took (the idempotency check's share
+/// of the transaction).
+pub struct Settled {
+    pub committed: Committed,
+    pub check: Duration,
+}
+
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
     max_retries: u32,
+    clock: Clock,
+    metrics: Arc<Metrics>,
 }
 
 impl Store {
-    pub fn new(db: DatabaseConnection, max_retries: u32) -> Self {
-        Self { db, max_retries }
+    pub fn new(
+        db: DatabaseConnection,
+        max_retries: u32,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            db,
+            max_retries,
+            clock,
+            metrics,
+        }
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -68,7 +91,7 @@ impl Store {
         &self,
         event: &Event,
         handlers: &[Arc<dyn Handler>],
-    ) -> Result<Committed, EngineError> {
+    ) -> Result<Settled, EngineError> {
         let mut attempt = 0;
         loop {
             let err = match self.attempt(event, handlers).await {
@@ -83,11 +106,12 @@ impl Store {
                 AttemptError::Db(db_err) => match classify(&db_err) {
                     DbErrorKind::Retryable if attempt < self.max_retries => {
                         attempt += 1;
+                        self.metrics.db_retries.inc();
                         tracing::debug!(attempt, error = %db_err, "transaction lost a race; rerunning");
                         tokio::time::sleep(backoff(attempt)).await;
                     }
                     DbErrorKind::Retryable => {
-                        return Err(EngineError::Unavailable(format!(
+                        return Err(EngineError::Conflict(format!(
                             "transaction still conflicting after {} retries: {db_err}",
                             self.max_retries
                         )));
@@ -109,7 +133,8 @@ impl Store {
         &self,
         event: &Event,
         handlers: &[Arc<dyn Handler>],
-    ) -> Result<Committed, AttemptError> {
+    ) -> Result<Settled, AttemptError> {
+        let started = Instant::now();
         let txn = self.db.begin().await.map_err(AttemptError::Db)?;
         let record = processed_event::ActiveModel {
             key_digest: Set(event.digest.to_vec()),
@@ -118,7 +143,7 @@ impl Store {
             event_id: Set(event.key.event_id.clone()),
             payload_sha256: Set(event.payload_sha256.to_vec()),
             received_at: Set(event.received_at),
-            processed_at: Set(Utc::now()),
+            processed_at: Set(self.clock.now()),
         };
         if let Err(err) = processed_event::Entity::insert(record)
             .exec_without_returning(&txn)
@@ -128,9 +153,14 @@ impl Store {
             if classify(&err) != DbErrorKind::UniqueViolation {
                 return Err(AttemptError::Db(err));
             }
+            let check = started.elapsed();
             let stored_payload = self.stored_payload(&event.digest).await.unwrap_or(None);
-            return Ok(Committed::Duplicate { stored_payload });
+            return Ok(Settled {
+                committed: Committed::Duplicate { stored_payload },
+                check,
+            });
         }
+        let check = started.elapsed();
         for handler in handlers {
             // A panicking handler fails this event only: the transaction is rolled back and
             // the shard goes on serving.
@@ -152,7 +182,10 @@ impl Store {
             }
         }
         txn.commit().await.map_err(AttemptError::Db)?;
-        Ok(Committed::Processed)
+        Ok(Settled {
+            committed: Committed::Processed,
+            check,
+        })
     }
 
     /// The payload digest recorded with a committed event.
@@ -169,7 +202,7 @@ impl Store {
     /// Audit only: counts the failed attempt. Best effort, since the database may be the
     /// thing that failed; losing an audit row never affects exactly-once.
     async fn record_failure(&self, event: &Event, error: &str) {
-        let now = Utc::now();
+        let now = self.clock.now();
         let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
         let row = failed_attempt::ActiveModel {
             key_digest: Set(event.digest.to_vec()),
@@ -210,7 +243,7 @@ impl Store {
 /// transactions that deadlocked each other do not collide again in lockstep.
 fn backoff(attempt: u32) -> Duration {
     let base = 5u64 << Ord::min(attempt, 6);
-    let nanos = u64::from(Utc::now().timestamp_subsec_nanos());
+    let nanos = u64::from(Utc::now().timestamp_subsec_nanos()); // jitter, not time: system clock
     let jitter = 50 + nanos % 101; // percent
     Duration::from_micros(base * jitter * 10)
 }

@@ -16,6 +16,8 @@ use crate::engine::Event;
 
 mod inbox;
 mod payments;
+#[cfg(feature = "test-handlers")]
+mod testing;
 
 pub use inbox::Inbox;
 pub use payments::Payments;
@@ -52,9 +54,12 @@ pub struct Registry {
 impl Registry {
     /// The built-in `inbox` and `payments`.
     pub fn builtin() -> Self {
-        Self::empty()
+        let registry = Self::empty()
             .with("inbox", Inbox)
-            .with("payments", Payments)
+            .with("payments", Payments);
+        #[cfg(feature = "test-handlers")]
+        let registry = registry.with("sleep", testing::Sleep);
+        registry
     }
 
     pub fn empty() -> Self {

@@ -3,6 +3,7 @@
 //! - [`webhooks`]: `POST /webhooks/<source>`, the ingest path.
 //! - [`admin`]: read APIs behind a bearer token (event audit, orders).
 //! - [`health`]: liveness and readiness.
+//! - [`metrics`]: Prometheus metrics.
 //!
 //! Every error, including Rocket's own (unknown route, body too large), answers JSON.
 
@@ -13,12 +14,14 @@ use crate::error::JsonError;
 
 pub mod admin;
 pub mod health;
+pub mod metrics;
 pub mod webhooks;
 
 pub fn all() -> Vec<Route> {
     let mut routes = webhooks::routes();
     routes.extend(admin::routes());
     routes.extend(health::routes());
+    routes.extend(metrics::routes());
     routes
 }
 

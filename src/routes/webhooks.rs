@@ -1,8 +1,8 @@
 //! `POST /webhooks/<source>`: read the body, identify the event, hand it to its shard.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use chrono::Utc;
 use rocket::data::{Data, ToByteUnit};
 use rocket::http::Header;
 use rocket::request::{FromRequest, Outcome, Request};
@@ -11,9 +11,11 @@ use rocket::serde::json::Json;
 use rocket::{post, routes, Route, State};
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::engine::key::{sha256, EventKey};
-use crate::engine::{Engine, Event, Job, Outcome as EngineOutcome};
+use crate::engine::{Engine, EngineError, Event, Job, Outcome as EngineOutcome};
 use crate::error::ApiError;
+use crate::metrics::Rejection;
 use crate::providers::{Delivery, Sources};
 
 /// The body limit used when Rocket.toml sets no `limits.webhook`.
@@ -82,6 +84,25 @@ impl<'r> Responder<'r, 'static> for Accepted {
     }
 }
 
+/// A delivery that was not answered 200, with what is known of it for the log line.
+struct Refused {
+    key: Option<EventKey>,
+    error: ApiError,
+    /// `None` for a failed event (counted as failed), else why it was refused.
+    rejection: Option<Rejection>,
+}
+
+impl Refused {
+    fn new(rejection: Rejection, error: impl Into<ApiError>) -> Self {
+        Self {
+            key: None,
+            error: error.into(),
+            rejection: Some(rejection),
+        }
+    }
+}
+
+/// Counts and logs the delivery (one line per delivery, never the body), then answers it.
 #[post("/webhooks/<source>", data = "<body>")]
 async fn ingest(
     source: &str,
@@ -89,22 +110,102 @@ async fn ingest(
     body: Data<'_>,
     sources: &State<Sources>,
     engine: &State<Arc<Engine>>,
+    clock: &State<Clock>,
 ) -> Result<Accepted, ApiError> {
-    let source = sources
-        .get(source)
-        .ok_or_else(|| ApiError::NotFound("unknown source".to_owned()))?;
+    let started = Instant::now();
+    let metrics = engine.metrics();
+    let counters = metrics.source(source);
+    counters.received.inc();
+    let result = receive(source, meta, body, sources, engine, clock).await;
+    let latency = started.elapsed();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    match result {
+        Ok(accepted) => {
+            let outcome = match accepted.outcome {
+                EngineOutcome::Processed => {
+                    counters.processed.inc();
+                    "processed"
+                }
+                EngineOutcome::Duplicate { payload_mismatch } => {
+                    counters.duplicate.inc();
+                    if payload_mismatch {
+                        counters.payload_mismatches.inc();
+                    }
+                    "duplicate"
+                }
+            };
+            metrics
+                .processing_seconds
+                .with_label_values(&[&accepted.key.source, outcome])
+                .observe(latency.as_secs_f64());
+            tracing::info!(
+                source = %accepted.key.source,
+                event_type = %accepted.key.event_type,
+                event_id = %accepted.key.event_id,
+                outcome,
+                latency_ms,
+                "event"
+            );
+            Ok(accepted)
+        }
+        Err(refused) => {
+            match refused.rejection {
+                Some(reason) => metrics.rejected(source, reason),
+                None => counters.failed.inc(),
+            }
+            let (event_type, event_id) = refused
+                .key
+                .as_ref()
+                .map_or(("", ""), |k| (k.event_type.as_str(), k.event_id.as_str()));
+            tracing::info!(
+                source = %truncate(source, 64),
+                event_type = %event_type,
+                event_id = %event_id,
+                outcome = %refused.error.status().code,
+                error = %refused.error,
+                latency_ms,
+                "event refused"
+            );
+            Err(refused.error)
+        }
+    }
+}
+
+async fn receive(
+    source: &str,
+    meta: RequestMeta,
+    body: Data<'_>,
+    sources: &Sources,
+    engine: &Engine,
+    clock: &Clock,
+) -> Result<Accepted, Refused> {
+    let source = sources.get(source).ok_or_else(|| {
+        Refused::new(
+            Rejection::UnknownSource,
+            ApiError::NotFound("unknown source".to_owned()),
+        )
+    })?;
     let body = body
         .open(meta.body_limit.bytes())
         .into_bytes()
         .await
-        .map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+        .map_err(|e| {
+            Refused::new(
+                Rejection::BadRequest,
+                ApiError::BadRequest(format!("could not read the body: {e}")),
+            )
+        })?;
     if !body.is_complete() {
-        return Err(ApiError::PayloadTooLarge {
-            limit: meta.body_limit,
-        });
+        return Err(Refused::new(
+            Rejection::TooLarge,
+            ApiError::PayloadTooLarge {
+                limit: meta.body_limit,
+            },
+        ));
     }
     let body = body.into_inner();
     let payload_sha256 = sha256(&body);
+    let now = clock.now();
     let mut delivery = Delivery {
         headers: &meta.headers,
         body: &body,
@@ -115,12 +216,21 @@ async fn ingest(
     // hash, and learns nothing about how we read payloads.
     source
         .provider
-        .verify(&delivery, Utc::now().timestamp())
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        .verify(&delivery, now.timestamp())
+        .map_err(|e| {
+            Refused::new(
+                Rejection::Unauthorized,
+                ApiError::Unauthorized(e.to_string()),
+            )
+        })?;
     let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     delivery.json = json.as_ref();
-    let (event_type, event_id) = source.provider.extract(&delivery)?;
-    let key = EventKey::new(&source.name, event_type, event_id)?;
+    let (event_type, event_id) = source
+        .provider
+        .extract(&delivery)
+        .map_err(|e| Refused::new(Rejection::BadRequest, e))?;
+    let key = EventKey::new(&source.name, event_type, event_id)
+        .map_err(|e| Refused::new(Rejection::BadRequest, e))?;
     let event = Event {
         digest: key.digest(),
         key: key.clone(),
@@ -128,20 +238,37 @@ async fn ingest(
         headers: meta.headers,
         body,
         json,
-        received_at: Utc::now(),
+        received_at: now,
     };
-    let outcome = engine
-        .submit(Job {
-            event: Arc::new(event),
-            handlers: source.handlers.clone(),
-        })
-        .await?;
-    tracing::info!(
-        source = %key.source,
-        event_type = %key.event_type,
-        event_id = %key.event_id,
-        outcome = if matches!(outcome, EngineOutcome::Processed) { "processed" } else { "duplicate" },
-        "event"
-    );
-    Ok(Accepted { outcome, key })
+    let job = Job {
+        event: Arc::new(event),
+        handlers: source.handlers.clone(),
+    };
+    match engine.submit(job).await {
+        Ok(outcome) => Ok(Accepted { outcome, key }),
+        Err(e) => {
+            let rejection = match &e {
+                EngineError::QueueFull => Some(Rejection::QueueFull),
+                EngineError::Unavailable(_)
+                | EngineError::Conflict(_)
+                | EngineError::ShuttingDown => Some(Rejection::Unavailable),
+                EngineError::HandlerFailed(_) | EngineError::Internal(_) => None,
+            };
+            Err(Refused {
+                key: Some(key),
+                error: e.into(),
+                rejection,
+            })
+        }
+    }
+}
+
+/// At most `max` bytes of `s`, cut on a character boundary: a source name from the URL is
+/// attacker-controlled and goes into the log.
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

@@ -27,9 +27,10 @@ async fn admin_api_reports_events_and_orders(backend: Backend) {
     assert_eq!(app.post("demo", other, &[]).await.outcome(), "duplicate");
     assert_eq!(
         app.engine()
-            .stats()
+            .metrics()
+            .source("demo")
             .payload_mismatches
-            .load(std::sync::atomic::Ordering::Relaxed),
+            .get(),
         1
     );
 

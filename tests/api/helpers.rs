@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use idemhook::clock::Clock;
 use idemhook::config::{
     Environment, OnMissingId, ProviderKind, SecretEnv, Settings, SignatureEncoding, SourceConfig,
 };
@@ -210,11 +211,20 @@ impl TestApp {
 
     /// Launches the app; `Err` carries Rocket's launch error (a refused config, say).
     pub async fn spawn_with(settings: &Settings, env: Environment) -> Result<TestApp, String> {
+        Self::launch(settings, env, Clock::system()).await
+    }
+
+    pub async fn launch(
+        settings: &Settings,
+        env: Environment,
+        clock: Clock,
+    ) -> Result<TestApp, String> {
         let faults = crate::support::Faults::default();
         let app = faults.register(
             App::new()
                 .figment(figment(settings))
-                .environment(with_test_secrets(env)),
+                .environment(with_test_secrets(env))
+                .clock(clock),
         );
         let client = Client::untracked(app.rocket())
             .await

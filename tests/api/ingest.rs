@@ -40,11 +40,8 @@ async fn processed_then_duplicate_counts_the_payment_once(backend: Backend) {
     let r = rows(&conn).await;
     assert_eq!((r.processed, r.inbox, r.failed), (1, 1, 0));
     // The second answer came from the cache, not the database.
-    let stats = app.engine().stats();
-    assert_eq!(
-        stats.cache_hits.load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    let metrics = app.engine().metrics();
+    assert_eq!(metrics.cache_hits.get(), 1);
     drop(app);
     db.drop_db().await;
 }
@@ -65,17 +62,11 @@ async fn a_restarted_instance_answers_duplicate_from_the_database(backend: Backe
     assert_eq!(again.status, Status::Ok);
     assert_eq!(again.outcome(), "duplicate");
     assert_eq!(again.replayed.as_deref(), Some("true"));
-    let stats = app.engine().stats();
-    assert_eq!(
-        stats.cache_hits.load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    let metrics = app.engine().metrics();
+    assert_eq!(metrics.cache_hits.get(), 0);
     // The database answer filled the cache: the next duplicate does not reach it.
     assert_eq!(app.post("demo", &body, &[]).await.outcome(), "duplicate");
-    assert_eq!(
-        stats.cache_hits.load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(metrics.cache_hits.get(), 1);
     assert_eq!(amount_paid(&db.connect().await, "order_r").await, Some(100));
     drop(app);
     db.drop_db().await;

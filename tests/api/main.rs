@@ -2,6 +2,7 @@
 //! database per test (SQLite always; PostgreSQL and MariaDB when their URLs are set).
 
 mod helpers;
+mod process;
 mod support;
 
 mod admin;
@@ -9,4 +10,5 @@ mod concurrency;
 mod failures;
 mod ingest;
 mod launch;
+mod operations;
 mod providers;

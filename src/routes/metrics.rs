@@ -1,0 +1,19 @@
+//! `GET /metrics`: Prometheus text exposition (see `crate::metrics` for the list).
+
+use std::sync::Arc;
+
+use rocket::http::ContentType;
+use rocket::{get, routes, Route, State};
+
+use crate::engine::Engine;
+
+pub fn routes() -> Vec<Route> {
+    routes![metrics]
+}
+
+#[get("/metrics")]
+async fn metrics(engine: &State<Arc<Engine>>) -> (ContentType, String) {
+    engine.export_gauges().await;
+    let content_type = ContentType::new("text", "plain").with_params([("version", "0.0.4")]);
+    (content_type, engine.metrics().render())
+}

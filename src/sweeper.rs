@@ -1,0 +1,185 @@
+//! The retention sweeper: deletes dedupe records, failed-attempt audit rows and inbox rows
+//! older than their retention, so storage stays bounded.
+//!
+//! It deletes in batches (select up to `sweep_batch` primary keys, delete them, pause), each
+//! batch its own short statement, so it never holds a long lock or starves ingestion. The
+//! timestamp columns it selects by are indexed.
+//!
+//! The consequence of a sweep: a key whose record is gone is *new* again, so a redelivery
+//! after the retention is processed a second time. That is why the retention is at least 30
+//! days, ten times Stripe's 3-day retry window and far beyond GitHub's, Shopify's (48 h) or
+//! Standard Webhooks senders' schedules. Swept keys are also dropped from the cache, so the
+//! cache never vouches for a record that no longer exists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TryGetableMany, Value,
+};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::engine::cache::CommittedKeys;
+use crate::engine::key::Sha256Digest;
+use crate::entities::{failed_attempt, inbox, processed_event};
+use crate::metrics::Metrics;
+
+pub struct SweeperConfig {
+    pub retention_days: u32,
+    pub inbox_retention_days: u32,
+    pub batch: u64,
+    pub pause: Duration,
+    pub interval: Duration,
+}
+
+/// Rows deleted by one sweep.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub processed_events: u64,
+    pub failed_attempts: u64,
+    pub inbox: u64,
+}
+
+pub struct Sweeper {
+    db: DatabaseConnection,
+    cache: CommittedKeys,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    config: SweeperConfig,
+}
+
+impl Sweeper {
+    pub fn new(
+        db: DatabaseConnection,
+        cache: CommittedKeys,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        config: SweeperConfig,
+    ) -> Self {
+        Self {
+            db,
+            cache,
+            clock,
+            metrics,
+            config,
+        }
+    }
+
+    /// Runs `sweep_once` every interval until `stop` changes. The first sweep runs one
+    /// interval after launch, not at launch, so a restart loop cannot turn into a sweep loop.
+    pub fn spawn(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.interval) => {}
+                    _ = stop.changed() => return,
+                }
+                match self.sweep_once().await {
+                    Ok(r) => tracing::info!(
+                        processed_events = r.processed_events,
+                        failed_attempts = r.failed_attempts,
+                        inbox = r.inbox,
+                        "retention sweep done"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention sweep failed; retrying next interval")
+                    }
+                }
+            }
+        })
+    }
+
+    pub async fn sweep_once(&self) -> Result<SweepReport, DbErr> {
+        let now = self.clock.now();
+        let cutoff = now - TimeDelta::days(i64::from(self.config.retention_days));
+        let inbox_cutoff = now - TimeDelta::days(i64::from(self.config.inbox_retention_days));
+
+        let processed_events = self
+            .sweep_table::<processed_event::Entity, Vec<u8>>(
+                "processed_events",
+                processed_event::Column::KeyDigest,
+                processed_event::Column::ProcessedAt,
+                cutoff,
+                |key| <[u8; 32]>::try_from(key.as_slice()).ok(),
+            )
+            .await?;
+        let failed_attempts = self
+            .sweep_table::<failed_attempt::Entity, Vec<u8>>(
+                "failed_attempts",
+                failed_attempt::Column::KeyDigest,
+                failed_attempt::Column::LastFailedAt,
+                cutoff,
+                |_| None,
+            )
+            .await?;
+        let inbox = self
+            .sweep_table::<inbox::Entity, i64>(
+                "inbox",
+                inbox::Column::Id,
+                inbox::Column::ReceivedAt,
+                inbox_cutoff,
+                |_| None,
+            )
+            .await?;
+        self.metrics
+            .sweeper_last_run
+            .set(self.clock.now().timestamp() as f64);
+        Ok(SweepReport {
+            processed_events,
+            failed_attempts,
+            inbox,
+        })
+    }
+
+    /// Deletes `table`'s rows whose `time` is before `cutoff`, oldest first, `batch` primary
+    /// keys at a time. `cached` names the cache entry a deleted key had, if any.
+    async fn sweep_table<E, K>(
+        &self,
+        table: &str,
+        key: E::Column,
+        time: E::Column,
+        cutoff: DateTime<Utc>,
+        cached: fn(&K) -> Option<Sha256Digest>,
+    ) -> Result<u64, DbErr>
+    where
+        E: EntityTrait,
+        K: TryGetableMany + Into<Value> + Clone,
+    {
+        let mut deleted = 0;
+        loop {
+            let keys: Vec<K> = E::find()
+                .select_only()
+                .column(key)
+                .filter(time.lt(cutoff))
+                .order_by_asc(time)
+                .limit(self.config.batch)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            if keys.is_empty() {
+                break;
+            }
+            let n = E::delete_many()
+                .filter(key.is_in(keys.iter().cloned()))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+            for digest in keys.iter().filter_map(cached) {
+                self.cache.invalidate(&digest).await;
+            }
+            deleted += n;
+            self.metrics
+                .sweeper_deleted
+                .with_label_values(&[table])
+                .inc_by(n);
+            if (keys.len() as u64) < self.config.batch {
+                break;
+            }
+            tokio::time::sleep(self.config.pause).await;
+        }
+        Ok(deleted)
+    }
+}
