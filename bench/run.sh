@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The standard benchmark matrix, on this machine, in one run:
+#   bare Rocket (baseline) x 16/64 connections
+#   for each of SQLite, PostgreSQL, MariaDB:
+#     db-limit x 16/64, and idemhook x new-only / 50 % duplicates / duplicates-only x 16/64
+# Results go to bench/results/<timestamp>/ as JSON, and a table with the ratios is printed.
+#
+# Usage: bench/run.sh [seconds-per-run (default 10)] [databases (default "sqlite postgres mariadb")]
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and MariaDB on 127.0.0.1:3306
+# (root, no password) for those rows, as on the developers' machines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-10}
+DBS=${2:-sqlite postgres mariadb}
+PROVIDER=${PROVIDER:-generic}
+OUT=bench/results/$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT"
+cargo build --release -q -p idemhook -p idemhook-bench
+BIN=target/release
+BENCH="$BIN/idemhook-bench"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_http() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
+
+fresh_db() { # name -> URL of an empty database
+  case $1 in
+    sqlite) rm -f "$WORK/bench.db"*; echo "sqlite://$WORK/bench.db?mode=rwc" ;;
+    postgres) psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS idemhook_bench WITH (FORCE)" -qc "CREATE DATABASE idemhook_bench"
+              echo "postgres://postgres@127.0.0.1:5432/idemhook_bench" ;;
+    mariadb) mysql -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS idemhook_bench; CREATE DATABASE idemhook_bench"
+             echo "mysql://root@127.0.0.1:3306/idemhook_bench" ;;
+  esac
+}
+
+echo "== bare Rocket"
+"$BENCH" baseline-server --port 8001 & PIDS+=($!)
+wait_http "http://127.0.0.1:8001/webhooks/x" || true
+sleep 1
+for c in 16 64; do
+  "$BENCH" http --url http://127.0.0.1:8001 --no-check -c $c --duration "$SECS" --duplicates 100 --pool 1 \
+    --label "rocket baseline" --json "$OUT/baseline-c$c.json"
+done
+kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+
+for db in $DBS; do
+  for c in 16 64; do
+    echo "== db-limit $db c=$c"
+    url=$(fresh_db "$db")
+    "$BENCH" db-limit --database-url "$url" -c $c --duration "$SECS" --label "db-limit $db" --json "$OUT/dblimit-$db-c$c.json"
+  done
+  for c in 16 64; do
+    for dup in 0 50 100; do
+      echo "== idemhook $db c=$c duplicates=$dup%"
+      url=$(fresh_db "$db")
+      cat > "$WORK/Rocket.toml" <<TOML
+[default]
+log_level = "off"
+[default.idemhook]
+database_url = "$url"
+log_format = "text"
+[default.idemhook.sources.bench]
+handlers = ["payments"]
+[default.idemhook.sources.stripe]
+provider = "stripe"
+secret_env = "BENCH_SECRET"
+handlers = ["payments"]
+TOML
+      ( cd "$WORK" && RUST_LOG=warn ROCKET_CONFIG="$WORK/Rocket.toml" BENCH_SECRET=whsec_bench exec "$OLDPWD/$BIN/idemhook" ) > "$WORK/server.log" 2>&1 &
+      PIDS+=($!)
+      wait_http http://127.0.0.1:8000/health/ready
+      src=bench; [ "$PROVIDER" = stripe ] && src=stripe
+      BENCH_SECRET=whsec_bench "$BENCH" http --url http://127.0.0.1:8000 --source $src --provider "$PROVIDER" \
+        -c $c --duration "$SECS" --duplicates $dup --label "idemhook $db" --json "$OUT/idemhook-$db-c$c-d$dup.json" || true
+      kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+    done
+  done
+done
+
+echo
+"$BENCH" summarize "$OUT" | tee "$OUT/summary.md"
