@@ -49,6 +49,8 @@ pub struct Settings {
     pub db_timeout_secs: u64,
     /// How often an event whose transaction lost a deadlock or serialization race is rerun.
     pub max_retries: u32,
+    /// Most events one shard commits in one transaction (group commit); 1 disables it.
+    pub max_batch: usize,
     /// Days an inbox row is kept for downstream consumers.
     pub inbox_retention_days: u32,
     /// Seconds between retention sweeps.
@@ -83,6 +85,7 @@ impl Default for Settings {
             db_max_connections: None,
             db_timeout_secs: 5,
             max_retries: 3,
+            max_batch: 64,
             inbox_retention_days: 30,
             sweep_interval_secs: 3600,
             sweep_batch: 10_000,
@@ -229,6 +232,12 @@ impl Settings {
         }
         if self.db_timeout_secs == 0 {
             return invalid("idemhook.db_timeout_secs must be at least 1".to_owned());
+        }
+        if !(1..=1000).contains(&self.max_batch) {
+            return invalid(format!(
+                "idemhook.max_batch = {} must be 1..=1000 (1 disables group commit)",
+                self.max_batch
+            ));
         }
         if self.inbox_retention_days == 0 {
             return invalid("idemhook.inbox_retention_days must be at least 1".to_owned());

@@ -214,6 +214,7 @@ async fn ignite(
             cache_capacity: settings.cache_capacity,
             cache_ttl: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
             max_retries: settings.max_retries,
+            max_batch: settings.max_batch,
         },
         db.clone(),
         clock.clone(),

@@ -74,6 +74,10 @@ pub struct Metrics {
     pub cache_entries: IntGauge,
     pub queue_depth: IntGaugeVec,
     pub db_retries: IntCounter,
+    /// Events per group commit (batches of more than one event).
+    pub batch_size: prometheus::Histogram,
+    /// Group commits abandoned for per-event processing (a duplicate or failure inside).
+    pub batch_fallbacks: IntCounter,
     pub db_up: IntGauge,
     pub sweeper_deleted: IntCounterVec,
     pub sweeper_last_run: Gauge,
@@ -165,6 +169,19 @@ impl Metrics {
             db_retries: int_counter(
                 "idemhook_db_retries_total",
                 "Transactions rerun after a deadlock, lock timeout or serialization/certification conflict",
+            ),
+            batch_size: {
+                let h = prometheus::Histogram::with_opts(
+                    HistogramOpts::new("idemhook_batch_size", "Events committed per group commit")
+                        .buckets(vec![2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+                )
+                .expect("valid metric");
+                r.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
+            batch_fallbacks: int_counter(
+                "idemhook_batch_fallbacks_total",
+                "Group commits rolled back and redone event by event (a duplicate, failure or conflict inside)",
             ),
             db_up: int_gauge("idemhook_database_up", "1 while the database answers, 0 after it failed"),
             sweeper_deleted: counter_vec(

@@ -39,13 +39,24 @@ impl Scrape {
     /// The upper bound of the bucket holding quantile `q` of the observations made between
     /// `before` and `self`, for `idemhook_idempotency_check_seconds{result=…}`, in ms.
     pub fn check_quantile_ms(&self, before: &Scrape, result: &str, q: f64) -> Option<f64> {
-        let prefix = "idemhook_idempotency_check_seconds_bucket{le=\"";
-        let suffix = format!("\",result=\"{result}\"}}");
         let mut buckets: Vec<(f64, f64)> = self
             .0
             .iter()
             .filter_map(|(k, v)| {
-                let le = k.strip_prefix(prefix)?.strip_suffix(suffix.as_str())?;
+                let labels = k.strip_prefix("idemhook_idempotency_check_seconds_bucket{")?;
+                let labels = labels.strip_suffix('}')?;
+                let mut le = None;
+                let mut matches = false;
+                for pair in labels.split(',') {
+                    let (name, value) = pair.split_once('=')?;
+                    let value = value.trim_matches('"');
+                    match name {
+                        "le" => le = Some(value),
+                        "result" => matches = value == result,
+                        _ => {}
+                    }
+                }
+                let le = le.filter(|_| matches)?;
                 let bound = if le == "+Inf" {
                     f64::INFINITY
                 } else {
@@ -73,14 +84,14 @@ mod tests {
     #[test]
     fn quantiles_come_from_bucket_deltas() {
         let before = Scrape::parse(
-            "idemhook_idempotency_check_seconds_bucket{le=\"0.001\",result=\"hit\"} 10\n\
-             idemhook_idempotency_check_seconds_bucket{le=\"0.01\",result=\"hit\"} 10\n\
-             idemhook_idempotency_check_seconds_bucket{le=\"+Inf\",result=\"hit\"} 10\n",
+            "idemhook_idempotency_check_seconds_bucket{result=\"hit\",le=\"0.001\"} 10\n\
+             idemhook_idempotency_check_seconds_bucket{result=\"hit\",le=\"0.01\"} 10\n\
+             idemhook_idempotency_check_seconds_bucket{result=\"hit\",le=\"+Inf\"} 10\n",
         );
         let after = Scrape::parse(
-            "idemhook_idempotency_check_seconds_bucket{le=\"0.001\",result=\"hit\"} 108\n\
-             idemhook_idempotency_check_seconds_bucket{le=\"0.01\",result=\"hit\"} 110\n\
-             idemhook_idempotency_check_seconds_bucket{le=\"+Inf\",result=\"hit\"} 110\n",
+            "idemhook_idempotency_check_seconds_bucket{result=\"hit\",le=\"0.001\"} 108\n\
+             idemhook_idempotency_check_seconds_bucket{result=\"hit\",le=\"0.01\"} 110\n\
+             idemhook_idempotency_check_seconds_bucket{result=\"hit\",le=\"+Inf\"} 110\n",
         );
         assert_eq!(after.check_quantile_ms(&before, "hit", 0.5), Some(1.0));
         assert_eq!(after.check_quantile_ms(&before, "hit", 0.99), Some(10.0));

@@ -69,6 +69,7 @@ pub struct EngineConfig {
     pub cache_capacity: u64,
     pub cache_ttl: Duration,
     pub max_retries: u32,
+    pub max_batch: usize,
 }
 
 struct Shard {
@@ -96,15 +97,13 @@ impl Engine {
             store: Store::new(db, config.max_retries, clock, metrics.clone()),
             cache: CommittedKeys::new(config.cache_capacity, config.cache_ttl),
             metrics,
+            max_batch: config.max_batch.max(1),
         });
         ctx.metrics.db_up.set(1);
         let mut shards = Vec::with_capacity(config.shards);
         for _ in 0..config.shards {
             let depth = Arc::new(AtomicUsize::new(0));
-            let state = ShardState {
-                ctx: ctx.clone(),
-                depth: depth.clone(),
-            };
+            let state = ShardState::new(ctx.clone(), depth.clone());
             let (actor, _join) = Actor::spawn(None, ShardActor, state)
                 .await
                 .map_err(|e| EngineError::Internal(format!("cannot start a shard: {e}")))?;
@@ -140,6 +139,19 @@ impl Engine {
     }
 
     async fn dispatch(&self, job: Job) -> Result<Outcome, EngineError> {
+        // A cache entry is proof of a commit, so a hit can be answered here without the
+        // shard: most duplicates never take a queue slot. A miss proves nothing; the shard
+        // decides.
+        let started = Instant::now();
+        if let Some(stored) = self.ctx.cache.get(&job.event.digest).await {
+            self.ctx
+                .metrics
+                .check_seconds
+                .with_label_values(&["hit"])
+                .observe(started.elapsed().as_secs_f64());
+            self.ctx.metrics.cache_hits.inc();
+            return Ok(shard::duplicate(&job, Some(stored)));
+        }
         let shard = &self.shards[key::shard_of(&job.event.digest, self.shards.len())];
         if shard.depth.fetch_add(1, Ordering::AcqRel) >= self.shard_queue {
             shard.depth.fetch_sub(1, Ordering::AcqRel);

@@ -14,6 +14,7 @@ on_every_backend!(
     a_hundred_concurrent_deliveries_process_once,
     two_instances_racing_apply_every_event_once,
     a_full_shard_queue_answers_503_with_retry_after,
+    queued_events_are_group_committed_and_a_bad_one_falls_back_alone,
 );
 
 async fn a_hundred_concurrent_deliveries_process_once(backend: Backend) {
@@ -130,6 +131,98 @@ async fn a_full_shard_queue_answers_503_with_retry_after(backend: Backend) {
     let retry = app.post("gated", r#"{"id":"g2","type":"t"}"#, &[]).await;
     assert_eq!(retry.outcome(), "processed");
     assert_eq!(app.engine().metrics().cache_hits.get(), 0);
+    drop(app);
+    db.drop_db().await;
+}
+
+/// While the gate holds the one shard, events queue up behind it; when it opens they are
+/// committed in one group transaction. A batch holding a panicking event, a duplicate and
+/// fine events is rolled back whole and redone event by event: the fine ones commit once,
+/// the bad one fails alone.
+async fn queued_events_are_group_committed_and_a_bad_one_falls_back_alone(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let mut settings = test_settings(&db);
+    settings.shards = 1;
+    let app = Arc::new(TestApp::spawn(&settings).await);
+    let metrics = app.engine().metrics().clone();
+
+    async fn round(
+        app: &Arc<TestApp>,
+        gate_id: &str,
+        deliveries: Vec<(&'static str, String)>,
+    ) -> Vec<Reply> {
+        let held = {
+            let app = app.clone();
+            let body = format!(r#"{{"id":"{gate_id}","type":"t"}}"#);
+            tokio::spawn(async move { app.post("gated", &body, &[]).await })
+        };
+        app.faults.entered.acquire().await.unwrap().forget();
+        let n = deliveries.len();
+        let sends = {
+            let app = app.clone();
+            tokio::spawn(async move {
+                join_all(
+                    deliveries
+                        .iter()
+                        .map(|(source, body)| app.post(source, body, &[])),
+                )
+                .await
+            })
+        };
+        // Everything is queued behind the gate before it opens. (A sender counts itself in
+        // `in_flight` a few instructions before its message is in the mailbox; the extra
+        // yields let those instructions run.)
+        while app.engine().in_flight() < 1 + n {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        app.faults.gate.add_permits(1);
+        assert_eq!(held.await.unwrap().outcome(), "processed");
+        sends.await.unwrap()
+    }
+
+    // Round 1: fine events, a repeat of one of them, and a panicking one.
+    let mut deliveries: Vec<(&str, String)> = (0..8)
+        .map(|i| ("demo", payment(&format!("b1_{i}"), "order_b", 10)))
+        .collect();
+    deliveries.push(("demo", payment("b1_0", "order_b", 10)));
+    deliveries.push(("panicky", r#"{"id":"b1_boom","type":"boom"}"#.to_owned()));
+    let replies = round(&app, "gate1", deliveries).await;
+    let outcomes: Vec<&str> = replies.iter().map(Reply::outcome).collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "processed").count(),
+        8,
+        "{replies:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "duplicate").count(),
+        1,
+        "{replies:?}"
+    );
+    assert_eq!(replies.last().unwrap().status, Status::InternalServerError);
+    assert_eq!(metrics.batch_fallbacks.get(), 1);
+
+    // Round 2: only fine events: one group commit, no fallback.
+    let deliveries = (0..8)
+        .map(|i| ("demo", payment(&format!("b2_{i}"), "order_b", 1)))
+        .collect();
+    let replies = round(&app, "gate2", deliveries).await;
+    assert!(
+        replies.iter().all(|r| r.outcome() == "processed"),
+        "{replies:?}"
+    );
+    assert_eq!(metrics.batch_fallbacks.get(), 1);
+    assert_eq!(metrics.batch_size.get_sample_count(), 1);
+    assert_eq!(metrics.batch_size.get_sample_sum(), 8.0);
+
+    let conn = db.connect().await;
+    assert_eq!(amount_paid(&conn, "order_b").await, Some(8 * 10 + 8));
+    let r = rows(&conn).await;
+    assert_eq!((r.processed, r.failed), (2 + 16, 1));
     drop(app);
     db.drop_db().await;
 }
