@@ -6,8 +6,8 @@
 
 use dashmap::DashMap;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The label for deliveries to a source that is not configured.
@@ -53,6 +53,8 @@ pub struct SourceMetrics {
     pub duplicate: IntCounter,
     pub failed: IntCounter,
     pub payload_mismatches: IntCounter,
+    pub processed_seconds: Histogram,
+    pub duplicate_seconds: Histogram,
 }
 
 pub struct Metrics {
@@ -67,6 +69,9 @@ pub struct Metrics {
     rejected: IntCounterVec,
     /// Cache lookup on a hit; cache lookup plus the dedupe insert on a miss.
     pub check_seconds: HistogramVec,
+    /// `check_seconds` for hits and misses, resolved once (the hot path skips label hashing).
+    pub check_hit: Histogram,
+    pub check_miss: Histogram,
     /// From the body being read to the answer, for processed and duplicate events.
     pub processing_seconds: HistogramVec,
     pub cache_hits: IntCounter,
@@ -142,6 +147,8 @@ impl Metrics {
         r.register(Box::new(sweeper_last_run.clone()))
             .expect("unique metric");
         Self {
+            check_hit: check_seconds.with_label_values(&["hit"]),
+            check_miss: check_seconds.with_label_values(&["miss"]),
             allowed_sources: sources.into_iter().collect(),
             sources: DashMap::new(),
             received: counter_vec(&r, "idemhook_events_received_total", "Deliveries received", &["source"]),
@@ -217,6 +224,12 @@ impl Metrics {
                 duplicate: self.duplicate.with_label_values(&[label]),
                 failed: self.failed.with_label_values(&[label]),
                 payload_mismatches: self.payload_mismatches.with_label_values(&[label]),
+                processed_seconds: self
+                    .processing_seconds
+                    .with_label_values(&[label, "processed"]),
+                duplicate_seconds: self
+                    .processing_seconds
+                    .with_label_values(&[label, "duplicate"]),
             })
             .clone()
     }

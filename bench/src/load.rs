@@ -80,17 +80,20 @@ impl Payloads {
         let id = self.id(n);
         let order = format!("order_{}_{}", self.run, n % self.orders);
         let amount = n % 1000 + 1;
+        // The body is a function of `n` alone: a provider's retry resends the same bytes (only
+        // the signature header, with its timestamp, is new).
+        let created = 1_700_000_000 + n;
         let now = chrono::Utc::now().timestamp().to_string();
         match self.provider {
             Provider::Generic => (
                 format!(
-                    r#"{{"id":"{id}","type":"payment_succeeded","created":{now},"data":{{"order_id":"{order}","amount":{amount},"currency":"eur","customer":"cus_bench","description":"benchmark payment for idemhook"}}}}"#
+                    r#"{{"id":"{id}","type":"payment_succeeded","created":{created},"data":{{"order_id":"{order}","amount":{amount},"currency":"eur","customer":"cus_bench","description":"benchmark payment for idemhook"}}}}"#
                 ),
                 Vec::new(),
             ),
             Provider::Stripe => {
                 let body = format!(
-                    r#"{{"id":"{id}","object":"event","type":"payment_intent.succeeded","created":{now},"data":{{"object":{{"id":"pi_{n}","object":"payment_intent","amount_received":{amount},"currency":"usd","metadata":{{"order_id":"{order}"}}}}}}}}"#
+                    r#"{{"id":"{id}","object":"event","type":"payment_intent.succeeded","created":{created},"data":{{"object":{{"id":"pi_{n}","object":"payment_intent","amount_received":{amount},"currency":"usd","metadata":{{"order_id":"{order}"}}}}}}}}"#
                 );
                 let sig = hex::encode(hmac(&self.secret, &[now.as_bytes(), b".", body.as_bytes()]));
                 (
@@ -100,7 +103,7 @@ impl Payloads {
             }
             Provider::Standard => {
                 let body = format!(
-                    r#"{{"type":"payment_succeeded","created":{now},"data":{{"order_id":"{order}","amount":{amount},"currency":"eur","customer":"cus_bench"}}}}"#
+                    r#"{{"type":"payment_succeeded","created":{created},"data":{{"order_id":"{order}","amount":{amount},"currency":"eur","customer":"cus_bench"}}}}"#
                 );
                 let sig = base64::engine::general_purpose::STANDARD.encode(hmac(
                     &self.secret,

@@ -146,8 +146,7 @@ impl Engine {
         if let Some(stored) = self.ctx.cache.get(&job.event.digest).await {
             self.ctx
                 .metrics
-                .check_seconds
-                .with_label_values(&["hit"])
+                .check_hit
                 .observe(started.elapsed().as_secs_f64());
             self.ctx.metrics.cache_hits.inc();
             return Ok(shard::duplicate(&job, Some(stored)));

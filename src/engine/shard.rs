@@ -156,7 +156,7 @@ async fn take_batch(state: &mut ShardState) -> Vec<(Job, Reply)> {
     for repeat in repeats.into_iter().rev() {
         state.pending.push_front(repeat);
     }
-    batch.sort_by(|a, b| a.0.event.digest.cmp(&b.0.event.digest));
+    batch.sort_by_key(|(job, _)| job.event.digest);
     batch
 }
 
@@ -181,10 +181,7 @@ async fn process_batch(ctx: &ShardContext, jobs: &[&Job]) -> Vec<Result<Outcome,
         if let Some(check) = ctx.store.commit_batch(&events).await {
             ctx.metrics.batch_size.observe(jobs.len() as f64);
             for job in jobs {
-                ctx.metrics
-                    .check_seconds
-                    .with_label_values(&["miss"])
-                    .observe(check.as_secs_f64());
+                ctx.metrics.check_miss.observe(check.as_secs_f64());
                 ctx.cache
                     .insert(job.event.digest, job.event.payload_sha256)
                     .await;
@@ -204,10 +201,7 @@ async fn process_batch(ctx: &ShardContext, jobs: &[&Job]) -> Vec<Result<Outcome,
 async fn process_one(ctx: &ShardContext, job: &Job) -> Result<Outcome, EngineError> {
     let event = &job.event;
     let Settled { committed, check } = ctx.store.process(event, &job.handlers).await?;
-    ctx.metrics
-        .check_seconds
-        .with_label_values(&["miss"])
-        .observe(check.as_secs_f64());
+    ctx.metrics.check_miss.observe(check.as_secs_f64());
     match committed {
         Committed::Processed => {
             ctx.cache.insert(event.digest, event.payload_sha256).await;

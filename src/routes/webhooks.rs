@@ -54,27 +54,28 @@ impl<'r> FromRequest<'r> for RequestMeta {
 }
 
 #[derive(Serialize)]
-struct Receipt {
+struct Receipt<'a> {
     status: &'static str,
-    source: String,
-    event_type: String,
-    event_id: String,
+    source: &'a str,
+    event_type: &'a str,
+    event_id: &'a str,
 }
 
 /// A 200: `processed`, or `duplicate` with `Idempotent-Replayed: true`.
 pub struct Accepted {
     outcome: EngineOutcome,
-    key: EventKey,
+    event: Arc<Event>,
 }
 
 impl<'r> Responder<'r, 'static> for Accepted {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let duplicate = matches!(self.outcome, EngineOutcome::Duplicate { .. });
+        let key = &self.event.key;
         let receipt = Receipt {
             status: if duplicate { "duplicate" } else { "processed" },
-            source: self.key.source,
-            event_type: self.key.event_type,
-            event_id: self.key.event_id,
+            source: &key.source,
+            event_type: &key.event_type,
+            event_id: &key.event_id,
         };
         let mut response = Json(receipt).respond_to(req)?;
         if duplicate {
@@ -86,7 +87,7 @@ impl<'r> Responder<'r, 'static> for Accepted {
 
 /// A delivery that was not answered 200, with what is known of it for the log line.
 struct Refused {
-    key: Option<EventKey>,
+    event: Option<Arc<Event>>,
     error: ApiError,
     /// `None` for a failed event (counted as failed), else why it was refused.
     rejection: Option<Rejection>,
@@ -95,7 +96,7 @@ struct Refused {
 impl Refused {
     fn new(rejection: Rejection, error: impl Into<ApiError>) -> Self {
         Self {
-            key: None,
+            event: None,
             error: error.into(),
             rejection: Some(rejection),
         }
@@ -124,24 +125,23 @@ async fn ingest(
             let outcome = match accepted.outcome {
                 EngineOutcome::Processed => {
                     counters.processed.inc();
+                    counters.processed_seconds.observe(latency.as_secs_f64());
                     "processed"
                 }
                 EngineOutcome::Duplicate { payload_mismatch } => {
                     counters.duplicate.inc();
+                    counters.duplicate_seconds.observe(latency.as_secs_f64());
                     if payload_mismatch {
                         counters.payload_mismatches.inc();
                     }
                     "duplicate"
                 }
             };
-            metrics
-                .processing_seconds
-                .with_label_values(&[&accepted.key.source, outcome])
-                .observe(latency.as_secs_f64());
+            let key = &accepted.event.key;
             tracing::info!(
-                source = %accepted.key.source,
-                event_type = %accepted.key.event_type,
-                event_id = %accepted.key.event_id,
+                source = %key.source,
+                event_type = %key.event_type,
+                event_id = %key.event_id,
                 outcome,
                 latency_ms,
                 "event"
@@ -153,10 +153,9 @@ async fn ingest(
                 Some(reason) => metrics.rejected(source, reason),
                 None => counters.failed.inc(),
             }
-            let (event_type, event_id) = refused
-                .key
-                .as_ref()
-                .map_or(("", ""), |k| (k.event_type.as_str(), k.event_id.as_str()));
+            let (event_type, event_id) = refused.event.as_ref().map_or(("", ""), |e| {
+                (e.key.event_type.as_str(), e.key.event_id.as_str())
+            });
             tracing::info!(
                 source = %truncate(source, 64),
                 event_type = %event_type,
@@ -231,21 +230,21 @@ async fn receive(
         .map_err(|e| Refused::new(Rejection::BadRequest, e))?;
     let key = EventKey::new(&source.name, event_type, event_id)
         .map_err(|e| Refused::new(Rejection::BadRequest, e))?;
-    let event = Event {
+    let event = Arc::new(Event {
         digest: key.digest(),
-        key: key.clone(),
+        key,
         payload_sha256,
         headers: meta.headers,
         body,
         json,
         received_at: now,
-    };
+    });
     let job = Job {
-        event: Arc::new(event),
+        event: event.clone(),
         handlers: source.handlers.clone(),
     };
     match engine.submit(job).await {
-        Ok(outcome) => Ok(Accepted { outcome, key }),
+        Ok(outcome) => Ok(Accepted { outcome, event }),
         Err(e) => {
             let rejection = match &e {
                 EngineError::QueueFull => Some(Rejection::QueueFull),
@@ -255,7 +254,7 @@ async fn receive(
                 EngineError::HandlerFailed(_) | EngineError::Internal(_) => None,
             };
             Err(Refused {
-                key: Some(key),
+                event: Some(event),
                 error: e.into(),
                 rejection,
             })
