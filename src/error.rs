@@ -32,6 +32,9 @@ pub enum ApiError {
     /// 413: body over the `webhook` limit.
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
+    /// 431: more header bytes than a webhook needs.
+    #[error("the request headers are larger than {limit} bytes")]
+    HeadersTooLarge { limit: usize },
     /// 503 with `Retry-After`: try again later (database down, shard queue full).
     #[error("{message}")]
     Unavailable {
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::Forbidden(_) => Status::Forbidden,
             ApiError::NotFound(_) => Status::NotFound,
             ApiError::PayloadTooLarge { .. } => Status::PayloadTooLarge,
+            ApiError::HeadersTooLarge { .. } => Status::RequestHeaderFieldsTooLarge,
             ApiError::Unavailable { .. } => Status::ServiceUnavailable,
             ApiError::Internal { .. } => Status::InternalServerError,
         }

@@ -11,9 +11,24 @@ use crate::config::LogFormat;
 
 pub const DEFAULT_FILTER: &str = "info,rocket::server=warn,rocket::launch_=warn";
 
+/// Caps applied whatever `RUST_LOG` says: at debug level Rocket dumps each request with its
+/// headers (the admin token, signatures), hyper and sqlx can print raw bytes and bound
+/// values. None of that may reach a log.
+const CAPS: [&str; 4] = [
+    "rocket::server=info",
+    "hyper=info",
+    "sqlx=warn",
+    "sea_orm=info",
+];
+
 pub fn init(format: LogFormat) {
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    for cap in CAPS {
+        if let Ok(directive) = cap.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match format {
         LogFormat::Text => builder.try_init(),

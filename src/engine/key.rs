@@ -25,6 +25,10 @@ pub enum KeyError {
     Empty(&'static str),
     #[error("the event {0} is {1} bytes long; at most {MAX_KEY_PART_BYTES} are accepted")]
     TooLong(&'static str, usize),
+    /// PostgreSQL cannot store NUL in text, and no provider sends one: refused everywhere, so
+    /// every backend gives the same answer.
+    #[error("the event {0} contains a NUL byte")]
+    Nul(&'static str),
 }
 
 impl EventKey {
@@ -37,6 +41,9 @@ impl EventKey {
             }
             if part.len() > MAX_KEY_PART_BYTES {
                 return Err(KeyError::TooLong(what, part.len()));
+            }
+            if part.contains('\0') {
+                return Err(KeyError::Nul(what));
             }
         }
         Ok(Self {
@@ -112,6 +119,14 @@ mod tests {
         assert_eq!(
             EventKey::new("s", "t".into(), "x".repeat(1025)),
             Err(KeyError::TooLong("id", 1025))
+        );
+    }
+
+    #[test]
+    fn nul_bytes_are_refused() {
+        assert_eq!(
+            EventKey::new("s", "t".into(), "a\0b".into()),
+            Err(KeyError::Nul("id"))
         );
     }
 

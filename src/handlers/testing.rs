@@ -1,7 +1,8 @@
 //! `sleep`: a handler for the test suite only (feature `test-handlers`), never built into a
-//! release. It sleeps for the body's `sleep_ms` (a number) inside the open transaction, which
-//! lets tests hold an event mid-transaction while they send a signal, kill the process or
-//! fill a queue.
+//! release. It sleeps for the milliseconds in the request's `X-Test-Sleep-Ms` header inside
+//! the open transaction, which lets tests hold an event mid-transaction while they send a
+//! signal, kill the process or fill a queue. A header, not the body, so a redelivery of the
+//! same body without it goes straight through.
 
 use std::time::Duration;
 
@@ -11,16 +12,16 @@ use sea_orm::DatabaseTransaction;
 use super::{Handler, HandlerError};
 use crate::engine::Event;
 
+pub const SLEEP_HEADER: &str = "x-test-sleep-ms";
+
 pub struct Sleep;
 
 #[async_trait]
 impl Handler for Sleep {
     async fn handle(&self, event: &Event, _txn: &DatabaseTransaction) -> Result<(), HandlerError> {
         let ms = event
-            .json
-            .as_ref()
-            .and_then(|j| j.get("sleep_ms"))
-            .and_then(serde_json::Value::as_u64)
+            .header(SLEEP_HEADER)
+            .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         Ok(())

@@ -128,7 +128,7 @@ fn lookup(
     allow_integer: bool,
 ) -> Result<Option<String>, ProviderError> {
     if !header.is_empty() {
-        if let Some(value) = d.header(header) {
+        if let Some(value) = d.key_header(header)? {
             return Ok(Some(value.to_owned()));
         }
     }
@@ -237,6 +237,49 @@ mod tests {
             extract(&generic(OnMissingId::Reject), &[], &body),
             Err(ProviderError::MissingId { .. })
         ));
+    }
+
+    #[test]
+    fn a_key_header_sent_twice_with_different_values_is_refused() {
+        let g = generic(OnMissingId::Reject);
+        let body = r#"{"type":"t"}"#;
+        assert_eq!(
+            extract(&g, &[("Webhook-Id", "a"), ("webhook-id", "b")], body),
+            Err(ProviderError::AmbiguousHeader("Webhook-Id".into()))
+        );
+        assert_eq!(
+            extract(&g, &[("Webhook-Id", "a"), ("webhook-id", "a")], body),
+            Ok(("t".into(), "a".into()))
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the headers and body, extraction answers Ok or Err, never panics, and an
+        /// Ok id is never empty or NUL-laden once it has been through `EventKey::new`.
+        #[test]
+        fn extraction_never_panics(
+            headers in proptest::collection::vec(
+                (proptest::sample::select(vec!["webhook-id", "Webhook-Type", "x-other"]), "\\PC{0,40}"),
+                0..4,
+            ),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            json_body in "\\{\"(id|type)\":(\"[^\"]{0,20}\"|[0-9]{1,25}|null|\\[\\]|\\{\\})\\}",
+        ) {
+            for g in [generic(OnMissingId::Reject), generic(OnMissingId::PayloadHash)] {
+                for raw in [body.clone(), json_body.clone().into_bytes()] {
+                    let headers: Vec<(String, String)> =
+                        headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())).collect();
+                    let json: Option<Value> = serde_json::from_slice(&raw).ok();
+                    let digest = sha256(&raw);
+                    let d = Delivery { headers: &headers, body: &raw, json: json.as_ref(), payload_sha256: &digest };
+                    if let Ok((t, id)) = g.extract(&d) {
+                        if let Ok(key) = crate::engine::key::EventKey::new("s", t, id) {
+                            proptest::prop_assert!(!key.event_id.is_empty() && !key.event_id.contains('\0'));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -47,6 +47,22 @@ impl Delivery<'_> {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The header that carries part of the event key. Sent twice with different values, it
+    /// is ambiguous (a proxy appended one?), and which one is "the" id decides what counts
+    /// as a duplicate, so it is refused rather than guessed.
+    pub fn key_header(&self, name: &str) -> Result<Option<&str>, ProviderError> {
+        let mut values = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.any(|v| Some(v) != first) {
+            return Err(ProviderError::AmbiguousHeader(name.to_owned()));
+        }
+        Ok(first)
+    }
 }
 
 /// Why the event's id or type could not be read. Answered 400.
@@ -65,6 +81,8 @@ pub enum ProviderError {
     },
     #[error("the event {what} is missing: the body needs a string at {pointer}")]
     MissingField { what: &'static str, pointer: String },
+    #[error("the {0} header is sent more than once with different values")]
+    AmbiguousHeader(String),
     #[error("the event {what} at {pointer} must be a {expected}")]
     WrongType {
         what: &'static str,
@@ -119,7 +137,7 @@ pub(crate) fn required_header(
     header: &'static str,
     what: &'static str,
 ) -> Result<String, ProviderError> {
-    d.header(header)
+    d.key_header(header)?
         .map(str::to_owned)
         .ok_or(ProviderError::MissingHeader { what, header })
 }

@@ -41,7 +41,7 @@ impl Shopify {
 
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {
         let event_type = required_header(d, TYPE_HEADER, "type")?;
-        let id = match d.header(EVENT_ID_HEADER) {
+        let id = match d.key_header(EVENT_ID_HEADER)? {
             Some(id) => id.to_owned(),
             None => required_header(d, WEBHOOK_ID_HEADER, "id")?,
         };

@@ -75,8 +75,12 @@ impl Standard {
     }
 
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {
-        let [id, _, _] = headers(d);
-        let id = id.ok_or(ProviderError::MissingHeader {
+        let name = if d.header(ID_HEADER).is_some() {
+            ID_HEADER
+        } else {
+            SVIX[0]
+        };
+        let id = d.key_header(name)?.ok_or(ProviderError::MissingHeader {
             what: "id",
             header: ID_HEADER,
         })?;

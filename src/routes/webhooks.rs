@@ -20,6 +20,9 @@ use crate::providers::{Delivery, Sources};
 
 /// The body limit used when Rocket.toml sets no `limits.webhook`.
 pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
+/// Most header bytes (names and values) a delivery may carry. Providers send a few KiB; the
+/// HTTP layer alone would accept hundreds.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 pub fn routes() -> Vec<Route> {
     routes![ingest]
@@ -28,6 +31,7 @@ pub fn routes() -> Vec<Route> {
 /// The request's headers (names lowercased) and its body limit, taken before the body is read.
 pub struct RequestMeta {
     headers: Vec<(String, String)>,
+    header_bytes: usize,
     body_limit: u64,
 }
 
@@ -36,11 +40,12 @@ impl<'r> FromRequest<'r> for RequestMeta {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let headers = req
+        let headers: Vec<(String, String)> = req
             .headers()
             .iter()
             .map(|h| (h.name().as_str().to_ascii_lowercase(), h.value().to_owned()))
             .collect();
+        let header_bytes = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
         let body_limit = req
             .limits()
             .get("webhook")
@@ -48,6 +53,7 @@ impl<'r> FromRequest<'r> for RequestMeta {
             .unwrap_or(DEFAULT_BODY_LIMIT);
         Outcome::Success(RequestMeta {
             headers,
+            header_bytes,
             body_limit,
         })
     }
@@ -184,6 +190,14 @@ async fn receive(
             ApiError::NotFound("unknown source".to_owned()),
         )
     })?;
+    if meta.header_bytes > MAX_HEADER_BYTES {
+        return Err(Refused::new(
+            Rejection::TooLarge,
+            ApiError::HeadersTooLarge {
+                limit: MAX_HEADER_BYTES,
+            },
+        ));
+    }
     let body = body
         .open(meta.body_limit.bytes())
         .into_bytes()

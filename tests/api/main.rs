@@ -3,12 +3,15 @@
 
 mod helpers;
 mod process;
+mod proxy;
 mod support;
 
 mod admin;
 mod concurrency;
 mod failures;
+mod galera;
 mod ingest;
 mod launch;
 mod operations;
 mod providers;
+mod reliability;

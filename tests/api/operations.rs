@@ -168,10 +168,14 @@ handlers = ["inbox", "sleep"]
         let client = client.clone();
         let url = format!("{}/webhooks/slow", server.base);
         async move {
-            let body = format!(
-                r#"{{"id":"slow-{i}","type":"t","sleep_ms":300,"secret_payload":"p4yl0ad"}}"#
-            );
-            let r = client.post(url).body(body).send().await.expect("answered");
+            let body = format!(r#"{{"id":"slow-{i}","type":"t","secret_payload":"p4yl0ad"}}"#);
+            let r = client
+                .post(url)
+                .header("X-Test-Sleep-Ms", "300")
+                .body(body)
+                .send()
+                .await
+                .expect("answered");
             (r.status().as_u16(), r.text().await.unwrap_or_default())
         }
     });

@@ -1,0 +1,236 @@
+//! Exactly-once on a multi-primary engine: three idemhook processes, each on its own node of
+//! a three-node MariaDB Galera cluster (`scripts/galera.sh start`). Two instances inserting
+//! the same dedupe key on two nodes both succeed locally; the loser fails at COMMIT with a
+//! certification conflict (1213), which idemhook retries until the rerun meets the winner's
+//! row and answers `duplicate`.
+//!
+//! Runs when `IDEMHOOK_TEST_GALERA_URLS` lists the three nodes' URLs (comma-separated, no
+//! database); `.ci/run` starts the cluster and sets it. Marked slow (`#[ignore]`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use sea_orm::{ConnectionTrait, Database};
+use tokio::sync::Semaphore;
+
+use crate::helpers::*;
+use crate::process::Server;
+
+fn node_urls() -> Option<Vec<String>> {
+    let urls: Vec<String> = std::env::var("IDEMHOOK_TEST_GALERA_URLS")
+        .ok()?
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    (urls.len() == 3).then_some(urls)
+}
+
+fn config(db_url: &str) -> String {
+    format!(
+        r#"
+[default]
+log_level = "normal"
+[default.idemhook]
+database_url = "{db_url}"
+shards = 8
+db_timeout_secs = 2
+max_retries = 8
+[default.idemhook.sources.demo]
+handlers = ["inbox", "payments"]
+"#
+    )
+}
+
+/// Delivers every event `times` times to random instances, like a provider whose retries land
+/// anywhere behind a load balancer, until each delivery got a 200. Returns the statuses seen.
+async fn deliver(
+    servers: &[Server],
+    events: std::ops::Range<usize>,
+    times: usize,
+    on_progress: impl Fn(usize) + Send + Sync + 'static,
+) -> BTreeMap<u16, usize> {
+    let mut deliveries: Vec<usize> = events.flat_map(|e| std::iter::repeat_n(e, times)).collect();
+    deliveries.shuffle(&mut rand::thread_rng());
+    let bases: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.base.clone()).collect());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let permits = Arc::new(Semaphore::new(32));
+    let on_progress = Arc::new(on_progress);
+    let total = deliveries.len();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks = deliveries.into_iter().map(|e| {
+        let (client, bases, permits, done, on_progress) = (
+            client.clone(),
+            bases.clone(),
+            permits.clone(),
+            done.clone(),
+            on_progress.clone(),
+        );
+        tokio::spawn(async move {
+            let _permit = permits.acquire().await.unwrap();
+            let body = payment(
+                &format!("g_{e}"),
+                &format!("order_{}", e % 40),
+                (e % 9 + 1) as i64,
+            );
+            let mut seen = Vec::new();
+            for attempt in 0..200 {
+                let base = &bases[rand::thread_rng().gen_range(0..bases.len())];
+                let status = match client
+                    .post(format!("{base}/webhooks/demo"))
+                    .body(body.clone())
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.status().as_u16(),
+                    Err(_) => 0,
+                };
+                seen.push(status);
+                if status == 200 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50 + 10 * attempt)).await;
+            }
+            on_progress(done.fetch_add(1, Ordering::SeqCst) + 1);
+            seen
+        })
+    });
+    let mut statuses = BTreeMap::new();
+    for seen in join_all(tasks).await {
+        for s in seen.unwrap() {
+            *statuses.entry(s).or_default() += 1;
+        }
+    }
+    eprintln!("galera: {total} deliveries, statuses seen {statuses:?}");
+    statuses
+}
+
+async fn retries(servers: &[Server]) -> f64 {
+    let mut sum = 0.0;
+    for s in servers {
+        sum += s.metric("idemhook_db_retries_total").await.unwrap_or(0.0);
+    }
+    sum
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: needs the three-node Galera cluster of scripts/galera.sh; .ci/run runs it"]
+async fn three_instances_on_three_galera_nodes_apply_every_event_once() {
+    let Some(nodes) = node_urls() else {
+        eprintln!("IDEMHOOK_TEST_GALERA_URLS is not set: skipping");
+        return;
+    };
+    let name = format!("idemhook_t_{:016x}", rand::random::<u64>());
+    let admin = Database::connect(format!("{}/mysql", nodes[0]))
+        .await
+        .expect("node 1");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let mut servers = Vec::new();
+    for node in &nodes {
+        servers.push(Server::start(&config(&format!("{node}/{name}")), &[]).await);
+    }
+    for (i, s) in servers.iter().enumerate() {
+        let ready: serde_json::Value = reqwest::get(format!("{}/health/ready", s.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ready["galera"]["node"], format!("node{}", i + 1), "{ready}");
+        assert_eq!(ready["galera"]["state"], "Synced");
+    }
+
+    // Phase 1: 300 events x 5 deliveries, all nodes up: every answer is a 200, no 5xx.
+    let statuses = deliver(&servers, 0..300, 5, |_| {}).await;
+    assert_eq!(
+        statuses.keys().copied().collect::<Vec<_>>(),
+        vec![200],
+        "{statuses:?}"
+    );
+    let conflicts_phase1 = retries(&servers).await;
+
+    // Phase 2: 300 more events x 5; node 2 is killed a third of the way in and restarted.
+    // Deliveries that got a non-200 are retried on any instance, as providers do.
+    let script = format!("{}/scripts/galera.sh", env!("CARGO_MANIFEST_DIR"));
+    let killed = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let (killed, script) = (killed.clone(), script.clone());
+        move |done: usize| {
+            if done >= 500 && !killed.swap(true, Ordering::SeqCst) {
+                let status = std::process::Command::new(&script)
+                    .args(["kill", "2"])
+                    .status();
+                assert!(status.is_ok_and(|s| s.success()), "kill node 2");
+                let script = script.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(3));
+                    let ok = std::process::Command::new(&script)
+                        .args(["restart", "2"])
+                        .status();
+                    eprintln!("galera: node 2 restarted: {ok:?}");
+                });
+            }
+        }
+    };
+    let statuses = deliver(&servers, 300..600, 5, killer).await;
+    assert!(killed.load(Ordering::SeqCst));
+    assert!(
+        !statuses.contains_key(&500),
+        "a 500 during the node failure: {statuses:?}"
+    );
+    // Wait for node 2 to be back and synced, and its instance ready again.
+    let client = reqwest::Client::new();
+    let mut ready = 0;
+    for _ in 0..300 {
+        ready = client
+            .get(format!("{}/health/ready", servers[1].base))
+            .send()
+            .await
+            .map_or(0, |r| r.status().as_u16());
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        ready, 200,
+        "the instance on node 2 serves again once its node is back"
+    );
+
+    // Every event applied exactly once, read on every node.
+    for node in &nodes {
+        let conn = Database::connect(format!("{node}/{name}")).await.unwrap();
+        let r = rows(&conn).await;
+        assert_eq!((r.processed, r.inbox), (600, 600), "on {node}");
+        for order in 0..40 {
+            let expected: i64 = (0..600)
+                .filter(|e| e % 40 == order)
+                .map(|e| (e % 9 + 1) as i64)
+                .sum();
+            assert_eq!(
+                amount_paid(&conn, &format!("order_{order}")).await,
+                Some(expected),
+                "order_{order} on {node}"
+            );
+        }
+    }
+    let conflicts = retries(&servers).await;
+    eprintln!(
+        "galera: 600 events, 3000 deliveries; conflicts retried: {conflicts_phase1} in phase 1, {conflicts} in all; phase 2 statuses {statuses:?}"
+    );
+    drop(servers);
+    let _ = admin
+        .execute_unprepared(&format!("DROP DATABASE {name}"))
+        .await;
+}
