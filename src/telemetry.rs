@@ -11,24 +11,9 @@ use crate::config::LogFormat;
 
 pub const DEFAULT_FILTER: &str = "info,rocket::server=warn,rocket::launch_=warn";
 
-/// Caps applied whatever `RUST_LOG` says: at debug level Rocket dumps each request with its
-/// headers (the admin token, signatures), hyper and sqlx can print raw bytes and bound
-/// values. None of that may reach a log.
-const CAPS: [&str; 4] = [
-    "rocket::server=info",
-    "hyper=info",
-    "sqlx=warn",
-    "sea_orm=info",
-];
-
 pub fn init(format: LogFormat) {
-    let mut filter =
+    let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    for cap in CAPS {
-        if let Ok(directive) = cap.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match format {
         LogFormat::Text => builder.try_init(),
@@ -37,4 +22,8 @@ pub fn init(format: LogFormat) {
     if let Err(e) = result {
         eprintln!("logging was already initialised: {e}");
     }
+    // Rocket logs through the `log` crate, and at info and debug level it dumps every request,
+    // headers included (the admin token, signatures). Whatever RUST_LOG says, records of the
+    // `log` crate stop at warn; idemhook's own per-event line (`tracing`) replaces Rocket's.
+    log::set_max_level(log::LevelFilter::Warn);
 }

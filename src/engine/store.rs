@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
@@ -136,15 +136,7 @@ impl Store {
     ) -> Result<Settled, AttemptError> {
         let started = Instant::now();
         let txn = self.db.begin().await.map_err(AttemptError::Db)?;
-        let record = processed_event::ActiveModel {
-            key_digest: Set(event.digest.to_vec()),
-            source: Set(event.key.source.clone()),
-            event_type: Set(event.key.event_type.clone()),
-            event_id: Set(event.key.event_id.clone()),
-            payload_sha256: Set(event.payload_sha256.to_vec()),
-            received_at: Set(event.received_at),
-            processed_at: Set(self.clock.now()),
-        };
+        let record = dedupe_record(event, self.clock.now());
         if let Err(err) = processed_event::Entity::insert(record)
             .exec_without_returning(&txn)
             .await
@@ -203,17 +195,7 @@ impl Store {
         let started = Instant::now();
         let txn = self.db.begin().await.ok()?;
         let now = self.clock.now();
-        let records = events
-            .iter()
-            .map(|(event, _)| processed_event::ActiveModel {
-                key_digest: Set(event.digest.to_vec()),
-                source: Set(event.key.source.clone()),
-                event_type: Set(event.key.event_type.clone()),
-                event_id: Set(event.key.event_id.clone()),
-                payload_sha256: Set(event.payload_sha256.to_vec()),
-                received_at: Set(event.received_at),
-                processed_at: Set(now),
-            });
+        let records = events.iter().map(|(event, _)| dedupe_record(event, now));
         if processed_event::Entity::insert_many(records)
             .exec_without_returning(&txn)
             .await
@@ -287,6 +269,19 @@ impl Store {
         if let Err(err) = result {
             tracing::warn!(error = %err, "could not record the failed attempt for audit");
         }
+    }
+}
+
+/// The dedupe record of an event: its existence, once committed, is the fact "processed".
+fn dedupe_record(event: &Event, processed_at: DateTime<Utc>) -> processed_event::ActiveModel {
+    processed_event::ActiveModel {
+        key_digest: Set(event.digest.to_vec()),
+        source: Set(event.key.source.clone()),
+        event_type: Set(event.key.event_type.clone()),
+        event_id: Set(event.key.event_id.clone()),
+        payload_sha256: Set(event.payload_sha256.to_vec()),
+        received_at: Set(event.received_at),
+        processed_at: Set(processed_at),
     }
 }
 

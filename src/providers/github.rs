@@ -5,7 +5,6 @@
 
 use super::signature::SignatureError;
 use super::{required_header, Delivery, ProviderError, Verifier};
-use crate::config::SignatureAlgorithm;
 
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 pub const ID_HEADER: &str = "X-GitHub-Delivery";
@@ -30,18 +29,8 @@ pub fn parse_signature(value: &str) -> Result<Vec<u8>, SignatureError> {
 
 impl Github {
     pub fn verify(&self, d: &Delivery<'_>, _now: i64) -> Result<(), SignatureError> {
-        let Some(secrets) = &self.verifier.secrets else {
-            return Ok(());
-        };
-        let value = d
-            .header(SIGNATURE_HEADER)
-            .ok_or(SignatureError::Missing(SIGNATURE_HEADER))?;
-        let signature = parse_signature(value)?;
-        if secrets.matches(SignatureAlgorithm::Sha256, &[d.body], &[signature]) {
-            Ok(())
-        } else {
-            Err(SignatureError::Mismatch)
-        }
+        self.verifier
+            .verify_body(d, SIGNATURE_HEADER, parse_signature)
     }
 
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {

@@ -98,6 +98,32 @@ pub struct Verifier {
     pub tolerance_secs: u64,
 }
 
+impl Verifier {
+    /// The schemes that sign the raw body alone (GitHub, Shopify): the decoded signature in
+    /// `header` must be the HMAC-SHA256 of the body under one of the secrets.
+    pub fn verify_body(
+        &self,
+        d: &Delivery<'_>,
+        header: &'static str,
+        decode: impl Fn(&str) -> Result<Vec<u8>, SignatureError>,
+    ) -> Result<(), SignatureError> {
+        let Some(secrets) = &self.secrets else {
+            return Ok(());
+        };
+        let value = d.header(header).ok_or(SignatureError::Missing(header))?;
+        let signature = decode(value)?;
+        if secrets.matches(
+            crate::config::SignatureAlgorithm::Sha256,
+            &[d.body],
+            &[signature],
+        ) {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch)
+        }
+    }
+}
+
 pub enum Provider {
     Generic(generic::Generic),
     Stripe(stripe::Stripe),

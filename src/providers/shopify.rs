@@ -7,7 +7,6 @@ use base64::Engine as _;
 
 use super::signature::SignatureError;
 use super::{required_header, Delivery, ProviderError, Verifier};
-use crate::config::SignatureAlgorithm;
 
 pub const SIGNATURE_HEADER: &str = "X-Shopify-Hmac-Sha256";
 pub const EVENT_ID_HEADER: &str = "X-Shopify-Event-Id";
@@ -20,23 +19,14 @@ pub struct Shopify {
 
 impl Shopify {
     pub fn verify(&self, d: &Delivery<'_>, _now: i64) -> Result<(), SignatureError> {
-        let Some(secrets) = &self.verifier.secrets else {
-            return Ok(());
-        };
-        let value = d
-            .header(SIGNATURE_HEADER)
-            .ok_or(SignatureError::Missing(SIGNATURE_HEADER))?;
-        let signature = base64::engine::general_purpose::STANDARD
-            .decode(value.trim())
-            .map_err(|_| SignatureError::Malformed {
-                header: SIGNATURE_HEADER,
-                reason: "the signature is not base64",
-            })?;
-        if secrets.matches(SignatureAlgorithm::Sha256, &[d.body], &[signature]) {
-            Ok(())
-        } else {
-            Err(SignatureError::Mismatch)
-        }
+        self.verifier.verify_body(d, SIGNATURE_HEADER, |value| {
+            base64::engine::general_purpose::STANDARD
+                .decode(value.trim())
+                .map_err(|_| SignatureError::Malformed {
+                    header: SIGNATURE_HEADER,
+                    reason: "the signature is not base64",
+                })
+        })
     }
 
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {

@@ -190,19 +190,7 @@ async fn three_instances_on_three_galera_nodes_apply_every_event_once() {
         "a 500 during the node failure: {statuses:?}"
     );
     // Wait for node 2 to be back and synced, and its instance ready again.
-    let client = reqwest::Client::new();
-    let mut ready = 0;
-    for _ in 0..300 {
-        ready = client
-            .get(format!("{}/health/ready", servers[1].base))
-            .send()
-            .await
-            .map_or(0, |r| r.status().as_u16());
-        if ready == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let ready = servers[1].ready_within(60).await;
     assert_eq!(
         ready, 200,
         "the instance on node 2 serves again once its node is back"

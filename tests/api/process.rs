@@ -144,6 +144,24 @@ impl Server {
         status
     }
 
+    /// Polls `/health/ready` (every 100 ms, up to `seconds`) and returns the last status.
+    pub async fn ready_within(&self, seconds: u64) -> u16 {
+        let client = reqwest::Client::new();
+        let mut status = 0;
+        for _ in 0..seconds * 10 {
+            status = client
+                .get(format!("{}/health/ready", self.base))
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16());
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        status
+    }
+
     pub async fn metric(&self, line_prefix: &str) -> Option<f64> {
         let text = reqwest::get(format!("{}/metrics", self.base))
             .await

@@ -258,18 +258,7 @@ async fn a_database_outage_answers_503_and_the_same_instance_recovers(backend: B
         .unwrap();
     assert_eq!(ready.status().as_u16(), 503);
     proxy.restore();
-    let mut ready = 0;
-    for _ in 0..100 {
-        ready = client
-            .get(format!("{}/health/ready", server.base))
-            .send()
-            .await
-            .map_or(0, |r| r.status().as_u16());
-        if ready == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ready = server.ready_within(10).await;
     assert_eq!(ready, 200);
     // The providers retry everything that was not answered 200.
     for i in 10..20 {
