@@ -84,17 +84,7 @@ async fn two_instances_racing_apply_every_event_once(backend: Backend) {
     assert_eq!(processed, 200);
     assert_eq!(replies.len() - processed, 800);
     let conn = db.connect().await;
-    for order in 0..50 {
-        let expected: i64 = (0..200)
-            .filter(|e| e % 50 == order)
-            .map(|e| 10 + e as i64)
-            .sum();
-        assert_eq!(
-            amount_paid(&conn, &format!("order_{order}")).await,
-            Some(expected),
-            "order_{order}"
-        );
-    }
+    assert_orders_exact(&conn, 200, 50, |e| 10 + e as i64).await;
     let r = rows(&conn).await;
     assert_eq!((r.processed, r.inbox), (200, 200));
     drop((a, b));

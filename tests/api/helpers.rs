@@ -325,6 +325,28 @@ pub async fn amount_paid(db: &DatabaseConnection, order_id: &str) -> Option<i64>
         .map(|o| o.amount_paid)
 }
 
+/// Asserts that each of `orders` orders (`order_0`…) holds exactly the sum of the amounts of
+/// the events `0..events` that pay into it (event `e` pays `amount(e)` into order `e % orders`):
+/// the proof that no event was applied twice or lost.
+pub async fn assert_orders_exact(
+    db: &DatabaseConnection,
+    events: usize,
+    orders: usize,
+    amount: impl Fn(usize) -> i64,
+) {
+    for order in 0..orders {
+        let expected: i64 = (0..events)
+            .filter(|e| e % orders == order)
+            .map(&amount)
+            .sum();
+        assert_eq!(
+            amount_paid(db, &format!("order_{order}")).await,
+            Some(expected),
+            "order_{order}"
+        );
+    }
+}
+
 /// Runs a scenario once per backend: `mod sqlite`, `mod postgres`, `mod mysql`, each with one
 /// test per scenario. A server backend whose URL is not set prints why and passes.
 #[macro_export]
