@@ -6,6 +6,8 @@
 # Results go to bench/results/<timestamp>/ as JSON, and a table with the ratios is printed.
 #
 # Usage: bench/run.sh [seconds-per-run (default 10)] [databases (default "sqlite postgres mariadb")]
+# Environment: PROVIDER=generic|stripe (how requests are signed), SHARDS (idemhook's `shards`,
+# default 16).
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and MariaDB on 127.0.0.1:3306
 # (root, no password) for those rows, as on the developers' machines.
 set -euo pipefail
@@ -13,6 +15,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-10}
 DBS=${2:-sqlite postgres mariadb}
 PROVIDER=${PROVIDER:-generic}
+SHARDS=${SHARDS:-16}
 OUT=bench/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 cargo build --release -q -p idemhook -p idemhook-bench
@@ -60,6 +63,7 @@ for db in $DBS; do
 log_level = "off"
 [default.idemhook]
 database_url = "$url"
+shards = $SHARDS
 log_format = "text"
 [default.idemhook.sources.bench]
 handlers = ["payments"]
