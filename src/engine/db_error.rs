@@ -40,7 +40,14 @@ fn classify_sqlx(err: &sqlx::Error) -> DbErrorKind {
     match err {
         sqlx::Error::Database(db) => {
             if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-                classify_code(Backend::MySql, &my.number().to_string())
+                match classify_code(Backend::MySql, &my.number().to_string()) {
+                    // A Galera node that is joining, desynced or has left the primary
+                    // component refuses work with messages naming WSREP under several codes.
+                    DbErrorKind::Other if my.message().contains("WSREP") => {
+                        DbErrorKind::Unavailable
+                    }
+                    kind => kind,
+                }
             } else if db
                 .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
                 .is_some()
@@ -81,9 +88,13 @@ pub fn classify_code(backend: Backend, code: &str) -> DbErrorKind {
             // deadlock (also Galera certification conflicts), lock wait timeout
             "1213" | "1205" => Retryable,
             // too many connections, server shutdown, WSREP not ready, connection killed,
-            // read-only, client-side connection errors
-            "1040" | "1053" | "1047" | "1927" | "1290" | "1836" | "2002" | "2003" | "2006"
-            | "2013" | "4031" => Unavailable,
+            // read-only, "got error during COMMIT/ROLLBACK" (the engine, e.g. a Galera node
+            // leaving the cluster, refused the commit: nothing was committed), network
+            // read/write errors, client-side connection errors
+            "1040" | "1053" | "1047" | "1927" | "1290" | "1836" | "1180" | "1181" | "1158"
+            | "1159" | "1160" | "1161" | "2002" | "2003" | "2006" | "2013" | "2055" | "4031" => {
+                Unavailable
+            }
             _ => Other,
         },
         Backend::Sqlite => match code {
@@ -120,6 +131,7 @@ mod tests {
         assert_eq!(classify_code(Backend::MySql, "1205"), Retryable);
         assert_eq!(classify_code(Backend::MySql, "2013"), Unavailable);
         assert_eq!(classify_code(Backend::MySql, "1047"), Unavailable);
+        assert_eq!(classify_code(Backend::MySql, "1180"), Unavailable);
         assert_eq!(classify_code(Backend::MySql, "1406"), Other);
     }
 
