@@ -81,10 +81,6 @@ impl Store {
         }
     }
 
-    pub fn connection(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
     /// Runs the event's transaction, rerunning it when it lost a deadlock or serialization
     /// race. A failure is recorded in the audit table (outside the rolled-back transaction).
     pub async fn process(

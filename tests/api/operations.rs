@@ -69,8 +69,22 @@ async fn the_sweeper_deletes_what_is_older_than_the_retention_and_nothing_else(b
     assert_eq!(amount_paid(&conn, "order_sweep").await, Some(210));
     // Idempotent: nothing left to sweep.
     assert_eq!(sweeper.sweep_once().await.unwrap(), SweepReport::default());
-    let metrics = app.get("/metrics", None).await;
-    assert_eq!(metrics.status, Status::Ok);
+    let text = app
+        .client
+        .get("/metrics")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap_or_default();
+    for expected in [
+        r#"idemhook_sweeper_rows_deleted_total{table="processed_events"} 1"#,
+        r#"idemhook_sweeper_rows_deleted_total{table="failed_attempts"} 1"#,
+        r#"idemhook_sweeper_rows_deleted_total{table="inbox"} 1"#,
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(!text.contains("idemhook_sweeper_last_run_timestamp_seconds 0\n"));
     drop(app);
     db.drop_db().await;
 }
