@@ -35,21 +35,25 @@ pub struct Settings {
     /// `postgres://…`, `mysql://…` or `sqlite://…`; the env var `DATABASE_URL` wins over it.
     pub database_url: Option<String>,
     /// Number of shard actors. Events are routed by key hash, so one key is always handled by
-    /// one shard, in order; shards run in parallel, one database transaction each.
+    /// one shard, in order; shards run in parallel and hand their batches to the writers.
     pub shards: usize,
+    /// Writers: database transactions committing new events at once, each with the batches of
+    /// as many shards as are waiting (up to `max_batch` events).
+    pub writers: usize,
     /// Committed keys kept in memory to answer duplicates without a database round trip.
     pub cache_capacity: u64,
     /// Events waiting per shard before new ones are answered 503: the bound on queued memory.
     pub shard_queue: usize,
     /// Days a dedupe record is kept. At least `MIN_RETENTION_DAYS`.
     pub retention_days: u32,
-    /// Database connections; by default one per shard plus a few for the admin API.
+    /// Database connections; by default one per writer plus a few for audit rows, the
+    /// sweeper and the admin API.
     pub db_max_connections: Option<u32>,
     /// Seconds to wait for a connection before answering 503.
     pub db_timeout_secs: u64,
     /// How often an event whose transaction lost a deadlock or serialization race is rerun.
     pub max_retries: u32,
-    /// Most events one shard commits in one transaction (group commit); 1 disables it.
+    /// Most events one transaction commits (group commit); 1 disables it.
     pub max_batch: usize,
     /// Days an inbox row is kept for downstream consumers.
     pub inbox_retention_days: u32,
@@ -79,6 +83,7 @@ impl Default for Settings {
         Self {
             database_url: None,
             shards: 16,
+            writers: 4,
             cache_capacity: 100_000,
             shard_queue: 1024,
             retention_days: MIN_RETENTION_DAYS,
@@ -227,6 +232,12 @@ impl Settings {
                 self.shards
             ));
         }
+        if self.writers == 0 || self.writers > 256 {
+            return invalid(format!(
+                "idemhook.writers = {} must be 1..=256",
+                self.writers
+            ));
+        }
         if self.shard_queue == 0 {
             return invalid("idemhook.shard_queue must be at least 1".to_owned());
         }
@@ -280,7 +291,7 @@ impl Settings {
 
     pub fn max_connections(&self) -> u32 {
         self.db_max_connections.unwrap_or_else(|| {
-            u32::try_from(self.shards)
+            u32::try_from(self.writers)
                 .unwrap_or(u32::MAX)
                 .saturating_add(4)
         })

@@ -215,6 +215,7 @@ async fn ignite(
             cache_ttl: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
             max_retries: settings.max_retries,
             max_batch: settings.max_batch,
+            writers: settings.writers,
         },
         db.clone(),
         clock.clone(),

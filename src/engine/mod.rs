@@ -4,13 +4,16 @@
 //! 2. [`Engine::submit`] (this file): routes the event to the shard that owns its key, refusing
 //!    with `QueueFull` when that shard's queue is at its bound.
 //! 3. [`shard`]: the actor that handles its keys one at a time; checks [`cache`] first.
-//! 4. [`store`]: the database transaction (dedupe insert + handlers + commit), with
+//! 4. [`committer`]: the writers, which commit the shards' batches, several shards' batches
+//!    in one transaction under load.
+//! 5. [`store`]: the database transaction (dedupe insert + handlers + commit), with
 //!    [`db_error`] deciding what a database error means.
 //!
 //! The database's unique key on the dedupe record is the guarantee. The shards and the cache
 //! only make it fast: remove them and the answers stay right, only slower.
 
 pub mod cache;
+mod committer;
 pub mod db_error;
 mod event;
 pub mod key;
@@ -30,6 +33,7 @@ use crate::clock::Clock;
 use crate::handlers::Handler;
 use crate::metrics::Metrics;
 use cache::CommittedKeys;
+use committer::{Committer, WriterContext};
 use shard::{ShardActor, ShardContext, ShardMsg, ShardState};
 use store::Store;
 
@@ -70,6 +74,8 @@ pub struct EngineConfig {
     pub cache_ttl: Duration,
     pub max_retries: u32,
     pub max_batch: usize,
+    /// Transactions committing new events at once.
+    pub writers: usize,
 }
 
 struct Shard {
@@ -93,11 +99,23 @@ impl Engine {
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> Result<Self, EngineError> {
+        let cache = CommittedKeys::new(config.cache_capacity, config.cache_ttl);
+        let max_batch = config.max_batch.max(1);
+        let committer = Committer::start(
+            WriterContext {
+                store: Store::new(db, config.max_retries, clock, metrics.clone()),
+                cache: cache.clone(),
+                metrics: metrics.clone(),
+                max_batch,
+            },
+            config.writers,
+            config.shards,
+        );
         let ctx = Arc::new(ShardContext {
-            store: Store::new(db, config.max_retries, clock, metrics.clone()),
-            cache: CommittedKeys::new(config.cache_capacity, config.cache_ttl),
+            committer,
+            cache,
             metrics,
-            max_batch: config.max_batch.max(1),
+            max_batch,
         });
         ctx.metrics.db_up.set(1);
         let mut shards = Vec::with_capacity(config.shards);

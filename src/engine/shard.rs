@@ -5,23 +5,23 @@
 //! is never in two transactions. That is what lets the cache be filled without a race: when a
 //! shard looks a key up, no other task can be committing it.
 //!
-//! **Group commit.** A `Process` message answers a cache hit at once; a miss is parked in the
+//! **Batches.** A `Process` message answers a cache hit at once; a miss is parked in the
 //! shard's `pending` queue and the shard sends itself a `Flush`. Because the mailbox is FIFO,
 //! by the time that `Flush` is handled every `Process` that arrived before it is parked too,
-//! and the shard commits them together (up to `max_batch`) in one transaction. Under light
-//! load a batch is one event and nothing waits; under load, batches form by themselves.
+//! and the shard hands them (up to `max_batch`, one delivery per key) to the
+//! [`committer`](super::committer) as one batch, and waits for the outcome. A writer commits
+//! it together with the other shards' waiting batches. Under light load a batch is one event
+//! and nothing waits; under load, batches form by themselves.
 
 use std::collections::{HashSet, VecDeque};
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::cache::CommittedKeys;
-use super::store::{Committed, Settled, Store};
+use super::committer::Committer;
 use super::{EngineError, Job, Outcome};
 use crate::metrics::Metrics;
 
@@ -35,12 +35,12 @@ pub enum ShardMsg {
 
 pub struct ShardActor;
 
-/// What every shard shares: the database, the cache and the counters.
+/// What every shard shares: the writers, the cache and the counters.
 pub struct ShardContext {
-    pub store: Store,
+    pub committer: Committer,
     pub cache: CommittedKeys,
     pub metrics: Arc<Metrics>,
-    /// Largest group commit; 1 turns batching off.
+    /// Largest batch; 1 turns group commit off.
     pub max_batch: usize,
 }
 
@@ -110,20 +110,16 @@ impl Actor for ShardActor {
             }
             ShardMsg::Flush => {
                 state.flush_scheduled = false;
-                let batch = take_batch(state).await;
-                let jobs: Vec<&Job> = batch.iter().map(|(job, _)| job).collect();
-                // Handlers' panics are caught in the store; this catches anything else, so
-                // an error in one event can never stop the actor that serves other keys.
-                let results = AssertUnwindSafe(process_batch(&state.ctx, &jobs))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| {
-                        jobs.iter()
-                            .map(|_| Err(EngineError::Internal("the shard panicked".to_owned())))
-                            .collect()
-                    });
-                for ((_, reply), result) in batch.into_iter().zip(results) {
-                    state.answer(reply, result);
+                let (jobs, replies): (Vec<Job>, Vec<Reply>) =
+                    take_batch(state).await.into_iter().unzip();
+                if !jobs.is_empty() {
+                    let mut results = state.ctx.committer.commit(jobs).await.into_iter();
+                    for reply in replies {
+                        let result = results.next().unwrap_or_else(|| {
+                            Err(EngineError::Internal("no outcome for the event".to_owned()))
+                        });
+                        state.answer(reply, result);
+                    }
                 }
                 if !state.pending.is_empty() {
                     state.flush_scheduled = myself.cast(ShardMsg::Flush).is_ok();
@@ -134,7 +130,7 @@ impl Actor for ShardActor {
     }
 }
 
-/// Up to `max_batch` pending events that are still unknown to the cache, sorted by digest.
+/// Up to `max_batch` pending events that are still unknown to the cache.
 /// A second delivery of a key already in the batch stays pending: after the batch commits,
 /// the cache answers it.
 async fn take_batch(state: &mut ShardState) -> Vec<(Job, Reply)> {
@@ -156,7 +152,6 @@ async fn take_batch(state: &mut ShardState) -> Vec<(Job, Reply)> {
     for repeat in repeats.into_iter().rev() {
         state.pending.push_front(repeat);
     }
-    batch.sort_by_key(|(job, _)| job.event.digest);
     batch
 }
 
@@ -169,51 +164,6 @@ async fn cache_hit(ctx: &ShardContext, job: &Job) -> Option<[u8; 32]> {
         .observe(started.elapsed().as_secs_f64());
     ctx.metrics.cache_hits.inc();
     Some(stored)
-}
-
-async fn process_batch(ctx: &ShardContext, jobs: &[&Job]) -> Vec<Result<Outcome, EngineError>> {
-    ctx.metrics.cache_misses.inc_by(jobs.len() as u64);
-    if jobs.len() > 1 {
-        let events: Vec<_> = jobs
-            .iter()
-            .map(|job| (job.event.as_ref(), job.handlers.as_ref()))
-            .collect();
-        if let Some(check) = ctx.store.commit_batch(&events).await {
-            ctx.metrics.batch_size.observe(jobs.len() as f64);
-            for job in jobs {
-                ctx.metrics.check_miss.observe(check.as_secs_f64());
-                ctx.cache
-                    .insert(job.event.digest, job.event.payload_sha256)
-                    .await;
-            }
-            return jobs.iter().map(|_| Ok(Outcome::Processed)).collect();
-        }
-        ctx.metrics.batch_fallbacks.inc();
-    }
-    let mut results = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        results.push(process_one(ctx, job).await);
-    }
-    results
-}
-
-/// One event in its own transaction, with per-event duplicate detection, retries and audit.
-async fn process_one(ctx: &ShardContext, job: &Job) -> Result<Outcome, EngineError> {
-    let event = &job.event;
-    let Settled { committed, check } = ctx.store.process(event, &job.handlers).await?;
-    ctx.metrics.check_miss.observe(check.as_secs_f64());
-    match committed {
-        Committed::Processed => {
-            ctx.cache.insert(event.digest, event.payload_sha256).await;
-            Ok(Outcome::Processed)
-        }
-        Committed::Duplicate { stored_payload } => {
-            if let Some(stored) = stored_payload {
-                ctx.cache.insert(event.digest, stored).await;
-            }
-            Ok(duplicate(job, stored_payload))
-        }
-    }
 }
 
 pub(super) fn duplicate(job: &Job, stored_payload: Option<[u8; 32]>) -> Outcome {

@@ -1,0 +1,199 @@
+//! Writers: the tasks that run the database transactions, shared by every shard.
+//!
+//! Shards decide *what* may commit together (events of distinct keys, each key in one batch
+//! at a time); writers decide *how many* transactions run at once. Keeping the two apart
+//! matters because the database, not the shard count, is the bound: sixteen shards holding
+//! one event each would be sixteen one-event transactions fighting for the same cores. A
+//! writer instead takes every shard batch waiting in the queue (up to `max_batch` events) and
+//! commits them as one group, so the number of concurrent transactions is `writers` and
+//! batches grow with load, whatever the shard count.
+//!
+//! Per-key order still holds: a shard hands over one batch and waits for its outcome before
+//! it takes the next, so a key is never in two writers' transactions at once.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::cache::CommittedKeys;
+use super::shard::duplicate;
+use super::store::{Committed, Settled, Store};
+use super::{EngineError, Job, Outcome};
+use crate::metrics::Metrics;
+
+pub type Results = Vec<Result<Outcome, EngineError>>;
+
+/// What a writer needs. Deliberately not the shards' context: writers must not hold the
+/// sender of their own queue, or the queue would never close and they would never stop.
+pub struct WriterContext {
+    pub store: Store,
+    pub cache: CommittedKeys,
+    pub metrics: Arc<Metrics>,
+    /// Most events in one transaction; 1 turns group commit off.
+    pub max_batch: usize,
+}
+
+/// One shard's batch: distinct keys, each unknown to the cache when the shard looked.
+struct Submission {
+    jobs: Vec<Job>,
+    reply: oneshot::Sender<Results>,
+}
+
+/// The shards' handle on the writers. The writers stop once every handle is dropped.
+#[derive(Clone)]
+pub struct Committer {
+    queue: mpsc::Sender<Submission>,
+}
+
+impl Committer {
+    /// Spawns `writers` writer tasks on the current runtime. `shards` bounds the queue: each
+    /// shard has at most one submission outstanding.
+    pub fn start(ctx: WriterContext, writers: usize, shards: usize) -> Self {
+        let (queue, rx) = mpsc::channel(shards.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        let ctx = Arc::new(ctx);
+        for _ in 0..writers.max(1) {
+            tokio::spawn(writer(ctx.clone(), rx.clone()));
+        }
+        Self { queue }
+    }
+
+    /// Commits a shard's batch; one result per job, in order.
+    pub async fn commit(&self, jobs: Vec<Job>) -> Results {
+        let n = jobs.len();
+        let (reply, answer) = oneshot::channel();
+        if self.queue.send(Submission { jobs, reply }).await.is_err() {
+            return refuse(n, || EngineError::ShuttingDown);
+        }
+        // A writer replies to every submission it takes; a dropped reply means the writer
+        // task itself died, which the panic guard below is there to prevent.
+        answer
+            .await
+            .unwrap_or_else(|_| refuse(n, || EngineError::Internal("a writer stopped".into())))
+    }
+}
+
+fn refuse(n: usize, err: impl Fn() -> EngineError) -> Results {
+    (0..n).map(|_| Err(err())).collect()
+}
+
+/// A writer: takes the oldest submission, then every one already waiting behind it (up to
+/// `max_batch` events), and commits them together.
+async fn writer(ctx: Arc<WriterContext>, rx: Arc<Mutex<mpsc::Receiver<Submission>>>) {
+    // A submission that would have overflowed the previous group starts the next one.
+    let mut carry: Option<Submission> = None;
+    loop {
+        let mut group = Vec::new();
+        {
+            // Only one writer waits on the queue at a time; the others are committing or
+            // waiting for the lock, and take the next group.
+            let mut rx = rx.lock().await;
+            let first = match carry.take() {
+                Some(first) => first,
+                None => match rx.recv().await {
+                    Some(first) => first,
+                    None => return,
+                },
+            };
+            let mut size = first.jobs.len();
+            group.push(first);
+            while size < ctx.max_batch {
+                let Ok(next) = rx.try_recv() else { break };
+                if size + next.jobs.len() > ctx.max_batch {
+                    carry = Some(next);
+                    break;
+                }
+                size += next.jobs.len();
+                group.push(next);
+            }
+        }
+        commit_group(&ctx, group).await;
+    }
+}
+
+async fn commit_group(ctx: &WriterContext, group: Vec<Submission>) {
+    // Every batch in the queue comes from a different shard, so keys are distinct across
+    // them; sorted by digest, two instances' groups lock their dedupe rows in one order and
+    // cannot deadlock on them.
+    let mut order: Vec<(usize, usize)> = group
+        .iter()
+        .enumerate()
+        .flat_map(|(s, sub)| (0..sub.jobs.len()).map(move |j| (s, j)))
+        .collect();
+    order.sort_by_key(|&(s, j)| group[s].jobs[j].event.digest);
+    let jobs: Vec<&Job> = order.iter().map(|&(s, j)| &group[s].jobs[j]).collect();
+    // Handlers' panics are caught in the store; this catches anything else, so one event can
+    // never stop the writer that serves every shard.
+    let results = AssertUnwindSafe(process_batch(ctx, &jobs))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            refuse(jobs.len(), || {
+                EngineError::Internal("a writer panicked".into())
+            })
+        });
+    let mut per_submission: Vec<Vec<Option<Result<Outcome, EngineError>>>> = group
+        .iter()
+        .map(|sub| (0..sub.jobs.len()).map(|_| None).collect())
+        .collect();
+    for (&(s, j), result) in order.iter().zip(results) {
+        per_submission[s][j] = Some(result);
+    }
+    for (sub, results) in group.into_iter().zip(per_submission) {
+        let results = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(EngineError::Internal("no outcome".into()))))
+            .collect();
+        // The shard may be gone (stopped past its grace); the outcome stands regardless.
+        let _ = sub.reply.send(results);
+    }
+}
+
+/// The group in one transaction when every event is new and every handler succeeds; else
+/// each event in its own transaction, which isolates duplicates, failures and retries.
+async fn process_batch(ctx: &WriterContext, jobs: &[&Job]) -> Results {
+    ctx.metrics.cache_misses.inc_by(jobs.len() as u64);
+    if jobs.len() > 1 {
+        let events: Vec<_> = jobs
+            .iter()
+            .map(|job| (job.event.as_ref(), job.handlers.as_ref()))
+            .collect();
+        if let Some(check) = ctx.store.commit_batch(&events).await {
+            ctx.metrics.batch_size.observe(jobs.len() as f64);
+            for job in jobs {
+                ctx.metrics.check_miss.observe(check.as_secs_f64());
+                ctx.cache
+                    .insert(job.event.digest, job.event.payload_sha256)
+                    .await;
+            }
+            return jobs.iter().map(|_| Ok(Outcome::Processed)).collect();
+        }
+        ctx.metrics.batch_fallbacks.inc();
+    }
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        results.push(process_one(ctx, job).await);
+    }
+    results
+}
+
+/// One event in its own transaction, with per-event duplicate detection, retries and audit.
+async fn process_one(ctx: &WriterContext, job: &Job) -> Result<Outcome, EngineError> {
+    let event = &job.event;
+    let Settled { committed, check } = ctx.store.process(event, &job.handlers).await?;
+    ctx.metrics.check_miss.observe(check.as_secs_f64());
+    match committed {
+        Committed::Processed => {
+            ctx.cache.insert(event.digest, event.payload_sha256).await;
+            Ok(Outcome::Processed)
+        }
+        Committed::Duplicate { stored_payload } => {
+            if let Some(stored) = stored_payload {
+                ctx.cache.insert(event.digest, stored).await;
+            }
+            Ok(duplicate(job, stored_payload))
+        }
+    }
+}
