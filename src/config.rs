@@ -83,7 +83,7 @@ impl Default for Settings {
         Self {
             database_url: None,
             shards: 16,
-            writers: 4,
+            writers: 2,
             cache_capacity: 100_000,
             shard_queue: 1024,
             retention_days: MIN_RETENTION_DAYS,

@@ -183,7 +183,8 @@ impl Store {
     /// duplicates, failures and retries per event. The optimistic path is the common one:
     /// duplicates mostly never get here (the cache answers them) and handler failures are
     /// rare, so a batch of N new events costs one BEGIN, one INSERT and one COMMIT instead
-    /// of N of each.
+    /// of N of each, and each handler sees the batch's events in one
+    /// [`Handler::handle_batch`] call.
     ///
     /// `events` must be sorted by digest and free of repeats: two batches on two instances
     /// then take their dedupe-row locks in the same order and cannot deadlock on them.
@@ -201,16 +202,14 @@ impl Store {
             return None;
         }
         let check = started.elapsed();
-        for (event, handlers) in events {
-            for handler in handlers.iter() {
-                let ok = AssertUnwindSafe(handler.handle(event, &txn))
-                    .catch_unwind()
-                    .await
-                    .is_ok_and(|r| r.is_ok());
-                if !ok {
-                    let _ = txn.rollback().await;
-                    return None;
-                }
+        for (handler, its_events) in by_handler(events) {
+            let ok = AssertUnwindSafe(handler.handle_batch(&its_events, &txn))
+                .catch_unwind()
+                .await
+                .is_ok_and(|r| r.is_ok());
+            if !ok {
+                let _ = txn.rollback().await;
+                return None;
             }
         }
         txn.commit().await.ok()?;
@@ -266,6 +265,24 @@ impl Store {
             tracing::warn!(error = %err, "could not record the failed attempt for audit");
         }
     }
+}
+
+/// Each distinct handler of a batch (in the order sources list them) with the events that run
+/// it, so that a handler sees its events together. Sources naming the same handler share one
+/// instance (the registry's), which is what makes them one group.
+fn by_handler<'a>(
+    events: &[(&'a Event, &'a [Arc<dyn Handler>])],
+) -> Vec<(&'a Arc<dyn Handler>, Vec<&'a Event>)> {
+    let mut groups: Vec<(&Arc<dyn Handler>, Vec<&Event>)> = Vec::new();
+    for (event, handlers) in events {
+        for handler in handlers.iter() {
+            match groups.iter_mut().find(|(h, _)| Arc::ptr_eq(h, handler)) {
+                Some((_, its_events)) => its_events.push(event),
+                None => groups.push((handler, vec![event])),
+            }
+        }
+    }
+    groups
 }
 
 /// The dedupe record of an event: its existence, once committed, is the fact "processed".

@@ -13,7 +13,16 @@ pub struct Inbox;
 #[async_trait]
 impl Handler for Inbox {
     async fn handle(&self, event: &Event, txn: &DatabaseTransaction) -> Result<(), HandlerError> {
-        let row = inbox::ActiveModel {
+        self.handle_batch(&[event], txn).await
+    }
+
+    /// One multi-row INSERT; rows keep the batch's order, so ids still follow commit order.
+    async fn handle_batch(
+        &self,
+        events: &[&Event],
+        txn: &DatabaseTransaction,
+    ) -> Result<(), HandlerError> {
+        let rows = events.iter().map(|event| inbox::ActiveModel {
             key_digest: Set(event.digest.to_vec()),
             source: Set(event.key.source.clone()),
             event_type: Set(event.key.event_type.clone()),
@@ -21,8 +30,8 @@ impl Handler for Inbox {
             payload: Set(event.body.clone()),
             received_at: Set(event.received_at),
             ..Default::default()
-        };
-        inbox::Entity::insert(row)
+        });
+        inbox::Entity::insert_many(rows)
             .exec_without_returning(txn)
             .await?;
         Ok(())

@@ -9,10 +9,12 @@
 //! - Stripe's `payment_intent.succeeded`: `data.object.metadata.order_id`,
 //!   `data.object.amount_received`, `data.object.currency`.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait};
 use serde_json::Value;
 
 use super::{Handler, HandlerError};
@@ -81,35 +83,65 @@ fn parse(event_type: &str, json: Option<&Value>) -> Result<Option<Payment>, Hand
 #[async_trait]
 impl Handler for Payments {
     async fn handle(&self, event: &Event, txn: &DatabaseTransaction) -> Result<(), HandlerError> {
-        let Some(p) = parse(&event.key.event_type, event.json.as_ref())? else {
+        self.handle_batch(&[event], txn).await
+    }
+
+    /// Two statements for the whole batch: one multi-row INSERT of the payments, one
+    /// multi-row upsert of the orders they touch.
+    async fn handle_batch(
+        &self,
+        events: &[&Event],
+        txn: &DatabaseTransaction,
+    ) -> Result<(), HandlerError> {
+        let mut payments = Vec::with_capacity(events.len());
+        for event in events {
+            if let Some(p) = parse(&event.key.event_type, event.json.as_ref())? {
+                payments.push((*event, p));
+            }
+        }
+        if payments.is_empty() {
             return Ok(());
-        };
+        }
         let now = Utc::now();
-        payment::Entity::insert(payment::ActiveModel {
+        payment::Entity::insert_many(payments.iter().map(|(event, p)| payment::ActiveModel {
             order_id: Set(p.order_id.clone()),
             key_digest: Set(event.digest.to_vec()),
             amount: Set(p.amount),
             currency: Set(p.currency.clone()),
             created_at: Set(now),
             ..Default::default()
-        })
+        }))
         .exec_without_returning(txn)
         .await?;
-        // One statement creates the order or adds to it, so two shards paying the same order
-        // at once serialise on its row lock instead of racing a read-modify-write.
-        order::Entity::insert(order::ActiveModel {
-            order_id: Set(p.order_id),
-            status: Set("paid".to_owned()),
-            amount_paid: Set(p.amount),
-            currency: Set(p.currency),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
+        // One row per order with the batch's amounts summed: an upsert may not touch a row
+        // twice in one statement (PostgreSQL refuses it). The map keeps orders sorted, so
+        // two instances' batches lock the same orders in the same order. An order's currency
+        // is its first payment's, as when its events are applied one by one.
+        let mut orders: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
+        for (_, p) in &payments {
+            let (sum, _) = orders
+                .entry(p.order_id.as_str())
+                .or_insert((0, p.currency.as_str()));
+            *sum = sum
+                .checked_add(p.amount)
+                .ok_or_else(|| HandlerError::failed("order amount overflows"))?;
+        }
+        let added = excluded(txn.get_database_backend(), "amount_paid");
+        order::Entity::insert_many(orders.into_iter().map(|(order_id, (amount, currency))| {
+            order::ActiveModel {
+                order_id: Set(order_id.to_owned()),
+                status: Set("paid".to_owned()),
+                amount_paid: Set(amount),
+                currency: Set(currency.to_owned()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+        }))
         .on_conflict(
             OnConflict::column(order::Column::OrderId)
                 .value(
                     order::Column::AmountPaid,
-                    Expr::col((order::Entity, order::Column::AmountPaid)).add(p.amount),
+                    Expr::col((order::Entity, order::Column::AmountPaid)).add(added),
                 )
                 .value(order::Column::UpdatedAt, Expr::value(now))
                 .to_owned(),
@@ -117,6 +149,14 @@ impl Handler for Payments {
         .exec_without_returning(txn)
         .await?;
         Ok(())
+    }
+}
+
+/// The value a conflicting upsert row tried to insert into `column`.
+fn excluded(backend: DbBackend, column: &str) -> Expr {
+    match backend {
+        DbBackend::MySql => Expr::cust(format!("VALUES(`{column}`)")),
+        _ => Expr::cust(format!("excluded.\"{column}\"")),
     }
 }
 
@@ -163,5 +203,59 @@ mod tests {
             assert!(parse("payment_succeeded", Some(&bad)).is_err(), "{bad}");
         }
         assert!(parse("payment_succeeded", None).is_err());
+    }
+
+    fn payment(id: &str, order: &str, amount: i64, currency: &str) -> Event {
+        use crate::engine::key::{sha256, EventKey};
+        let json = json!({"data": {"order_id": order, "amount": amount, "currency": currency}});
+        let key = EventKey::new("test", "payment_succeeded".into(), id.into()).unwrap();
+        Event {
+            digest: key.digest(),
+            key,
+            payload_sha256: sha256(id.as_bytes()),
+            headers: Vec::new(),
+            body: json.to_string().into_bytes(),
+            json: Some(json),
+            received_at: Utc::now(),
+        }
+    }
+
+    /// A batch touching one order twice must add both amounts (one upsert row per order) and
+    /// leave other event types alone; a second batch adds to the existing rows.
+    #[tokio::test]
+    async fn a_batch_sums_payments_per_order() {
+        use sea_orm::TransactionTrait;
+        let settings = crate::config::Settings::default();
+        let db = crate::db::connect(crate::config::IN_MEMORY_DATABASE_URL, &settings)
+            .await
+            .unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let (a, b, c) = (
+            payment("e1", "o1", 100, "eur"),
+            payment("e2", "o2", 7, "usd"),
+            payment("e3", "o1", 20, "gbp"),
+        );
+        let mut other = payment("e4", "o1", 1000, "eur");
+        other.key =
+            crate::engine::key::EventKey::new("test", "refund".into(), "e4".into()).unwrap();
+        let txn = db.begin().await.unwrap();
+        Payments
+            .handle_batch(&[&a, &b, &c, &other], &txn)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        let txn = db.begin().await.unwrap();
+        Payments
+            .handle(&payment("e5", "o2", 3, "usd"), &txn)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        let orders = order::Entity::find().all(&db).await.unwrap();
+        let got: Vec<_> = orders
+            .iter()
+            .map(|o| (o.order_id.as_str(), o.amount_paid, o.currency.as_str()))
+            .collect();
+        assert_eq!(got, [("o1", 120, "eur"), ("o2", 10, "usd")]);
+        assert_eq!(payment::Entity::find().all(&db).await.unwrap().len(), 4);
     }
 }
