@@ -86,31 +86,48 @@ async fn writer(ctx: Arc<WriterContext>, rx: Arc<Mutex<mpsc::Receiver<Submission
     let mut carry: Option<Submission> = None;
     loop {
         let mut group = Vec::new();
-        {
-            // Only one writer waits on the queue at a time; the others are committing or
-            // waiting for the lock, and take the next group.
-            let mut rx = rx.lock().await;
-            let first = match carry.take() {
-                Some(first) => first,
-                None => match rx.recv().await {
-                    Some(first) => first,
-                    None => return,
-                },
-            };
-            let mut size = first.jobs.len();
-            group.push(first);
-            while size < ctx.max_batch {
-                let Ok(next) = rx.try_recv() else { break };
-                if size + next.jobs.len() > ctx.max_batch {
-                    carry = Some(next);
-                    break;
+        match carry.take() {
+            // Never wait for the queue while holding a carried submission: the writer that
+            // holds the queue may wait on it for as long as no new event arrives, and the
+            // carried events' clients are waiting for an answer meanwhile.
+            Some(first) => {
+                group.push(first);
+                if let Ok(mut rx) = rx.try_lock() {
+                    carry = gather(&mut rx, &mut group, ctx.max_batch);
                 }
-                size += next.jobs.len();
-                group.push(next);
+            }
+            None => {
+                // One writer at a time waits on the queue; the others are committing, or
+                // waiting for this lock to take the next group.
+                let mut rx = rx.lock().await;
+                let Some(first) = rx.recv().await else {
+                    return;
+                };
+                group.push(first);
+                carry = gather(&mut rx, &mut group, ctx.max_batch);
             }
         }
         commit_group(&ctx, group).await;
     }
+}
+
+/// Adds the submissions already queued to `group` while they fit in `max_batch` events;
+/// returns the first one that did not fit.
+fn gather(
+    rx: &mut mpsc::Receiver<Submission>,
+    group: &mut Vec<Submission>,
+    max_batch: usize,
+) -> Option<Submission> {
+    let mut size: usize = group.iter().map(|s| s.jobs.len()).sum();
+    while size < max_batch {
+        let Ok(next) = rx.try_recv() else { break };
+        if size + next.jobs.len() > max_batch {
+            return Some(next);
+        }
+        size += next.jobs.len();
+        group.push(next);
+    }
+    None
 }
 
 async fn commit_group(ctx: &WriterContext, group: Vec<Submission>) {
@@ -195,5 +212,74 @@ async fn process_one(ctx: &WriterContext, job: &Job) -> Result<Outcome, EngineEr
             }
             Ok(duplicate(job, stored_payload))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::handlers::{Handler, Payments};
+    use crate::Event;
+
+    async fn committer(max_batch: usize, writers: usize) -> Committer {
+        let settings = crate::config::Settings::default();
+        let db = crate::db::connect(crate::config::IN_MEMORY_DATABASE_URL, &settings)
+            .await
+            .expect("in-memory database");
+        crate::db::migrate(&db).await.expect("migrations");
+        let metrics = Arc::new(Metrics::new(["test".to_owned()]));
+        let ctx = WriterContext {
+            store: Store::new(db, 3, Clock::system(), metrics.clone()),
+            cache: CommittedKeys::new(1000, Duration::from_secs(3600)),
+            metrics,
+            max_batch,
+        };
+        Committer::start(ctx, writers, 4)
+    }
+
+    fn jobs(ids: &[&str]) -> Vec<Job> {
+        let handlers: Arc<[Arc<dyn Handler>]> = Arc::new([Arc::new(Payments) as Arc<dyn Handler>]);
+        ids.iter()
+            .map(|id| Job {
+                event: Arc::new(Event::payment(id, "o1", 1, "eur")),
+                handlers: handlers.clone(),
+            })
+            .collect()
+    }
+
+    /// Two shards' batches that do not fit in one group: the second is carried over and must
+    /// be committed even though nothing else ever arrives (the other writer sits on the empty
+    /// queue meanwhile).
+    #[tokio::test]
+    async fn a_batch_that_does_not_fit_is_committed_in_the_next_group() {
+        let committer = committer(2, 2).await;
+        let both = futures::future::join(
+            committer.commit(jobs(&["a1"])),
+            committer.commit(jobs(&["b1", "b2"])),
+        );
+        let (a, b) = tokio::time::timeout(Duration::from_secs(10), both)
+            .await
+            .expect("every batch answered");
+        assert!(a
+            .iter()
+            .chain(&b)
+            .all(|r| matches!(r, Ok(Outcome::Processed))));
+    }
+
+    /// A batch with a key committed before falls back to one transaction per event: the
+    /// duplicate is answered as such and the new event still commits.
+    #[tokio::test]
+    async fn a_duplicate_in_a_group_does_not_fail_its_neighbours() {
+        let committer = committer(64, 1).await;
+        let first = committer.commit(jobs(&["x"])).await;
+        assert!(matches!(first[..], [Ok(Outcome::Processed)]));
+        let second = committer.commit(jobs(&["y", "x"])).await;
+        assert!(matches!(
+            second[..],
+            [Ok(Outcome::Processed), Ok(Outcome::Duplicate { .. })]
+        ));
     }
 }

@@ -31,3 +31,28 @@ impl Event {
             .map(|(_, v)| v.as_str())
     }
 }
+
+#[cfg(test)]
+impl Event {
+    /// A `payment_succeeded` event of source `test`, as the route would build it.
+    pub fn payment(id: &str, order: &str, amount: i64, currency: &str) -> Self {
+        use super::key::sha256;
+        let json = serde_json::json!({
+            "id": id,
+            "type": "payment_succeeded",
+            "data": {"order_id": order, "amount": amount, "currency": currency}
+        });
+        let body = json.to_string().into_bytes();
+        let key =
+            EventKey::new("test", "payment_succeeded".into(), id.into()).expect("a valid test key");
+        Event {
+            digest: key.digest(),
+            key,
+            payload_sha256: sha256(&body),
+            headers: Vec::new(),
+            body,
+            json: Some(json),
+            received_at: Utc::now(),
+        }
+    }
+}

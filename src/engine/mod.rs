@@ -34,6 +34,7 @@ use crate::handlers::Handler;
 use crate::metrics::Metrics;
 use cache::CommittedKeys;
 use committer::{Committer, WriterContext};
+use key::{EventKey, Sha256Digest};
 use shard::{ShardActor, ShardContext, ShardMsg, ShardState};
 use store::Store;
 
@@ -135,7 +136,8 @@ impl Engine {
         })
     }
 
-    /// Hands the event to the shard that owns its key and waits for the outcome.
+    /// Hands the event to the shard that owns its key and waits for the outcome. (The shard
+    /// checks the cache too, so calling this without [`Engine::cached`] first is only slower.)
     pub async fn submit(&self, job: Job) -> Result<Outcome, EngineError> {
         let result = self.dispatch(job).await;
         match &result {
@@ -156,19 +158,28 @@ impl Engine {
         result
     }
 
-    async fn dispatch(&self, job: Job) -> Result<Outcome, EngineError> {
-        // A cache entry is proof of a commit, so a hit can be answered here without the
-        // shard: most duplicates never take a queue slot. A miss proves nothing; the shard
-        // decides.
+    /// The fast path: `Some` when the cache knows the key. A cache entry is proof of a
+    /// commit, so a hit is answered before any event is built and without the shard: most
+    /// duplicates never copy their headers or take a queue slot. A miss proves nothing (the
+    /// key may have been evicted, or committed by another instance); [`Engine::submit`] then
+    /// lets the shard and the database decide.
+    pub async fn cached(
+        &self,
+        key: &EventKey,
+        digest: &Sha256Digest,
+        payload_sha256: &Sha256Digest,
+    ) -> Option<Outcome> {
         let started = Instant::now();
-        if let Some(stored) = self.ctx.cache.get(&job.event.digest).await {
-            self.ctx
-                .metrics
-                .check_hit
-                .observe(started.elapsed().as_secs_f64());
-            self.ctx.metrics.cache_hits.inc();
-            return Ok(shard::duplicate(&job, Some(stored)));
-        }
+        let stored = self.ctx.cache.get(digest).await?;
+        self.ctx
+            .metrics
+            .check_hit
+            .observe(started.elapsed().as_secs_f64());
+        self.ctx.metrics.cache_hits.inc();
+        Some(shard::duplicate_of(key, payload_sha256, Some(stored)))
+    }
+
+    async fn dispatch(&self, job: Job) -> Result<Outcome, EngineError> {
         let shard = &self.shards[key::shard_of(&job.event.digest, self.shards.len())];
         if shard.depth.fetch_add(1, Ordering::AcqRel) >= self.shard_queue {
             shard.depth.fetch_sub(1, Ordering::AcqRel);

@@ -22,6 +22,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::cache::CommittedKeys;
 use super::committer::Committer;
+use super::key::{EventKey, Sha256Digest};
 use super::{EngineError, Job, Outcome};
 use crate::metrics::Metrics;
 
@@ -167,13 +168,21 @@ async fn cache_hit(ctx: &ShardContext, job: &Job) -> Option<[u8; 32]> {
 }
 
 pub(super) fn duplicate(job: &Job, stored_payload: Option<[u8; 32]>) -> Outcome {
-    let event = &job.event;
-    let mismatch = stored_payload.is_some_and(|p| p != event.payload_sha256);
+    duplicate_of(&job.event.key, &job.event.payload_sha256, stored_payload)
+}
+
+/// A duplicate's outcome, noting (and logging) a payload that differs from the one committed.
+pub(super) fn duplicate_of(
+    key: &EventKey,
+    payload_sha256: &Sha256Digest,
+    stored_payload: Option<Sha256Digest>,
+) -> Outcome {
+    let mismatch = stored_payload.is_some_and(|p| p != *payload_sha256);
     if mismatch {
         tracing::warn!(
-            source = %event.key.source,
-            event_type = %event.key.event_type,
-            event_id = %event.key.event_id,
+            source = %key.source,
+            event_type = %key.event_type,
+            event_id = %key.event_id,
             "duplicate delivery with a different payload; answered duplicate, payload ignored"
         );
     }

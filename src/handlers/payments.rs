@@ -206,18 +206,7 @@ mod tests {
     }
 
     fn payment(id: &str, order: &str, amount: i64, currency: &str) -> Event {
-        use crate::engine::key::{sha256, EventKey};
-        let json = json!({"data": {"order_id": order, "amount": amount, "currency": currency}});
-        let key = EventKey::new("test", "payment_succeeded".into(), id.into()).unwrap();
-        Event {
-            digest: key.digest(),
-            key,
-            payload_sha256: sha256(id.as_bytes()),
-            headers: Vec::new(),
-            body: json.to_string().into_bytes(),
-            json: Some(json),
-            received_at: Utc::now(),
-        }
+        Event::payment(id, order, amount, currency)
     }
 
     /// A batch touching one order twice must add both amounts (one upsert row per order) and

@@ -182,10 +182,7 @@ mod tests {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Result<(String, String), ProviderError> {
-        let headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.to_ascii_lowercase(), (*v).to_owned()))
-            .collect();
+        let headers = crate::providers::header_map(headers);
         let json: Option<Value> = serde_json::from_str(body).ok();
         let digest = sha256(body.as_bytes());
         g.extract(&Delivery {
@@ -267,8 +264,8 @@ mod tests {
         ) {
             for g in [generic(OnMissingId::Reject), generic(OnMissingId::PayloadHash)] {
                 for raw in [body.clone(), json_body.clone().into_bytes()] {
-                    let headers: Vec<(String, String)> =
-                        headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())).collect();
+                    let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                    let headers = crate::providers::header_map(&pairs);
                     let json: Option<Value> = serde_json::from_slice(&raw).ok();
                     let digest = sha256(&raw);
                     let d = Delivery { headers: &headers, body: &raw, json: json.as_ref(), payload_sha256: &digest };

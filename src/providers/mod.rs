@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rocket::http::HeaderMap;
 use serde_json::Value;
 
 use crate::config::{Environment, ProviderKind, Settings, SourceConfig};
@@ -30,10 +31,10 @@ mod vectors;
 
 use signature::{Secret, Secrets, SignatureError};
 
-/// What a provider sees of a delivery.
+/// What a provider sees of a delivery. The headers are Rocket's own map, borrowed: most
+/// deliveries are duplicates answered from the cache, and those never need a copy.
 pub struct Delivery<'a> {
-    /// Names lowercased.
-    pub headers: &'a [(String, String)],
+    pub headers: &'a HeaderMap<'a>,
     pub body: &'a [u8],
     pub json: Option<&'a Value>,
     pub payload_sha256: &'a [u8; 32],
@@ -42,27 +43,30 @@ pub struct Delivery<'a> {
 impl Delivery<'_> {
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get_one(name)
     }
 
     /// The header that carries part of the event key. Sent twice with different values, it
     /// is ambiguous (a proxy appended one?), and which one is "the" id decides what counts
     /// as a duplicate, so it is refused rather than guessed.
     pub fn key_header(&self, name: &str) -> Result<Option<&str>, ProviderError> {
-        let mut values = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str());
+        let mut values = self.headers.get(name);
         let first = values.next();
         if values.any(|v| Some(v) != first) {
             return Err(ProviderError::AmbiguousHeader(name.to_owned()));
         }
         Ok(first)
     }
+}
+
+/// A header map holding copies of these headers, names in the case given (lookups ignore it).
+#[cfg(test)]
+pub(crate) fn header_map(headers: &[(&str, &str)]) -> HeaderMap<'static> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.add_raw(name.to_string(), value.to_string());
+    }
+    map
 }
 
 /// Why the event's id or type could not be read. Answered 400.

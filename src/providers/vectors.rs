@@ -69,10 +69,7 @@ fn verify(
     body: &str,
     now: i64,
 ) -> Result<(), SignatureError> {
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-        .collect();
+    let headers = super::header_map(headers);
     provider.verify(
         &Delivery {
             headers: &headers,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rocket::data::{Data, ToByteUnit};
-use rocket::http::Header;
+use rocket::http::{Header, HeaderMap};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
@@ -28,24 +28,24 @@ pub fn routes() -> Vec<Route> {
     routes![ingest]
 }
 
-/// The request's headers (names lowercased) and its body limit, taken before the body is read.
-pub struct RequestMeta {
-    headers: Vec<(String, String)>,
+/// The request's headers (borrowed from Rocket) and its body limit, taken before the body is
+/// read.
+pub struct RequestMeta<'r> {
+    headers: &'r HeaderMap<'r>,
     header_bytes: usize,
     body_limit: u64,
 }
 
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for RequestMeta {
+impl<'r> FromRequest<'r> for RequestMeta<'r> {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let headers: Vec<(String, String)> = req
-            .headers()
+        let headers = req.headers();
+        let header_bytes = headers
             .iter()
-            .map(|h| (h.name().as_str().to_ascii_lowercase(), h.value().to_owned()))
-            .collect();
-        let header_bytes = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+            .map(|h| h.name().len() + h.value().len())
+            .sum();
         let body_limit = req
             .limits()
             .get("webhook")
@@ -70,13 +70,13 @@ struct Receipt<'a> {
 /// A 200: `processed`, or `duplicate` with `Idempotent-Replayed: true`.
 pub struct Accepted {
     outcome: EngineOutcome,
-    event: Arc<Event>,
+    key: EventKey,
 }
 
 impl<'r> Responder<'r, 'static> for Accepted {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let duplicate = matches!(self.outcome, EngineOutcome::Duplicate { .. });
-        let key = &self.event.key;
+        let key = &self.key;
         let receipt = Receipt {
             status: if duplicate { "duplicate" } else { "processed" },
             source: &key.source,
@@ -113,7 +113,7 @@ impl Refused {
 #[post("/webhooks/<source>", data = "<body>")]
 async fn ingest(
     source: &str,
-    meta: RequestMeta,
+    meta: RequestMeta<'_>,
     body: Data<'_>,
     sources: &State<Sources>,
     engine: &State<Arc<Engine>>,
@@ -143,7 +143,7 @@ async fn ingest(
                     "duplicate"
                 }
             };
-            let key = &accepted.event.key;
+            let key = &accepted.key;
             tracing::info!(
                 source = %key.source,
                 event_type = %key.event_type,
@@ -178,7 +178,7 @@ async fn ingest(
 
 async fn receive(
     source: &str,
-    meta: RequestMeta,
+    meta: RequestMeta<'_>,
     body: Data<'_>,
     sources: &Sources,
     engine: &Engine,
@@ -220,7 +220,7 @@ async fn receive(
     let payload_sha256 = sha256(&body);
     let now = clock.now();
     let mut delivery = Delivery {
-        headers: &meta.headers,
+        headers: meta.headers,
         body: &body,
         json: None,
         payload_sha256: &payload_sha256,
@@ -244,11 +244,15 @@ async fn receive(
         .map_err(|e| Refused::new(Rejection::BadRequest, e))?;
     let key = EventKey::new(&source.name, event_type, event_id)
         .map_err(|e| Refused::new(Rejection::BadRequest, e))?;
+    let digest = key.digest();
+    if let Some(outcome) = engine.cached(&key, &digest, &payload_sha256).await {
+        return Ok(Accepted { outcome, key });
+    }
     let event = Arc::new(Event {
-        digest: key.digest(),
+        digest,
         key,
         payload_sha256,
-        headers: meta.headers,
+        headers: owned_headers(meta.headers),
         body,
         json,
         received_at: now,
@@ -258,7 +262,10 @@ async fn receive(
         handlers: source.handlers.clone(),
     };
     match engine.submit(job).await {
-        Ok(outcome) => Ok(Accepted { outcome, event }),
+        Ok(outcome) => Ok(Accepted {
+            outcome,
+            key: event.key.clone(),
+        }),
         Err(e) => {
             let rejection = match &e {
                 EngineError::QueueFull => Some(Rejection::QueueFull),
@@ -274,6 +281,14 @@ async fn receive(
             })
         }
     }
+}
+
+/// The headers an event keeps for its handlers: names lowercased, in the order received.
+fn owned_headers(headers: &HeaderMap<'_>) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|h| (h.name().as_str().to_ascii_lowercase(), h.value().to_owned()))
+        .collect()
 }
 
 /// At most `max` bytes of `s`, cut on a character boundary: a source name from the URL is
