@@ -90,7 +90,7 @@ impl Default for Settings {
             db_max_connections: None,
             db_timeout_secs: 5,
             max_retries: 3,
-            max_batch: 64,
+            max_batch: 16,
             inbox_retention_days: 30,
             sweep_interval_secs: 3600,
             sweep_batch: 10_000,
