@@ -6,10 +6,10 @@
 //! `timestamp_header`, what is signed is `<timestamp>.<raw body>` and the tolerance applies.
 
 use base64::Engine as _;
-use serde_json::Value;
 
+use super::pointer::{self, Found, Pointer};
 use super::signature::{check_timestamp, parse_timestamp, SignatureError};
-use super::{Delivery, ProviderError, Verifier};
+use super::{body_value, Delivery, ProviderError, Verifier};
 use crate::config::{OnMissingId, SignatureAlgorithm, SignatureEncoding, SourceConfig};
 use crate::engine::key::payload_hash_id;
 
@@ -19,9 +19,9 @@ const TIMESTAMP: &str = "timestamp";
 
 pub struct Generic {
     id_header: String,
-    id_pointer: String,
+    id_pointer: Pointer,
     type_header: String,
-    type_pointer: String,
+    type_pointer: Pointer,
     on_missing_id: OnMissingId,
     signature_header: String,
     signature_algorithm: SignatureAlgorithm,
@@ -35,9 +35,9 @@ impl Generic {
     pub fn from_config(cfg: &SourceConfig, verifier: Verifier) -> Self {
         Self {
             id_header: cfg.id_header.clone(),
-            id_pointer: cfg.id_pointer.clone(),
+            id_pointer: Pointer::new(&cfg.id_pointer),
             type_header: cfg.type_header.clone(),
-            type_pointer: cfg.type_pointer.clone(),
+            type_pointer: Pointer::new(&cfg.type_pointer),
             on_missing_id: cfg.on_missing_id,
             signature_header: cfg.signature_header.clone(),
             signature_algorithm: cfg.signature_algorithm,
@@ -91,70 +91,64 @@ impl Generic {
         }
     }
 
+    /// A header, when present, wins over the body (even empty: the key check refuses that);
+    /// an empty header name or pointer disables that place. The body is read once, for
+    /// whichever parts the headers did not give.
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {
-        let event_type = match lookup(d, &self.type_header, &self.type_pointer, "type", false)? {
-            Some(t) => t,
-            None => {
-                return Err(ProviderError::MissingType {
-                    header: self.type_header.clone(),
-                    pointer: self.type_pointer.clone(),
+        let type_header = header(d, &self.type_header)?;
+        let id_header = header(d, &self.id_header)?;
+        let want_type = type_header.is_none() && !self.type_pointer.is_empty();
+        let want_id = id_header.is_none() && !self.id_pointer.is_empty();
+        let [type_found, id_found] = if want_type || want_id {
+            // An unwanted pointer's answer is ignored (an empty one finds the whole body).
+            pointer::find(d.body, [&self.type_pointer, &self.id_pointer]).map_err(|_| {
+                let (what, pointer) = if want_type {
+                    ("type", &self.type_pointer)
+                } else {
+                    ("id", &self.id_pointer)
+                };
+                ProviderError::NotJson {
+                    what,
+                    pointer: pointer.as_str().to_owned(),
+                }
+            })?
+        } else {
+            [Found::Missing, Found::Missing]
+        };
+        let event_type = match type_header {
+            Some(t) => Some(t),
+            None if want_type => body_value(type_found, self.type_pointer.as_str(), "type", false)?,
+            None => None,
+        }
+        .ok_or_else(|| ProviderError::MissingType {
+            header: self.type_header.clone(),
+            pointer: self.type_pointer.as_str().to_owned(),
+        })?;
+        let event_id = match id_header {
+            Some(id) => Some(id),
+            None if want_id => body_value(id_found, self.id_pointer.as_str(), "id", true)?,
+            None => None,
+        };
+        let event_id = match (event_id, self.on_missing_id) {
+            (Some(id), _) => id,
+            (None, OnMissingId::PayloadHash) => payload_hash_id(d.payload_sha256),
+            (None, OnMissingId::Reject) => {
+                return Err(ProviderError::MissingId {
+                    header: self.id_header.clone(),
+                    pointer: self.id_pointer.as_str().to_owned(),
                 })
             }
-        };
-        let event_id = match lookup(d, &self.id_header, &self.id_pointer, "id", true)? {
-            Some(id) => id,
-            None => match self.on_missing_id {
-                OnMissingId::PayloadHash => payload_hash_id(d.payload_sha256),
-                OnMissingId::Reject => {
-                    return Err(ProviderError::MissingId {
-                        header: self.id_header.clone(),
-                        pointer: self.id_pointer.clone(),
-                    })
-                }
-            },
         };
         Ok((event_type, event_id))
     }
 }
 
-/// The header's value if the header is present (even empty: the key check refuses that),
-/// else the string at the pointer. An empty header name or pointer disables that place.
-/// Integers are accepted as ids, in their decimal form, since some senders number events.
-fn lookup(
-    d: &Delivery<'_>,
-    header: &str,
-    pointer: &str,
-    what: &'static str,
-    allow_integer: bool,
-) -> Result<Option<String>, ProviderError> {
-    if !header.is_empty() {
-        if let Some(value) = d.key_header(header)? {
-            return Ok(Some(value.to_owned()));
-        }
-    }
-    if pointer.is_empty() {
+/// The header's value, if the header name is configured and the header was sent.
+fn header(d: &Delivery<'_>, name: &str) -> Result<Option<String>, ProviderError> {
+    if name.is_empty() {
         return Ok(None);
     }
-    let json = d.json.ok_or_else(|| ProviderError::NotJson {
-        what,
-        pointer: pointer.to_owned(),
-    })?;
-    match json.pointer(pointer) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) if allow_integer && (n.is_u64() || n.is_i64()) => {
-            Ok(Some(n.to_string()))
-        }
-        Some(_) => Err(ProviderError::WrongType {
-            what,
-            pointer: pointer.to_owned(),
-            expected: if allow_integer {
-                "string or an integer"
-            } else {
-                "string"
-            },
-        }),
-    }
+    Ok(d.key_header(name)?.map(str::to_owned))
 }
 
 #[cfg(test)]
@@ -183,12 +177,10 @@ mod tests {
         body: &str,
     ) -> Result<(String, String), ProviderError> {
         let headers = crate::providers::header_map(headers);
-        let json: Option<Value> = serde_json::from_str(body).ok();
         let digest = sha256(body.as_bytes());
         g.extract(&Delivery {
             headers: &headers,
             body: body.as_bytes(),
-            json: json.as_ref(),
             payload_sha256: &digest,
         })
     }
@@ -266,9 +258,8 @@ mod tests {
                 for raw in [body.clone(), json_body.clone().into_bytes()] {
                     let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
                     let headers = crate::providers::header_map(&pairs);
-                    let json: Option<Value> = serde_json::from_slice(&raw).ok();
                     let digest = sha256(&raw);
-                    let d = Delivery { headers: &headers, body: &raw, json: json.as_ref(), payload_sha256: &digest };
+                    let d = Delivery { headers: &headers, body: &raw, payload_sha256: &digest };
                     if let Ok((t, id)) = g.extract(&d) {
                         if let Ok(key) = crate::engine::key::EventKey::new("s", t, id) {
                             proptest::prop_assert!(!key.event_id.is_empty() && !key.event_id.contains('\0'));

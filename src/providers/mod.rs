@@ -15,13 +15,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rocket::http::HeaderMap;
-use serde_json::Value;
 
 use crate::config::{Environment, ProviderKind, Settings, SourceConfig};
 use crate::handlers::{Handler, Registry};
 
 pub mod generic;
 pub mod github;
+pub mod pointer;
 pub mod shopify;
 pub mod signature;
 pub mod standard;
@@ -31,12 +31,12 @@ mod vectors;
 
 use signature::{Secret, Secrets, SignatureError};
 
-/// What a provider sees of a delivery. The headers are Rocket's own map, borrowed: most
-/// deliveries are duplicates answered from the cache, and those never need a copy.
+/// What a provider sees of a delivery. The headers are Rocket's own map, borrowed, and the
+/// body is raw bytes, read with [`pointer::find`]: most deliveries are duplicates answered
+/// from the cache, and those never need a copy of the headers or a parsed document.
 pub struct Delivery<'a> {
     pub headers: &'a HeaderMap<'a>,
     pub body: &'a [u8],
-    pub json: Option<&'a Value>,
     pub payload_sha256: &'a [u8; 32],
 }
 
@@ -129,7 +129,7 @@ impl Verifier {
 }
 
 pub enum Provider {
-    Generic(generic::Generic),
+    Generic(Box<generic::Generic>),
     Stripe(stripe::Stripe),
     Github(github::Github),
     Shopify(shopify::Shopify),
@@ -172,29 +172,63 @@ pub(crate) fn required_header(
         .ok_or(ProviderError::MissingHeader { what, header })
 }
 
-/// A required string in the JSON body.
-pub(crate) fn body_string(
+/// The values at these body pointers, read in one pass; `fields` are `(pointer, what)`,
+/// and a body that is not JSON is refused naming the first.
+pub(crate) fn body_fields<const N: usize>(
     d: &Delivery<'_>,
+    fields: [(&pointer::Pointer, &'static str); N],
+) -> Result<[pointer::Found; N], ProviderError> {
+    pointer::find(d.body, fields.map(|(p, _)| p)).map_err(|_| {
+        let (pointer, what) = fields.first().map_or(("", "id"), |(p, w)| (p.as_str(), *w));
+        ProviderError::NotJson {
+            what,
+            pointer: pointer.to_owned(),
+        }
+    })
+}
+
+/// A string the body must hold at `pointer`.
+pub(crate) fn required_string(
+    found: pointer::Found,
     pointer: &str,
     what: &'static str,
 ) -> Result<String, ProviderError> {
-    let json = d.json.ok_or_else(|| ProviderError::NotJson {
+    body_value(found, pointer, what, false)?.ok_or_else(|| ProviderError::MissingField {
         what,
         pointer: pointer.to_owned(),
-    })?;
-    match json.pointer(pointer) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        None | Some(Value::Null) => Err(ProviderError::MissingField {
+    })
+}
+
+/// A key part found in the body: `None` when absent or null; integers only where
+/// `allow_integer` (some senders number their events), in decimal form.
+pub(crate) fn body_value(
+    found: pointer::Found,
+    pointer: &str,
+    what: &'static str,
+    allow_integer: bool,
+) -> Result<Option<String>, ProviderError> {
+    use pointer::Found;
+    match found {
+        Found::Missing | Found::Null => Ok(None),
+        Found::String(s) => Ok(Some(s)),
+        Found::Integer(n) if allow_integer => Ok(Some(n)),
+        Found::Integer(_) | Found::Other => Err(ProviderError::WrongType {
             what,
             pointer: pointer.to_owned(),
-        }),
-        Some(_) => Err(ProviderError::WrongType {
-            what,
-            pointer: pointer.to_owned(),
-            expected: "string",
+            expected: if allow_integer {
+                "string or an integer"
+            } else {
+                "string"
+            },
         }),
     }
 }
+
+/// The pointers the hosted providers read their key from: `/type`, and `/id`.
+pub(crate) static TYPE_POINTER: std::sync::LazyLock<pointer::Pointer> =
+    std::sync::LazyLock::new(|| pointer::Pointer::new("/type"));
+pub(crate) static ID_POINTER: std::sync::LazyLock<pointer::Pointer> =
+    std::sync::LazyLock::new(|| pointer::Pointer::new("/id"));
 
 /// A configured source: its provider and the handlers its events run.
 pub struct Source {
@@ -259,7 +293,9 @@ fn build_provider(name: &str, cfg: &SourceConfig, env: &Environment) -> Result<P
         tolerance_secs: cfg.tolerance_secs,
     };
     Ok(match cfg.provider {
-        ProviderKind::Generic => Provider::Generic(generic::Generic::from_config(cfg, verifier)),
+        ProviderKind::Generic => {
+            Provider::Generic(Box::new(generic::Generic::from_config(cfg, verifier)))
+        }
         ProviderKind::Stripe => Provider::Stripe(stripe::Stripe { verifier }),
         ProviderKind::Github => Provider::Github(github::Github { verifier }),
         ProviderKind::Shopify => Provider::Shopify(shopify::Shopify { verifier }),

@@ -9,7 +9,7 @@
 use base64::Engine as _;
 
 use super::signature::{check_timestamp, parse_timestamp, SignatureError};
-use super::{body_string, Delivery, ProviderError, Verifier};
+use super::{body_fields, required_string, Delivery, ProviderError, Verifier, TYPE_POINTER};
 use crate::config::SignatureAlgorithm;
 
 pub const ID_HEADER: &str = "webhook-id";
@@ -84,7 +84,8 @@ impl Standard {
             what: "id",
             header: ID_HEADER,
         })?;
-        Ok((body_string(d, "/type", "type")?, id.to_owned()))
+        let [event_type] = body_fields(d, [(&TYPE_POINTER, "type")])?;
+        Ok((required_string(event_type, "/type", "type")?, id.to_owned()))
     }
 }
 

@@ -5,7 +5,8 @@
 //! same `id`.
 
 use super::signature::{check_timestamp, parse_timestamp, SignatureError};
-use super::{body_string, Delivery, ProviderError, Verifier};
+use super::{body_fields, required_string, Delivery, ProviderError, Verifier};
+use super::{ID_POINTER, TYPE_POINTER};
 use crate::config::SignatureAlgorithm;
 
 pub const SIGNATURE_HEADER: &str = "Stripe-Signature";
@@ -73,9 +74,10 @@ impl Stripe {
     }
 
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {
+        let [event_type, id] = body_fields(d, [(&TYPE_POINTER, "type"), (&ID_POINTER, "id")])?;
         Ok((
-            body_string(d, "/type", "type")?,
-            body_string(d, "/id", "id")?,
+            required_string(event_type, "/type", "type")?,
+            required_string(id, "/id", "id")?,
         ))
     }
 }

@@ -74,7 +74,6 @@ fn verify(
         &Delivery {
             headers: &headers,
             body: body.as_bytes(),
-            json: None,
             payload_sha256: &[0; 32],
         },
         now,

@@ -219,10 +219,20 @@ impl TestApp {
         env: Environment,
         clock: Clock,
     ) -> Result<TestApp, String> {
+        Self::launch_figment(figment(settings), env, clock).await
+    }
+
+    /// Launches the app on a figment built from [`figment`] and changed by the test (Rocket's
+    /// own settings, such as limits).
+    pub async fn launch_figment(
+        figment: Figment,
+        env: Environment,
+        clock: Clock,
+    ) -> Result<TestApp, String> {
         let faults = crate::support::Faults::default();
         let app = faults.register(
             App::new()
-                .figment(figment(settings))
+                .figment(figment)
                 .environment(with_test_secrets(env))
                 .clock(clock),
         );

@@ -14,6 +14,47 @@ on_every_backend!(
     events_without_an_id_are_identified_by_payload_hash,
 );
 
+/// The body limit is exact: a body of `limits.webhook` bytes is processed, one byte more is a
+/// 413 and leaves nothing behind, however the sender states (or misstates) its length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_at_the_limit_is_read_and_one_byte_over_is_refused() {
+    let Some(db) = TestDb::create(Backend::Sqlite).await else {
+        return;
+    };
+    const LIMIT: usize = 300;
+    let app = TestApp::launch_figment(
+        figment(&test_settings(&db)).merge(("limits.webhook", LIMIT)),
+        idemhook::config::Environment::empty(),
+        idemhook::clock::Clock::system(),
+    )
+    .await
+    .expect("the app launches");
+    let sized = |id: &str, len: usize| {
+        let head = format!(r#"{{"id":"{id}","type":"ping","pad":""#);
+        let body = format!("{head}{}\"}}", "x".repeat(len - head.len() - 2));
+        assert_eq!(body.len(), len);
+        body
+    };
+    let r = app.post("demo", &sized("at-limit", LIMIT), &[]).await;
+    assert_eq!((r.status, r.outcome()), (Status::Ok, "processed"), "{r:?}");
+    let r = app.post("demo", &sized("over", LIMIT + 1), &[]).await;
+    assert_eq!(r.status, Status::PayloadTooLarge, "{r:?}");
+    assert!(r.error().contains("larger than the limit"), "{r:?}");
+    // A Content-Length that understates the body changes nothing: the limit counts bytes read.
+    let r = app
+        .post(
+            "demo",
+            &sized("liar", LIMIT + 50),
+            &[("Content-Length", "10")],
+        )
+        .await;
+    assert_ne!(r.status, Status::Ok, "{r:?}");
+    let r = rows(&db.connect().await).await;
+    assert_eq!((r.processed, r.failed), (1, 0));
+    drop(app);
+    db.drop_db().await;
+}
+
 async fn processed_then_duplicate_counts_the_payment_once(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;

@@ -1,0 +1,371 @@
+//! Reads the few values an event key needs (JSON pointers such as `/id` and `/type`) in one
+//! pass over the body, without building the document.
+//!
+//! Most deliveries are duplicates answered from the cache, and a duplicate needs its id and
+//! type only: building a `serde_json::Value` for it (a map, a string per key and value) is
+//! work thrown away. The whole body is still parsed, so a body that is not valid JSON is
+//! refused exactly as `serde_json::from_slice` would refuse it. The answers are those of
+//! `Value::pointer` on the parsed document, duplicate keys included (the last one wins).
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// What a pointer finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Missing,
+    Null,
+    String(String),
+    /// An integer (`u64` or `i64`), in its decimal form.
+    Integer(String),
+    /// A float, a boolean, an object or an array.
+    Other,
+}
+
+/// A JSON pointer, split into its reference tokens once, when the source is configured,
+/// rather than on every delivery.
+#[derive(Debug, Clone)]
+pub struct Pointer {
+    text: String,
+    /// `None` for a pointer that can match nothing (it does not start with `/`).
+    tokens: Option<Vec<Token>>,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    key: String,
+    /// The array index the token names, as `Value::pointer` reads one: decimal, no sign,
+    /// no leading zero.
+    index: Option<usize>,
+}
+
+impl Pointer {
+    pub fn new(text: &str) -> Self {
+        let token = |t: &str| {
+            let key = t.replace("~1", "/").replace("~0", "~");
+            let index = if key.starts_with('+') || (key.starts_with('0') && key.len() != 1) {
+                None
+            } else {
+                key.parse().ok()
+            };
+            Token { key, index }
+        };
+        let tokens = if text.is_empty() {
+            Some(Vec::new())
+        } else {
+            text.strip_prefix('/')
+                .map(|rest| rest.split('/').map(token).collect())
+        };
+        Self {
+            text: text.to_owned(),
+            tokens,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+}
+
+/// The values at `pointers` (RFC 6901, as `Value::pointer` reads them) in `body`, or the
+/// parse error if `body` is not one JSON document.
+pub fn find<const N: usize>(
+    body: &[u8],
+    pointers: [&Pointer; N],
+) -> Result<[Found; N], serde_json::Error> {
+    const { assert!(N <= 64, "pointers are tracked in a u64 mask") };
+    let mut found: [Found; N] = std::array::from_fn(|_| Found::Missing);
+    let live = (0..N)
+        .filter(|&i| pointers[i].tokens.is_some())
+        .fold(0u64, |m, i| m | 1 << i);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    Node {
+        pointers: &pointers,
+        found: &mut found,
+        live,
+        depth: 0,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(found)
+}
+
+/// One value of the document, reached by the pointers in `live` (a bit per pointer), all of
+/// which have matched their first `depth` tokens.
+struct Node<'a> {
+    pointers: &'a [&'a Pointer],
+    found: &'a mut [Found],
+    live: u64,
+    depth: usize,
+}
+
+impl Node<'_> {
+    fn live(&self) -> impl Iterator<Item = (usize, &[Token])> + '_ {
+        (0..self.pointers.len())
+            .filter(move |i| self.live & (1 << i) != 0)
+            .filter_map(move |i| Some((i, self.pointers[i].tokens.as_deref()?)))
+    }
+
+    /// Pointers that end at this value.
+    fn ending(&self) -> u64 {
+        self.live()
+            .filter(|(_, t)| t.len() == self.depth)
+            .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
+    /// Pointers that go on below this value with a next token accepted by `matches`.
+    fn next(&self, matches: impl Fn(&Token) -> bool) -> u64 {
+        self.live()
+            .filter(|(_, t)| t.len() > self.depth && matches(&t[self.depth]))
+            .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
+    fn set(&mut self, mask: u64, value: impl Fn() -> Found) {
+        for (i, slot) in self.found.iter_mut().enumerate() {
+            if mask & (1 << i) != 0 {
+                *slot = value();
+            }
+        }
+    }
+
+    /// The child reached by the pointers in `mask` (none, for a value no pointer goes
+    /// through: it is still walked, not skipped with `IgnoredAny`, so that serde_json's
+    /// nesting limit applies to it as it does when a `Value` is built). What an earlier child
+    /// under the same key found is forgotten first: with a duplicate key the last value wins.
+    fn child(&mut self, mask: u64) -> Node<'_> {
+        self.set(mask, || Found::Missing);
+        Node {
+            pointers: self.pointers,
+            found: self.found,
+            live: mask,
+            depth: self.depth + 1,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Node<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Node<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E>(mut self, v: &str) -> Result<(), E> {
+        let mask = self.ending();
+        self.set(mask, || Found::String(v.to_owned()));
+        Ok(())
+    }
+
+    fn visit_u64<E>(mut self, v: u64) -> Result<(), E> {
+        let mask = self.ending();
+        self.set(mask, || Found::Integer(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_i64<E>(mut self, v: i64) -> Result<(), E> {
+        let mask = self.ending();
+        self.set(mask, || Found::Integer(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_f64<E>(mut self, _: f64) -> Result<(), E> {
+        let mask = self.ending();
+        self.set(mask, || Found::Other);
+        Ok(())
+    }
+
+    fn visit_bool<E>(mut self, _: bool) -> Result<(), E> {
+        let mask = self.ending();
+        self.set(mask, || Found::Other);
+        Ok(())
+    }
+
+    fn visit_unit<E>(mut self) -> Result<(), E> {
+        let mask = self.ending();
+        self.set(mask, || Found::Null);
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let mask = self.ending();
+        self.set(mask, || Found::Other);
+        while let Some(mask) = map.next_key_seed(Key(&self))? {
+            map.next_value_seed(self.child(mask))?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let mask = self.ending();
+        self.set(mask, || Found::Other);
+        let mut i = 0;
+        loop {
+            let mask = self.next(|t| t.index == Some(i));
+            if seq.next_element_seed(self.child(mask))?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+}
+
+/// An object key, read as the mask of the pointers whose next token it is (no copy, even
+/// for a key with escapes, which serde_json hands over unescaped in a scratch buffer).
+struct Key<'n, 'a>(&'n Node<'a>);
+
+impl<'de> DeserializeSeed<'de> for Key<'_, '_> {
+    type Value = u64;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<u64, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_, '_> {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<u64, E> {
+        Ok(self.0.next(|t| t.key == v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    /// What `Value::pointer` answers, in `Found`'s terms: the reference `find` must match.
+    fn reference(body: &[u8], pointer: &str) -> Option<Found> {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        Some(match value.pointer(pointer) {
+            None => Found::Missing,
+            Some(Value::Null) => Found::Null,
+            Some(Value::String(s)) => Found::String(s.clone()),
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Found::Integer(n.to_string()),
+            Some(_) => Found::Other,
+        })
+    }
+
+    fn find_str<const N: usize>(
+        body: &str,
+        pointers: [&str; N],
+    ) -> Result<[Found; N], serde_json::Error> {
+        let pointers = pointers.map(Pointer::new);
+        find(body.as_bytes(), std::array::from_fn(|i| &pointers[i]))
+    }
+
+    fn check(body: &str, pointers: [&str; 2]) {
+        let ours = find_str(body, pointers).ok();
+        let theirs = reference(body.as_bytes(), pointers[0])
+            .zip(reference(body.as_bytes(), pointers[1]))
+            .map(|(a, b)| [a, b]);
+        assert_eq!(ours, theirs, "body {body:?}, pointers {pointers:?}");
+    }
+
+    #[test]
+    fn reads_top_level_and_nested_values() {
+        let body = r#"{"id":"evt_1","type":"payment.succeeded","data":{"object":{"id":"pi_1","n":[1,{"k":"v"}]}}}"#;
+        assert_eq!(
+            find_str(body, ["/type", "/id"]).unwrap(),
+            [
+                Found::String("payment.succeeded".into()),
+                Found::String("evt_1".into())
+            ]
+        );
+        assert_eq!(
+            find_str(body, ["/data/object/id", "/data/object/n/1/k"]).unwrap(),
+            [Found::String("pi_1".into()), Found::String("v".into())]
+        );
+        for pointers in [
+            ["/data", "/data/object"],
+            ["/data/object/n/0", "/data/object/n/2"],
+            ["/missing", "/id/0"],
+            ["", "id"],
+        ] {
+            check(body, pointers);
+        }
+    }
+
+    #[test]
+    fn agrees_with_value_pointer_on_the_awkward_cases() {
+        let cases = [
+            // Duplicate keys: the last wins, even when the first held the target.
+            r#"{"id":"a","id":"b"}"#,
+            r#"{"d":{"id":"a"},"d":"flat"}"#,
+            r#"{"d":"flat","d":{"id":"a"}}"#,
+            // Escaped keys and pointer escapes.
+            r#"{"a/b":"slash","m~n":"tilde","\u0069d":"escaped"}"#,
+            // Numbers, null, booleans, floats, huge integers.
+            r#"{"id":42,"type":-7}"#,
+            r#"{"id":1.0,"type":true}"#,
+            r#"{"id":null,"type":12345678901234567890123}"#,
+            // Arrays: indexes, leading zeros, signs.
+            r#"{"id":["x","y"],"type":[{"a":"b"}]}"#,
+            r#"["first",{"id":"in-array"}]"#,
+            // Not one document.
+            r#"{"id":"a"} trailing"#,
+            "not json",
+            "",
+            r#"{"id":"a""#,
+        ];
+        let pointers = [
+            ["/id", "/type"],
+            ["/d/id", "/d"],
+            ["/a~1b", "/m~0n"],
+            ["/id/1", "/type/0/a"],
+            ["/id/01", "/id/+1"],
+            ["/0", "/1/id"],
+            ["", "/"],
+        ];
+        for body in cases {
+            for p in pointers {
+                check(body, p);
+            }
+        }
+    }
+
+    #[test]
+    fn deep_documents_are_refused_like_serde_json_refuses_them() {
+        for depth in [127, 128, 129, 200] {
+            let deep = format!(
+                r#"{{"id":"a","x":{}{}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            check(&deep, ["/id", "/type"]);
+        }
+    }
+
+    proptest::proptest! {
+        /// On any JSON document built from a few keys, and on arbitrary bytes, `find` answers
+        /// what parsing the whole document and asking `Value::pointer` answers.
+        #[test]
+        fn matches_value_pointer(
+            body in "\\{(\"(id|type|d|0)\":(\"[a-z]{0,3}\"|-?[0-9]{1,22}|null|true|1\\.5|\\[(\"x\",?)?\\]|\\{\"id\":\"n\"\\}),?){0,5}\\}",
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+        ) {
+            for p in [["/id", "/type"], ["/d/id", "/d/0"], ["/0", "/d"]] {
+                check(&body, p);
+                check(&String::from_utf8_lossy(&bytes), p);
+            }
+        }
+    }
+}
