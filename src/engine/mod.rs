@@ -116,7 +116,6 @@ impl Engine {
             committer,
             cache,
             metrics,
-            max_batch,
         });
         ctx.metrics.db_up.set(1);
         let mut shards = Vec::with_capacity(config.shards);

@@ -41,8 +41,6 @@ pub struct ShardContext {
     pub committer: Committer,
     pub cache: CommittedKeys,
     pub metrics: Arc<Metrics>,
-    /// Largest batch; 1 turns group commit off.
-    pub max_batch: usize,
 }
 
 pub struct ShardState {
@@ -138,7 +136,7 @@ async fn take_batch(state: &mut ShardState) -> Vec<(Job, Reply)> {
     let mut batch: Vec<(Job, Reply)> = Vec::new();
     let mut repeats = Vec::new();
     let mut keys = HashSet::new();
-    while batch.len() < state.ctx.max_batch {
+    while batch.len() < state.ctx.committer.max_batch() {
         let Some((job, reply)) = state.pending.pop_front() else {
             break;
         };
