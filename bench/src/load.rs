@@ -34,6 +34,12 @@ pub struct HttpArgs {
     /// Requests in the measured phase, instead of a duration.
     #[arg(long)]
     events: Option<u64>,
+    /// Offered load in requests per second over all connections (open loop: requests are
+    /// sent on a fixed schedule whatever the answers' speed, as long as a connection is
+    /// free). Without it each connection sends its next request as soon as the last is
+    /// answered, which measures throughput at saturation, where latency is mostly queueing.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Percent of requests that redeliver an already-processed event (0, 50, 100…).
     #[arg(long, default_value_t = 0)]
     duplicates: u8,
@@ -220,15 +226,19 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
         .is_none()
         .then(|| Duration::from_secs_f64(args.duration.unwrap_or(10.0)));
     let budget = Arc::new(AtomicU64::new(args.events.unwrap_or(u64::MAX)));
+    let rate = args.rate.filter(|r| *r > 0.0);
+    // The open-loop schedule: request k is due at `started + k / rate`.
+    let tickets = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        let (client, url, payloads, next, budget) = (
+        let (client, url, payloads, next, budget, tickets) = (
             client.clone(),
             url.clone(),
             payloads.clone(),
             next.clone(),
             budget.clone(),
+            tickets.clone(),
         );
         let dup_percent = u32::from(args.duplicates);
         tasks.push(tokio::spawn(async move {
@@ -236,6 +246,15 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
             let mut tally = Tally::default();
             let mut rng = rand::rngs::StdRng::from_entropy();
             loop {
+                if let Some(rate) = rate {
+                    let due = Duration::from_secs_f64(
+                        tickets.fetch_add(1, Ordering::Relaxed) as f64 / rate,
+                    );
+                    if duration.is_some_and(|d| due >= d) {
+                        break;
+                    }
+                    tokio::time::sleep_until((started + due).into()).await;
+                }
                 if duration.is_some_and(|d| started.elapsed() >= d) {
                     break;
                 }
@@ -283,6 +302,7 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
     let label = args.label.clone().unwrap_or_else(|| url.clone());
     let mut result = RunResult::new("http", &label, args.concurrency, elapsed, &h);
     result.duplicates_percent = args.duplicates;
+    result.offered_rate = rate;
     result.status_counts = tally.statuses;
     if let (Some(before), Some(mid)) = (before, mid) {
         // Give the server a moment to settle responses already written, then count.

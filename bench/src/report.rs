@@ -39,6 +39,8 @@ pub struct RunResult {
     pub target: String,
     pub concurrency: usize,
     pub duplicates_percent: u8,
+    /// The offered load (`--rate`), when the run was paced rather than saturating.
+    pub offered_rate: Option<f64>,
     pub seconds: f64,
     pub requests: u64,
     pub throughput_per_sec: f64,
@@ -70,6 +72,7 @@ impl RunResult {
             target: target.to_owned(),
             concurrency,
             duplicates_percent: 0,
+            offered_rate: None,
             seconds,
             requests: h.len(),
             throughput_per_sec: h.len() as f64 / seconds.max(f64::EPSILON),
@@ -87,11 +90,13 @@ impl RunResult {
     pub fn print(&self) {
         let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
         println!(
-            "{:<9} {:<40} c={:<3} dup={:>3}% {:>9.0}/s  p50 {:>7.3} ms  p90 {:>7.3}  p99 {:>7.3}  p99.9 {:>7.3}  max {:>8.3}  check-p99 hit {} miss {}  statuses {:?}{}",
+            "{:<9} {:<40} c={:<3} dup={:>3}%{} {:>9.0}/s  p50 {:>7.3} ms  p90 {:>7.3}  p99 {:>7.3}  p99.9 {:>7.3}  max {:>8.3}  check-p99 hit {} miss {}  statuses {:?}{}",
             self.mode,
             self.target,
             self.concurrency,
             self.duplicates_percent,
+            self.offered_rate
+                .map_or(String::new(), |r| format!(" rate={r:.0}/s")),
             self.throughput_per_sec,
             self.latency.p50_ms,
             self.latency.p90_ms,

@@ -27,6 +27,17 @@ fn bench(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&json).expect("result JSON")
 }
 
+/// Runs the tool off the runtime, which is serving the app under test.
+async fn bench_blocking(args: &[&str]) -> serde_json::Value {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        bench(&args)
+    })
+    .await
+    .expect("the tool's thread")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_mode_counts_requests_and_checks_the_server() {
     let db = std::env::temp_dir().join(format!("bench_{:016x}.db", rand::random::<u64>()));
@@ -77,13 +88,7 @@ async fn http_mode_counts_requests_and_checks_the_server() {
         "--pool",
         "50",
     ];
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let result = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        bench(&args)
-    })
-    .await
-    .unwrap();
+    let result = bench_blocking(&args).await;
     assert_eq!(result["requests"], 300, "{result}");
     assert_eq!(result["status_counts"]["200"], 300, "{result}");
     assert_eq!(result["consistent"], true, "{result}");
@@ -93,6 +98,17 @@ async fn http_mode_counts_requests_and_checks_the_server() {
     let duplicates = result["server_duplicates"].as_u64().unwrap();
     assert_eq!(sent - 50 + duplicates, 300, "{result}");
     assert!(duplicates > 0, "{result}");
+
+    // Paced (open loop): counted the same way, with the offered rate recorded.
+    let paced = bench_blocking(&[
+        "http", "--url", &url, "--source", "bench", "-c", "4", "--events", "100", "--rate", "2000",
+    ])
+    .await;
+    assert_eq!(paced["requests"], 100, "{paced}");
+    assert_eq!(paced["status_counts"]["200"], 100, "{paced}");
+    assert_eq!(paced["offered_rate"], 2000.0, "{paced}");
+    assert_eq!(paced["consistent"], true, "{paced}");
+    assert_eq!(paced["server_processed"], 100, "{paced}");
     server.abort();
     let _ = std::fs::remove_file(&db);
 }
