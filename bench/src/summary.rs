@@ -53,7 +53,8 @@ pub fn run(args: SummaryArgs) -> Result<(), String> {
             b.duplicates_percent,
         ))
     });
-    // target label convention from run.sh: "<what> <db>", e.g. "idemhook postgres".
+    // target label convention from run.sh: "<what> <db>", e.g. "idemhook postgres", and
+    // "bare-rocket postgres" for the bare Rocket run taken next to that database's cells.
     let find = |what: &str, db: &str, c: usize| {
         rows.iter()
             .find(|r| r.target == format!("{what} {db}").trim() && r.concurrency == c)
@@ -67,7 +68,7 @@ pub fn run(args: SummaryArgs) -> Result<(), String> {
             match r.duplicates_percent {
                 0 => find("db-limit", db, r.concurrency)
                     .map(|l| format!("{:.2}× db-limit", r.throughput_per_sec / l)),
-                100 => find("rocket", "baseline", r.concurrency)
+                100 => find("bare-rocket", db, r.concurrency)
                     .map(|l| format!("{:.2}× bare Rocket", r.throughput_per_sec / l)),
                 _ => None,
             }
