@@ -40,7 +40,12 @@ fresh_db() { # name -> URL of an empty database
 
 # Bare Rocket runs for the whole matrix (idle between its cells) on port 8001.
 "$BENCH" baseline-server --port 8001 & PIDS+=($!)
-for _ in $(seq 1 300); do curl -s -o /dev/null http://127.0.0.1:8001/ && break; sleep 0.1; done # any answer (it has no GET route)
+baseline_up=
+for _ in $(seq 1 300); do # any answer will do (it has no GET route)
+  curl -s -o /dev/null http://127.0.0.1:8001/ && { baseline_up=1; break; }
+  sleep 0.1
+done
+[ -n "$baseline_up" ] || { echo "bare Rocket did not start on port 8001" >&2; exit 1; }
 
 start_idemhook() { # database URL
   cat > "$WORK/Rocket.toml" <<TOML

@@ -226,7 +226,12 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
         .is_none()
         .then(|| Duration::from_secs_f64(args.duration.unwrap_or(10.0)));
     let budget = Arc::new(AtomicU64::new(args.events.unwrap_or(u64::MAX)));
-    let rate = args.rate.filter(|r| *r > 0.0);
+    let rate = match args.rate {
+        Some(r) if !(r.is_finite() && r >= 0.001) => {
+            return Err("--rate must be a number of requests per second, at least 0.001".into())
+        }
+        r => r,
+    };
     // The open-loop schedule: request k is due at `started + k / rate`.
     let tickets = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -246,14 +251,26 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
             let mut tally = Tally::default();
             let mut rng = rand::rngs::StdRng::from_entropy();
             loop {
+                // When the request counts as sent, for its latency. Paced, a request that is
+                // due while every connection is busy counts from when it was due (its wait is
+                // part of what a sender would see), but one that waits for its time on the
+                // timer counts from when the timer woke it (the timer ticks by the
+                // millisecond, and that lateness is the generator's, not the server's).
+                let mut sent_at = None;
                 if let Some(rate) = rate {
-                    let due = Duration::from_secs_f64(
-                        tickets.fetch_add(1, Ordering::Relaxed) as f64 / rate,
-                    );
+                    let ticket = tickets.fetch_add(1, Ordering::Relaxed);
+                    let Ok(due) = Duration::try_from_secs_f64(ticket as f64 / rate) else {
+                        break;
+                    };
                     if duration.is_some_and(|d| due >= d) {
                         break;
                     }
-                    tokio::time::sleep_until((started + due).into()).await;
+                    let due_at = started + due;
+                    if due_at > Instant::now() {
+                        tokio::time::sleep_until(due_at.into()).await;
+                    } else {
+                        sent_at = Some(due_at);
+                    }
                 }
                 if duration.is_some_and(|d| started.elapsed() >= d) {
                     break;
@@ -270,7 +287,7 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
                 } else {
                     next.fetch_add(1, Ordering::Relaxed)
                 };
-                let t = Instant::now();
+                let t = sent_at.unwrap_or_else(Instant::now);
                 let status = send(&client, &url, &payloads, n).await;
                 let _ = h.record(t.elapsed().as_micros().max(1) as u64);
                 let key = match status {

@@ -7,7 +7,7 @@
 
 use base64::Engine as _;
 
-use super::pointer::{self, Found, Pointer};
+use super::pointer::{self, Pointer};
 use super::signature::{check_timestamp, parse_timestamp, SignatureError};
 use super::{body_value, Delivery, ProviderError, Verifier};
 use crate::config::{OnMissingId, SignatureAlgorithm, SignatureEncoding, SourceConfig};
@@ -92,42 +92,46 @@ impl Generic {
     }
 
     /// A header, when present, wins over the body (even empty: the key check refuses that);
-    /// an empty header name or pointer disables that place. The body is read once, for
-    /// whichever parts the headers did not give.
+    /// an empty header name or pointer disables that place. The type is settled before the id
+    /// is looked at, so errors name the type first. The body is read at most once, for both
+    /// pointers.
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {
-        let type_header = header(d, &self.type_header)?;
-        let id_header = header(d, &self.id_header)?;
-        let want_type = type_header.is_none() && !self.type_pointer.is_empty();
-        let want_id = id_header.is_none() && !self.id_pointer.is_empty();
-        let [type_found, id_found] = if want_type || want_id {
-            // An unwanted pointer's answer is ignored (an empty one finds the whole body).
+        let read_body = |what: &'static str, pointer: &Pointer| {
             pointer::find(d.body, [&self.type_pointer, &self.id_pointer]).map_err(|_| {
-                let (what, pointer) = if want_type {
-                    ("type", &self.type_pointer)
-                } else {
-                    ("id", &self.id_pointer)
-                };
                 ProviderError::NotJson {
                     what,
                     pointer: pointer.as_str().to_owned(),
                 }
-            })?
-        } else {
-            [Found::Missing, Found::Missing]
+            })
         };
-        let event_type = match type_header {
+        // The id as the body has it, when the body was read for the type.
+        let mut id_in_body = None;
+        let event_type = match header(d, &self.type_header)? {
             Some(t) => Some(t),
-            None if want_type => body_value(type_found, self.type_pointer.as_str(), "type", false)?,
-            None => None,
+            None if self.type_pointer.is_empty() => None,
+            None => {
+                let [type_found, id_found] = read_body("type", &self.type_pointer)?;
+                id_in_body = Some(id_found);
+                body_value(type_found, self.type_pointer.as_str(), "type", false)?
+            }
         }
         .ok_or_else(|| ProviderError::MissingType {
             header: self.type_header.clone(),
             pointer: self.type_pointer.as_str().to_owned(),
         })?;
-        let event_id = match id_header {
+        let event_id = match header(d, &self.id_header)? {
             Some(id) => Some(id),
-            None if want_id => body_value(id_found, self.id_pointer.as_str(), "id", true)?,
-            None => None,
+            None if self.id_pointer.is_empty() => None,
+            None => {
+                let found = match id_in_body {
+                    Some(found) => found,
+                    None => {
+                        let [_, id_found] = read_body("id", &self.id_pointer)?;
+                        id_found
+                    }
+                };
+                body_value(found, self.id_pointer.as_str(), "id", true)?
+            }
         };
         let event_id = match (event_id, self.on_missing_id) {
             (Some(id), _) => id,
@@ -268,6 +272,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_type_is_settled_before_the_id() {
+        let g = generic(OnMissingId::Reject);
+        // A bad type and an ambiguous id header: the type's problem is the one reported.
+        assert!(matches!(
+            extract(
+                &g,
+                &[("Webhook-Id", "a"), ("webhook-id", "b")],
+                r#"{"type":5}"#
+            ),
+            Err(ProviderError::WrongType { what: "type", .. })
+        ));
+        // The type from its header and a body that is not JSON: the id's read fails.
+        assert!(matches!(
+            extract(&g, &[("Webhook-Type", "t")], "not json"),
+            Err(ProviderError::NotJson { what: "id", .. })
+        ));
     }
 
     #[test]

@@ -7,9 +7,16 @@
 //! refused exactly as `serde_json::from_slice` would refuse it. The answers are those of
 //! `Value::pointer` on the parsed document, duplicate keys included (the last one wins).
 
+use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+/// The key by which serde_json marks an object as a `RawValue` in disguise: as the first key
+/// of an object, `Value` parses the string it maps to as the object's JSON. Such a body is
+/// read through `Value` itself, so its answers stay exactly those of `Value::pointer`.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
 /// What a pointer finds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +28,19 @@ pub enum Found {
     Integer(String),
     /// A float, a boolean, an object or an array.
     Other,
+}
+
+impl Found {
+    /// What `Value::pointer` found, in these terms.
+    fn of(value: Option<&Value>) -> Self {
+        match value {
+            None => Found::Missing,
+            Some(Value::Null) => Found::Null,
+            Some(Value::String(s)) => Found::String(s.clone()),
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Found::Integer(n.to_string()),
+            Some(_) => Found::Other,
+        }
+    }
 }
 
 /// A JSON pointer, split into its reference tokens once, when the source is configured,
@@ -83,16 +103,22 @@ pub fn find<const N: usize>(
     let live = (0..N)
         .filter(|&i| pointers[i].tokens.is_some())
         .fold(0u64, |m, i| m | 1 << i);
+    let raw_value = Cell::new(false);
     let mut de = serde_json::Deserializer::from_slice(body);
-    Node {
+    let walked = Node {
         pointers: &pointers,
         found: &mut found,
         live,
         depth: 0,
+        raw_value: &raw_value,
     }
-    .deserialize(&mut de)?;
-    de.end()?;
-    Ok(found)
+    .deserialize(&mut de)
+    .and_then(|()| de.end());
+    if raw_value.get() {
+        let value: Value = serde_json::from_slice(body)?;
+        return Ok(pointers.map(|p| Found::of(value.pointer(p.as_str()))));
+    }
+    walked.map(|()| found)
 }
 
 /// One value of the document, reached by the pointers in `live` (a bit per pointer), all of
@@ -102,6 +128,8 @@ struct Node<'a> {
     found: &'a mut [Found],
     live: u64,
     depth: usize,
+    /// Set when an object starts with [`RAW_VALUE_TOKEN`]; the walk then stops.
+    raw_value: &'a Cell<bool>,
 }
 
 impl Node<'_> {
@@ -144,6 +172,7 @@ impl Node<'_> {
             found: self.found,
             live: mask,
             depth: self.depth + 1,
+            raw_value: self.raw_value,
         }
     }
 }
@@ -202,7 +231,13 @@ impl<'de> Visitor<'de> for Node<'_> {
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         let mask = self.ending();
         self.set(mask, || Found::Other);
-        while let Some(mask) = map.next_key_seed(Key(&self))? {
+        let mut first = true;
+        while let Some((mask, token)) = map.next_key_seed(Key(&self))? {
+            if first && token {
+                self.raw_value.set(true);
+                return Err(de::Error::custom("a raw value in disguise"));
+            }
+            first = false;
             map.next_value_seed(self.child(mask))?;
         }
         Ok(())
@@ -222,46 +257,39 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 }
 
-/// An object key, read as the mask of the pointers whose next token it is (no copy, even
-/// for a key with escapes, which serde_json hands over unescaped in a scratch buffer).
+/// An object key, read as the mask of the pointers whose next token it is, and whether it is
+/// [`RAW_VALUE_TOKEN`] (no copy, even for a key with escapes, which serde_json hands over
+/// unescaped in a scratch buffer).
 struct Key<'n, 'a>(&'n Node<'a>);
 
 impl<'de> DeserializeSeed<'de> for Key<'_, '_> {
-    type Value = u64;
+    type Value = (u64, bool);
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<u64, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(u64, bool), D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for Key<'_, '_> {
-    type Value = u64;
+    type Value = (u64, bool);
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object key")
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<u64, E> {
-        Ok(self.0.next(|t| t.key == v))
+    fn visit_str<E>(self, v: &str) -> Result<(u64, bool), E> {
+        Ok((self.0.next(|t| t.key == v), v == RAW_VALUE_TOKEN))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
-
     use super::*;
 
     /// What `Value::pointer` answers, in `Found`'s terms: the reference `find` must match.
     fn reference(body: &[u8], pointer: &str) -> Option<Found> {
         let value: Value = serde_json::from_slice(body).ok()?;
-        Some(match value.pointer(pointer) {
-            None => Found::Missing,
-            Some(Value::Null) => Found::Null,
-            Some(Value::String(s)) => Found::String(s.clone()),
-            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Found::Integer(n.to_string()),
-            Some(_) => Found::Other,
-        })
+        Some(Found::of(value.pointer(pointer)))
     }
 
     fn find_str<const N: usize>(
@@ -325,6 +353,14 @@ mod tests {
             "not json",
             "",
             r#"{"id":"a""#,
+            // serde_json's raw-value marker, as the first key (at the top or nested), later,
+            // escaped, and with a value that is not JSON.
+            r#"{"$serde_json::private::RawValue":"{\"id\":\"evt_1\",\"type\":\"t\"}"}"#,
+            r#"{"d":{"$serde_json::private::RawValue":"{\"id\":\"n\"}"},"id":"x"}"#,
+            r#"{"id":"a","$serde_json::private::RawValue":"{}"}"#,
+            r#"{"\u0024serde_json::private::RawValue":"{\"id\":\"e\"}"}"#,
+            r#"{"$serde_json::private::RawValue":1}"#,
+            r#"{"$serde_json::private::RawValue":"not json","id":"a"}"#,
         ];
         let pointers = [
             ["/id", "/type"],

@@ -48,7 +48,7 @@ async fn a_body_at_the_limit_is_read_and_one_byte_over_is_refused() {
             &[("Content-Length", "10")],
         )
         .await;
-    assert_ne!(r.status, Status::Ok, "{r:?}");
+    assert_eq!(r.status, Status::PayloadTooLarge, "{r:?}");
     let r = rows(&db.connect().await).await;
     assert_eq!((r.processed, r.failed), (1, 0));
     drop(app);
