@@ -45,7 +45,7 @@ struct Submission {
 #[derive(Clone)]
 pub struct Committer {
     queue: mpsc::Sender<Submission>,
-    max_batch: usize,
+    ctx: Arc<WriterContext>,
 }
 
 impl Committer {
@@ -54,17 +54,16 @@ impl Committer {
     pub fn start(ctx: WriterContext, writers: usize, shards: usize) -> Self {
         let (queue, rx) = mpsc::channel(shards.max(1));
         let rx = Arc::new(Mutex::new(rx));
-        let max_batch = ctx.max_batch;
         let ctx = Arc::new(ctx);
         for _ in 0..writers.max(1) {
             tokio::spawn(writer(ctx.clone(), rx.clone()));
         }
-        Self { queue, max_batch }
+        Self { queue, ctx }
     }
 
     /// Most events one transaction takes, and so the most a shard should hand over at once.
     pub fn max_batch(&self) -> usize {
-        self.max_batch
+        self.ctx.max_batch
     }
 
     /// Commits a shard's batch; one result per job, in order.

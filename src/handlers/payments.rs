@@ -113,19 +113,7 @@ impl Handler for Payments {
         }))
         .exec_without_returning(txn)
         .await?;
-        // One row per order with the batch's amounts summed: an upsert may not touch a row
-        // twice in one statement (PostgreSQL refuses it). The map keeps orders sorted, so
-        // two instances' batches lock the same orders in the same order. An order's currency
-        // is its first payment's, as when its events are applied one by one.
-        let mut orders: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
-        for (_, p) in &payments {
-            let (sum, _) = orders
-                .entry(p.order_id.as_str())
-                .or_insert((0, p.currency.as_str()));
-            *sum = sum
-                .checked_add(p.amount)
-                .ok_or_else(|| HandlerError::failed("order amount overflows"))?;
-        }
+        let orders = order_totals(payments.iter().map(|(_, p)| p))?;
         let added = excluded(txn.get_database_backend(), "amount_paid");
         order::Entity::insert_many(orders.into_iter().map(|(order_id, (amount, currency))| {
             order::ActiveModel {
@@ -150,6 +138,25 @@ impl Handler for Payments {
         .await?;
         Ok(())
     }
+}
+
+/// One row per order with the batch's amounts summed: an upsert may not touch a row twice in
+/// one statement (PostgreSQL refuses it; SQLite would quietly apply both). The map keeps
+/// orders sorted, so two instances' batches lock the same orders in the same order. An
+/// order's currency is its first payment's, as when its events are applied one by one.
+fn order_totals<'a>(
+    payments: impl Iterator<Item = &'a Payment>,
+) -> Result<BTreeMap<&'a str, (i64, &'a str)>, HandlerError> {
+    let mut orders: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
+    for p in payments {
+        let (sum, _) = orders
+            .entry(p.order_id.as_str())
+            .or_insert((0, p.currency.as_str()));
+        *sum = sum
+            .checked_add(p.amount)
+            .ok_or_else(|| HandlerError::failed("order amount overflows"))?;
+    }
+    Ok(orders)
 }
 
 /// The value a conflicting upsert row tried to insert into `column`.
@@ -205,8 +212,20 @@ mod tests {
         assert!(parse("payment_succeeded", None).is_err());
     }
 
-    fn payment(id: &str, order: &str, amount: i64, currency: &str) -> Event {
-        Event::payment(id, order, amount, currency)
+    /// The rows the order upsert is built from: one per order, amounts summed, orders sorted,
+    /// the first payment's currency, and an overflow refused rather than wrapped.
+    #[test]
+    fn order_totals_sum_per_order_in_order() {
+        let p = |order: &str, amount, currency: &str| Payment {
+            order_id: order.to_owned(),
+            amount,
+            currency: currency.to_owned(),
+        };
+        let payments = [p("o2", 7, "usd"), p("o1", 100, "eur"), p("o1", 20, "gbp")];
+        let totals: Vec<_> = order_totals(payments.iter()).unwrap().into_iter().collect();
+        assert_eq!(totals, [("o1", (120, "eur")), ("o2", (7, "usd"))]);
+        let huge = [p("o1", i64::MAX, "eur"), p("o1", 1, "eur")];
+        assert!(order_totals(huge.iter()).is_err());
     }
 
     /// A batch touching one order twice must add both amounts (one upsert row per order) and
@@ -220,11 +239,11 @@ mod tests {
             .unwrap();
         crate::db::migrate(&db).await.unwrap();
         let (a, b, c) = (
-            payment("e1", "o1", 100, "eur"),
-            payment("e2", "o2", 7, "usd"),
-            payment("e3", "o1", 20, "gbp"),
+            Event::payment("e1", "o1", 100, "eur"),
+            Event::payment("e2", "o2", 7, "usd"),
+            Event::payment("e3", "o1", 20, "gbp"),
         );
-        let mut other = payment("e4", "o1", 1000, "eur");
+        let mut other = Event::payment("e4", "o1", 1000, "eur");
         other.key =
             crate::engine::key::EventKey::new("test", "refund".into(), "e4".into()).unwrap();
         let txn = db.begin().await.unwrap();
@@ -235,7 +254,7 @@ mod tests {
         txn.commit().await.unwrap();
         let txn = db.begin().await.unwrap();
         Payments
-            .handle(&payment("e5", "o2", 3, "usd"), &txn)
+            .handle(&Event::payment("e5", "o2", 3, "usd"), &txn)
             .await
             .unwrap();
         txn.commit().await.unwrap();

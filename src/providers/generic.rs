@@ -7,9 +7,9 @@
 
 use base64::Engine as _;
 
-use super::pointer::{self, Pointer};
+use super::pointer::Pointer;
 use super::signature::{check_timestamp, parse_timestamp, SignatureError};
-use super::{body_value, Delivery, ProviderError, Verifier};
+use super::{body_fields, body_value, Delivery, ProviderError, Verifier};
 use crate::config::{OnMissingId, SignatureAlgorithm, SignatureEncoding, SourceConfig};
 use crate::engine::key::payload_hash_id;
 
@@ -96,21 +96,14 @@ impl Generic {
     /// is looked at, so errors name the type first. The body is read at most once, for both
     /// pointers.
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {
-        let read_body = |what: &'static str, pointer: &Pointer| {
-            pointer::find(d.body, [&self.type_pointer, &self.id_pointer]).map_err(|_| {
-                ProviderError::NotJson {
-                    what,
-                    pointer: pointer.as_str().to_owned(),
-                }
-            })
-        };
         // The id as the body has it, when the body was read for the type.
         let mut id_in_body = None;
         let event_type = match header(d, &self.type_header)? {
             Some(t) => Some(t),
             None if self.type_pointer.is_empty() => None,
             None => {
-                let [type_found, id_found] = read_body("type", &self.type_pointer)?;
+                let [type_found, id_found] =
+                    body_fields(d, [(&self.type_pointer, "type"), (&self.id_pointer, "id")])?;
                 id_in_body = Some(id_found);
                 body_value(type_found, self.type_pointer.as_str(), "type", false)?
             }
@@ -126,7 +119,7 @@ impl Generic {
                 let found = match id_in_body {
                     Some(found) => found,
                     None => {
-                        let [_, id_found] = read_body("id", &self.id_pointer)?;
+                        let [id_found] = body_fields(d, [(&self.id_pointer, "id")])?;
                         id_found
                     }
                 };
