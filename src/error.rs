@@ -11,8 +11,10 @@ use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
 use serde_json::json;
 
-use crate::engine::key::KeyError;
-use crate::engine::EngineError;
+use crate::engine::db_error::{classify, DbErrorKind};
+use crate::event::key::KeyError;
+use crate::event::EngineError;
+use crate::metrics::Rejection;
 use crate::providers::ProviderError;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,38 +73,68 @@ impl ApiError {
     }
 }
 
-impl From<EngineError> for ApiError {
-    fn from(err: EngineError) -> Self {
-        match err {
-            EngineError::QueueFull => ApiError::Unavailable {
-                message: "too many events are waiting; retry later",
-                retry_after_secs: 1,
-            },
+/// How the ingest route counts a delivery that it did not answer 200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Refused before its transaction, or instead of it: `idemhook_events_rejected_total`.
+    Rejected(Rejection),
+    /// Its transaction ran and did not commit: `idemhook_events_failed_total`.
+    Failed,
+}
+
+impl EngineError {
+    /// The one mapping of an engine error: the HTTP answer, and how the delivery is counted.
+    pub fn answer(self) -> (ApiError, Counted) {
+        let unavailable = |message, retry_after_secs| ApiError::Unavailable {
+            message,
+            retry_after_secs,
+        };
+        match self {
+            EngineError::QueueFull => (
+                unavailable("too many events are waiting; retry later", 1),
+                Counted::Rejected(Rejection::QueueFull),
+            ),
             // Logged once per outage by the engine, not once per request here.
-            EngineError::Unavailable(_) => ApiError::Unavailable {
-                message: "the database is unavailable; the event was not recorded, retry later",
-                retry_after_secs: 5,
-            },
+            EngineError::Unavailable(_) => (
+                unavailable(
+                    "the database is unavailable; the event was not recorded, retry later",
+                    5,
+                ),
+                Counted::Rejected(Rejection::Unavailable),
+            ),
             EngineError::Conflict(detail) => {
                 tracing::warn!(%detail, "event transaction kept conflicting");
-                ApiError::Unavailable {
-                    message: "the event's transaction kept conflicting; retry later",
-                    retry_after_secs: 1,
-                }
+                (
+                    unavailable("the event's transaction kept conflicting; retry later", 1),
+                    Counted::Rejected(Rejection::Unavailable),
+                )
             }
-            EngineError::ShuttingDown => ApiError::Unavailable {
-                message: "this instance is shutting down; retry later",
-                retry_after_secs: 1,
-            },
-            EngineError::HandlerFailed(detail) => ApiError::Internal {
-                public: "a handler failed; the event was rolled back and not recorded as processed",
-                detail,
-            },
-            EngineError::Internal(detail) => ApiError::Internal {
-                public: "internal error; the event was not recorded as processed",
-                detail,
-            },
+            EngineError::ShuttingDown => (
+                unavailable("this instance is shutting down; retry later", 1),
+                Counted::Rejected(Rejection::Unavailable),
+            ),
+            EngineError::HandlerFailed(detail) => (
+                ApiError::Internal {
+                    public:
+                        "a handler failed; the event was rolled back and not recorded as processed",
+                    detail,
+                },
+                Counted::Failed,
+            ),
+            EngineError::Internal(detail) => (
+                ApiError::Internal {
+                    public: "internal error; the event was not recorded as processed",
+                    detail,
+                },
+                Counted::Failed,
+            ),
         }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        err.answer().0
     }
 }
 
@@ -120,8 +152,8 @@ impl From<ProviderError> for ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        match crate::engine::db_error::classify(&err) {
-            crate::engine::db_error::DbErrorKind::Unavailable => {
+        match classify(&err) {
+            DbErrorKind::Unavailable => {
                 EngineError::Unavailable(err.to_string()).into()
             }
             _ => ApiError::internal(err),

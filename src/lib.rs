@@ -8,15 +8,24 @@
 //! # One webhook, from the socket to the commit
 //!
 //! 1. [`routes::webhooks`] reads the raw body (bounded by `limits.webhook`) and resolves the
-//!    source named in the URL.
-//! 2. [`providers`] extracts the event type and id (generic: headers, then JSON pointers, then
-//!    the payload's SHA-256).
-//! 3. [`engine::key`] builds the exact-bytes key (source, type, id) and its digest.
-//! 4. [`engine::Engine::submit`] routes the event to the shard actor that owns the digest.
-//! 5. The shard answers duplicates it has seen commit from its cache ([`engine::cache`]);
-//!    otherwise [`engine::store`] runs the transaction: insert the dedupe row, run the
-//!    [`handlers`], commit.
-//! 6. [`error`] maps every failure to one HTTP answer; nothing but a commit is a 200 `processed`.
+//!    source named in the URL ([`providers::sources`]).
+//! 2. [`providers`] verify the signature and extract the event type and id (generic: headers,
+//!    then JSON pointers, then the payload's SHA-256).
+//! 3. [`event::key`] builds the exact-bytes key (source, type, id) and its digest.
+//! 4. [`engine::Engine::cached`] answers a duplicate whose key the [`engine::cache`] holds;
+//!    otherwise [`engine::Engine::submit`] routes the [`event::Event`] to the shard actor that
+//!    owns its digest ([`engine`]'s `shard`), which keeps each key's deliveries in order.
+//! 5. The writers commit new events, several at once under load: [`engine::store`] inserts the
+//!    dedupe row, runs the [`handlers`] in the same transaction, and commits.
+//! 6. [`error`] maps every failure to one HTTP answer and one metric; nothing but a commit is
+//!    a 200 `processed`.
+//!
+//! Beside the flow: [`config`] (Rocket.toml, validated at launch), [`db`] (connection and
+//! migrations), [`sweeper`] (retention), [`metrics`], [`telemetry`] (logs), [`clock`] and
+//! [`entities`] (the tables).
+//!
+//! The modules form a tree: [`event`] is the leaf every stage shares; [`handlers`] read events;
+//! the [`engine`] runs handlers; [`routes`] drive the engine. Nothing imports back up.
 //!
 //! # Building an app
 //!
@@ -29,6 +38,7 @@ pub mod db;
 pub mod engine;
 pub mod entities;
 pub mod error;
+pub mod event;
 pub mod handlers;
 pub mod metrics;
 pub mod providers;
@@ -42,7 +52,6 @@ use std::time::Duration;
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::{Build, Rocket};
-use tokio::sync::watch;
 
 use clock::Clock;
 use config::{Environment, Settings, IN_MEMORY_DATABASE_URL};
@@ -51,15 +60,16 @@ use handlers::{Handler, Registry};
 use metrics::Metrics;
 use providers::Sources;
 use routes::admin::AdminToken;
-use sweeper::{Sweeper, SweeperConfig};
+use sweeper::{Sweeper, SweeperConfig, SweeperTask};
 
-pub use engine::Event;
+pub use event::Event;
 pub use handlers::HandlerError;
 
 /// Builder for the idemhook Rocket application.
 pub struct App {
     figment: Figment,
     env: Environment,
+    /// The library user's handlers; the built-in ones are added at launch, with the clock.
     registry: Registry,
     clock: Clock,
 }
@@ -77,7 +87,7 @@ impl App {
         Self {
             figment: rocket::Config::figment(),
             env: Environment::from_process(),
-            registry: Registry::builtin(),
+            registry: Registry::empty(),
             clock: Clock::system(),
         }
     }
@@ -111,6 +121,7 @@ impl App {
             registry,
             clock,
         } = self;
+        let registry = Registry::builtin(&clock).extend(registry);
         rocket::custom(figment)
             .attach(AdHoc::try_on_ignite("idemhook", move |rocket| async move {
                 match ignite(&rocket, &env, &registry, clock).await {
@@ -137,12 +148,9 @@ struct AppState {
     sources: Sources,
     admin_token: AdminToken,
     clock: Clock,
-    sweeper: Arc<Sweeper>,
-    sweeper_stop: SweeperStop,
+    /// Rocket state so that it lives, and stops, with the app.
+    sweeper: SweeperTask,
 }
-
-/// Stops the sweeper task when sent to, or when dropped with the Rocket instance.
-pub struct SweeperStop(watch::Sender<bool>);
 
 impl AppState {
     fn manage(self, rocket: Rocket<Build>) -> Rocket<Build> {
@@ -154,15 +162,14 @@ impl AppState {
             .manage(self.admin_token)
             .manage(self.clock)
             .manage(self.sweeper)
-            .manage(self.sweeper_stop)
     }
 }
 
 /// On SIGTERM/SIGINT Rocket stops accepting connections and runs this: every event already
 /// accepted commits (or fails) and is answered before the shards stop.
 async fn shutdown(rocket: &Rocket<rocket::Orbit>) {
-    if let Some(stop) = rocket.state::<SweeperStop>() {
-        let _ = stop.0.send(true);
+    if let Some(sweeper) = rocket.state::<SweeperTask>() {
+        sweeper.stop();
     }
     let (Some(engine), Some(settings)) =
         (rocket.state::<Arc<Engine>>(), rocket.state::<Settings>())
@@ -193,7 +200,8 @@ async fn ignite(
 ) -> Result<AppState, String> {
     let settings = Settings::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
     settings.validate().map_err(|e| e.to_string())?;
-    let sources = Sources::build(&settings, registry, env)?;
+    let metrics = Arc::new(Metrics::new());
+    let sources = Sources::build(&settings, registry, env, &metrics)?;
     let url = settings.database_url(env).map_err(|e| e.to_string())?;
     if url == IN_MEMORY_DATABASE_URL {
         tracing::warn!(
@@ -206,7 +214,6 @@ async fn ignite(
         .map_err(|e| format!("{e} (database: {})", db::redact(&url)))?;
     db::migrate(&db).await.map_err(|e| e.to_string())?;
     tracing::info!(database = %db::redact(&url), shards = settings.shards, "database ready");
-    let metrics = Arc::new(Metrics::new(settings.sources.keys().cloned()));
     let engine = Engine::start(
         EngineConfig {
             shards: settings.shards,
@@ -223,7 +230,7 @@ async fn ignite(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let sweeper = Arc::new(Sweeper::new(
+    let sweeper = Sweeper::new(
         db.clone(),
         engine.cache().clone(),
         clock.clone(),
@@ -235,9 +242,8 @@ async fn ignite(
             pause: Duration::from_millis(settings.sweep_pause_ms),
             interval: Duration::from_secs(settings.sweep_interval_secs),
         },
-    ));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    sweeper.clone().spawn(stop_rx);
+    )
+    .spawn();
     let admin_token = AdminToken(
         env.get("IDEMHOOK_ADMIN_TOKEN")
             .filter(|t| !t.is_empty())
@@ -251,6 +257,5 @@ async fn ignite(
         admin_token,
         clock,
         sweeper,
-        sweeper_stop: SweeperStop(stop_tx),
     })
 }

@@ -1,10 +1,10 @@
 //! Prometheus metrics, served at `GET /metrics`.
 //!
-//! Counters are labelled by source. Only configured sources get their own label value;
-//! deliveries to unknown sources are counted under `_unknown`, so a scanner hitting random
-//! URLs cannot grow the label set (and the process's memory) without bound.
+//! Counters are labelled by source. Each configured source gets its handles once, at launch
+//! ([`Metrics::source`], held on the source itself); deliveries to unknown sources share the
+//! `_unknown` handles, so a scanner hitting random URLs cannot grow the label set (and the
+//! process's memory) without bound.
 
-use dashmap::DashMap;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -21,7 +21,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// Why a delivery was refused before it reached a shard, or by the engine.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
     BadRequest,
     Unauthorized,
@@ -32,6 +32,15 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    const ALL: [Rejection; 6] = [
+        Rejection::BadRequest,
+        Rejection::Unauthorized,
+        Rejection::TooLarge,
+        Rejection::UnknownSource,
+        Rejection::QueueFull,
+        Rejection::Unavailable,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             Rejection::BadRequest => "bad_request",
@@ -44,8 +53,8 @@ impl Rejection {
     }
 }
 
-/// The per-source counters, resolved once per source so the hot path clones a handle instead
-/// of hashing label values under a lock.
+/// One source's counters, resolved once at launch, so the hot path bumps a handle instead of
+/// hashing label values under a lock.
 #[derive(Clone)]
 pub struct SourceMetrics {
     pub received: IntCounter,
@@ -55,25 +64,30 @@ pub struct SourceMetrics {
     pub payload_mismatches: IntCounter,
     pub processed_seconds: Histogram,
     pub duplicate_seconds: Histogram,
+    /// `idemhook_events_rejected_total` by reason, in the order of `Rejection::ALL`.
+    rejected: Vec<IntCounter>,
+}
+
+impl SourceMetrics {
+    pub fn rejected(&self, reason: Rejection) -> &IntCounter {
+        let i = Rejection::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or_default();
+        &self.rejected[i]
+    }
 }
 
 pub struct Metrics {
     registry: Registry,
-    allowed_sources: Vec<String>,
-    sources: DashMap<String, SourceMetrics>,
-    received: IntCounterVec,
-    processed: IntCounterVec,
-    duplicate: IntCounterVec,
-    failed: IntCounterVec,
-    payload_mismatches: IntCounterVec,
-    rejected: IntCounterVec,
+    by_source: BySource,
+    /// The handles of every source that is not configured.
+    pub unknown_source: SourceMetrics,
     /// Cache lookup on a hit; cache lookup plus the dedupe insert on a miss.
     pub check_seconds: HistogramVec,
     /// `check_seconds` for hits and misses, resolved once (the hot path skips label hashing).
     pub check_hit: Histogram,
     pub check_miss: Histogram,
-    /// From the body being read to the answer, for processed and duplicate events.
-    pub processing_seconds: HistogramVec,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
     pub cache_entries: IntGauge,
@@ -96,9 +110,48 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
     c
 }
 
+/// The counters labelled by source, from which each source's handles are taken.
+struct BySource {
+    received: IntCounterVec,
+    processed: IntCounterVec,
+    duplicate: IntCounterVec,
+    failed: IntCounterVec,
+    payload_mismatches: IntCounterVec,
+    rejected: IntCounterVec,
+    /// From the body being read to the answer, for processed and duplicate events.
+    processing_seconds: HistogramVec,
+}
+
+impl BySource {
+    fn handles(&self, label: &str) -> SourceMetrics {
+        SourceMetrics {
+            received: self.received.with_label_values(&[label]),
+            processed: self.processed.with_label_values(&[label]),
+            duplicate: self.duplicate.with_label_values(&[label]),
+            failed: self.failed.with_label_values(&[label]),
+            payload_mismatches: self.payload_mismatches.with_label_values(&[label]),
+            processed_seconds: self
+                .processing_seconds
+                .with_label_values(&[label, "processed"]),
+            duplicate_seconds: self
+                .processing_seconds
+                .with_label_values(&[label, "duplicate"]),
+            rejected: Rejection::ALL
+                .iter()
+                .map(|r| self.rejected.with_label_values(&[label, r.label()]))
+                .collect(),
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
-    /// `sources`: the configured source names, the only ones that get their own label.
-    pub fn new(sources: impl IntoIterator<Item = String>) -> Self {
+    pub fn new() -> Self {
         let r = Registry::new();
         let histogram = |name: &str, help: &str, labels: &[&str]| {
             let h = HistogramVec::new(
@@ -146,11 +199,7 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(sweeper_last_run.clone()))
             .expect("unique metric");
-        Self {
-            check_hit: check_seconds.with_label_values(&["hit"]),
-            check_miss: check_seconds.with_label_values(&["miss"]),
-            allowed_sources: sources.into_iter().collect(),
-            sources: DashMap::new(),
+        let by_source = BySource {
             received: counter_vec(&r, "idemhook_events_received_total", "Deliveries received", &["source"]),
             processed: counter_vec(&r, "idemhook_events_processed_total", "Events processed (committed)", &["source"]),
             duplicate: counter_vec(&r, "idemhook_events_duplicate_total", "Deliveries answered duplicate", &["source"]),
@@ -167,8 +216,14 @@ impl Metrics {
                 "Deliveries refused, by reason",
                 &["source", "reason"],
             ),
-            check_seconds,
             processing_seconds,
+        };
+        Self {
+            unknown_source: by_source.handles(UNKNOWN_SOURCE),
+            by_source,
+            check_hit: check_seconds.with_label_values(&["hit"]),
+            check_miss: check_seconds.with_label_values(&["miss"]),
+            check_seconds,
             cache_hits: int_counter("idemhook_cache_hits_total", "Duplicates answered from the cache"),
             cache_misses: int_counter("idemhook_cache_misses_total", "Cache lookups that went to the database"),
             cache_entries: int_gauge("idemhook_cache_entries", "Committed keys in the cache"),
@@ -202,43 +257,12 @@ impl Metrics {
         }
     }
 
-    /// The label value for a source name: itself if configured, else `_unknown`.
-    fn label<'a>(&'a self, source: &'a str) -> &'a str {
-        if self.allowed_sources.iter().any(|s| s == source) {
-            source
-        } else {
-            UNKNOWN_SOURCE
-        }
+    /// The handles of the source labelled `label`. Called once per configured source at
+    /// launch; the handles live on the source.
+    pub fn source(&self, label: &str) -> SourceMetrics {
+        self.by_source.handles(label)
     }
 
-    pub fn source(&self, source: &str) -> SourceMetrics {
-        let label = self.label(source);
-        if let Some(m) = self.sources.get(label) {
-            return m.clone();
-        }
-        self.sources
-            .entry(label.to_owned())
-            .or_insert_with(|| SourceMetrics {
-                received: self.received.with_label_values(&[label]),
-                processed: self.processed.with_label_values(&[label]),
-                duplicate: self.duplicate.with_label_values(&[label]),
-                failed: self.failed.with_label_values(&[label]),
-                payload_mismatches: self.payload_mismatches.with_label_values(&[label]),
-                processed_seconds: self
-                    .processing_seconds
-                    .with_label_values(&[label, "processed"]),
-                duplicate_seconds: self
-                    .processing_seconds
-                    .with_label_values(&[label, "duplicate"]),
-            })
-            .clone()
-    }
-
-    pub fn rejected(&self, source: &str, reason: Rejection) {
-        self.rejected
-            .with_label_values(&[self.label(source), reason.label()])
-            .inc();
-    }
 
     /// The text exposition format.
     pub fn render(&self) -> String {
@@ -256,11 +280,12 @@ mod tests {
 
     #[test]
     fn unknown_sources_share_one_label() {
-        let m = Metrics::new(["demo".to_owned()]);
-        m.source("demo").received.inc();
-        for i in 0..100 {
-            m.source(&format!("scan{i}")).received.inc();
-            m.rejected(&format!("scan{i}"), Rejection::UnknownSource);
+        let m = Metrics::new();
+        let demo = m.source("demo");
+        demo.received.inc();
+        for _ in 0..100 {
+            m.unknown_source.received.inc();
+            m.unknown_source.rejected(Rejection::UnknownSource).inc();
         }
         let text = m.render();
         assert!(

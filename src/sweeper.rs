@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::engine::cache::CommittedKeys;
-use crate::engine::key::Sha256Digest;
+use crate::event::key::Sha256Digest;
 use crate::entities::{failed_attempt, inbox, processed_event};
 use crate::metrics::Metrics;
 
@@ -41,6 +41,33 @@ pub struct SweepReport {
     pub processed_events: u64,
     pub failed_attempts: u64,
     pub inbox: u64,
+}
+
+/// The running sweeper: owns its task, and stops it when told to or when dropped (with the
+/// Rocket instance that holds it as state), so no sweep outlives the app that started it.
+pub struct SweeperTask {
+    sweeper: Arc<Sweeper>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SweeperTask {
+    /// The sweeper itself, to sweep now (an operator's or a test's `sweep_once`).
+    pub fn sweeper(&self) -> &Sweeper {
+        &self.sweeper
+    }
+
+    /// Stops the task between two sweeps; a sweep under way finishes its current statement.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for SweeperTask {
+    fn drop(&mut self) {
+        self.stop();
+        self.task.abort();
+    }
 }
 
 pub struct Sweeper {
@@ -68,16 +95,20 @@ impl Sweeper {
         }
     }
 
-    /// Runs `sweep_once` every interval until `stop` changes. The first sweep runs one
-    /// interval after launch, not at launch, so a restart loop cannot turn into a sweep loop.
-    pub fn spawn(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
+    /// Runs `sweep_once` every interval until the returned task is stopped or dropped. The
+    /// first sweep runs one interval after launch, not at launch, so a restart loop cannot
+    /// turn into a sweep loop.
+    pub fn spawn(self) -> SweeperTask {
+        let sweeper = Arc::new(self);
+        let (stop, mut stopped) = watch::channel(false);
+        let this = sweeper.clone();
+        let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(self.config.interval) => {}
-                    _ = stop.changed() => return,
+                    _ = tokio::time::sleep(this.config.interval) => {}
+                    _ = stopped.changed() => return,
                 }
-                match self.sweep_once().await {
+                match this.sweep_once().await {
                     Ok(r) => tracing::info!(
                         processed_events = r.processed_events,
                         failed_attempts = r.failed_attempts,
@@ -89,7 +120,12 @@ impl Sweeper {
                     }
                 }
             }
-        })
+        });
+        SweeperTask {
+            sweeper,
+            stop,
+            task,
+        }
     }
 
     pub async fn sweep_once(&self) -> Result<SweepReport, DbErr> {

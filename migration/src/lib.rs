@@ -11,6 +11,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod columns;
+pub mod limits;
 mod m20261122_000001_create_events;
 mod m20261122_000002_create_business;
 

@@ -9,6 +9,7 @@
 use sea_orm_migration::prelude::*;
 
 use crate::columns::{digest, exact_text, utc_time};
+use crate::limits::{width, MAX_KEY_PART_BYTES, MAX_SOURCE_BYTES};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -49,9 +50,9 @@ impl MigrationTrait for Migration {
                     .table(ProcessedEvents::Table)
                     .if_not_exists()
                     .col(digest(ProcessedEvents::KeyDigest).primary_key())
-                    .col(exact_text(db, ProcessedEvents::Source, 255))
-                    .col(exact_text(db, ProcessedEvents::EventType, 1024))
-                    .col(exact_text(db, ProcessedEvents::EventId, 1024))
+                    .col(exact_text(db, ProcessedEvents::Source, width(MAX_SOURCE_BYTES)))
+                    .col(exact_text(db, ProcessedEvents::EventType, width(MAX_KEY_PART_BYTES)))
+                    .col(exact_text(db, ProcessedEvents::EventId, width(MAX_KEY_PART_BYTES)))
                     .col(digest(ProcessedEvents::PayloadSha256))
                     .col(utc_time(db, ProcessedEvents::ReceivedAt))
                     .col(utc_time(db, ProcessedEvents::ProcessedAt))
@@ -74,9 +75,9 @@ impl MigrationTrait for Migration {
                     .table(FailedAttempts::Table)
                     .if_not_exists()
                     .col(digest(FailedAttempts::KeyDigest).primary_key())
-                    .col(exact_text(db, FailedAttempts::Source, 255))
-                    .col(exact_text(db, FailedAttempts::EventType, 1024))
-                    .col(exact_text(db, FailedAttempts::EventId, 1024))
+                    .col(exact_text(db, FailedAttempts::Source, width(MAX_SOURCE_BYTES)))
+                    .col(exact_text(db, FailedAttempts::EventType, width(MAX_KEY_PART_BYTES)))
+                    .col(exact_text(db, FailedAttempts::EventId, width(MAX_KEY_PART_BYTES)))
                     .col(digest(FailedAttempts::PayloadSha256))
                     .col(
                         ColumnDef::new(FailedAttempts::Attempts)

@@ -5,6 +5,9 @@
 use sea_orm_migration::prelude::*;
 
 use crate::columns::{digest, exact_text, payload, utc_time};
+use crate::limits::{
+    width, MAX_CURRENCY_BYTES, MAX_KEY_PART_BYTES, MAX_ORDER_ID_BYTES, MAX_SOURCE_BYTES,
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -62,9 +65,9 @@ impl MigrationTrait for Migration {
                     // Unique: a second inbox row for one event would be a double delivery
                     // downstream, so the schema refuses it even if the code were wrong.
                     .col(digest(Inbox::KeyDigest).unique_key())
-                    .col(exact_text(db, Inbox::Source, 255))
-                    .col(exact_text(db, Inbox::EventType, 1024))
-                    .col(exact_text(db, Inbox::EventId, 1024))
+                    .col(exact_text(db, Inbox::Source, width(MAX_SOURCE_BYTES)))
+                    .col(exact_text(db, Inbox::EventType, width(MAX_KEY_PART_BYTES)))
+                    .col(exact_text(db, Inbox::EventId, width(MAX_KEY_PART_BYTES)))
                     .col(payload(db, Inbox::Payload))
                     .col(utc_time(db, Inbox::ReceivedAt))
                     .to_owned(),
@@ -84,10 +87,10 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Orders::Table)
                     .if_not_exists()
-                    .col(exact_text(db, Orders::OrderId, 255).primary_key())
+                    .col(exact_text(db, Orders::OrderId, width(MAX_ORDER_ID_BYTES)).primary_key())
                     .col(ColumnDef::new(Orders::Status).string_len(32).not_null())
                     .col(ColumnDef::new(Orders::AmountPaid).big_integer().not_null())
-                    .col(ColumnDef::new(Orders::Currency).string_len(16).not_null())
+                    .col(ColumnDef::new(Orders::Currency).string_len(width(MAX_CURRENCY_BYTES)).not_null())
                     .col(utc_time(db, Orders::CreatedAt))
                     .col(utc_time(db, Orders::UpdatedAt))
                     .to_owned(),
@@ -105,10 +108,10 @@ impl MigrationTrait for Migration {
                             .auto_increment()
                             .primary_key(),
                     )
-                    .col(exact_text(db, Payments::OrderId, 255))
+                    .col(exact_text(db, Payments::OrderId, width(MAX_ORDER_ID_BYTES)))
                     .col(digest(Payments::KeyDigest))
                     .col(ColumnDef::new(Payments::Amount).big_integer().not_null())
-                    .col(ColumnDef::new(Payments::Currency).string_len(16).not_null())
+                    .col(ColumnDef::new(Payments::Currency).string_len(width(MAX_CURRENCY_BYTES)).not_null())
                     .col(utc_time(db, Payments::CreatedAt))
                     .to_owned(),
             )

@@ -1,21 +1,30 @@
 //! Keys known to be committed, so most duplicates are answered without the database.
 //!
-//! Only the shard that owns a key writes it here, and only *after* the key's transaction
-//! committed: an entry is proof of a commit, never of a delivery in progress. A miss proves
-//! nothing; the database's unique key decides. The cache is bounded by entry count and its
-//! TTL never exceeds the retention, so it cannot vouch for a record the sweeper removed.
+//! A key is written here by the writer whose transaction committed it (or that met its
+//! committed row), *after* the commit and *before* the key is released to its shard: an entry
+//! is proof of a commit, never of a delivery in progress, and the next delivery of the key,
+//! which the shard holds back until then, finds it. A miss proves nothing (the key may have
+//! been evicted, or committed by another instance); the database's unique key decides. The
+//! cache is bounded by entry count and its TTL never exceeds the retention, so it cannot
+//! vouch for a record the sweeper removed (the sweeper also invalidates what it deletes).
 
 use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use moka::future::Cache;
+use prometheus::{Histogram, IntCounter};
 
-use super::key::Sha256Digest;
+use crate::event::key::{EventKey, Sha256Digest};
+use crate::event::Outcome;
 
 #[derive(Clone)]
 pub struct CommittedKeys {
     /// key digest -> payload SHA-256 of the delivery that committed.
     inner: Cache<Sha256Digest, Sha256Digest, DigestHasher>,
+    /// Counted here, by the one function that answers from the cache, so a hit is counted the
+    /// same wherever it happens (on the request task or in the shard).
+    hits: IntCounter,
+    hit_seconds: Histogram,
 }
 
 /// Keys are SHA-256 digests, already uniform: hashing them again with SipHash (the default,
@@ -51,13 +60,31 @@ impl Hasher for DigestHash {
 }
 
 impl CommittedKeys {
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
+    /// `hits` and `hit_seconds` count the duplicates answered by [`CommittedKeys::duplicate`].
+    pub fn new(capacity: u64, ttl: Duration, hits: IntCounter, hit_seconds: Histogram) -> Self {
         Self {
             inner: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build_with_hasher(DigestHasher),
+            hits,
+            hit_seconds,
         }
+    }
+
+    /// `Some(duplicate)` when the key is known to be committed: the one place a delivery is
+    /// answered from the cache. `None` proves nothing; the database decides.
+    pub async fn duplicate(
+        &self,
+        key: &EventKey,
+        digest: &Sha256Digest,
+        payload_sha256: &Sha256Digest,
+    ) -> Option<Outcome> {
+        let started = Instant::now();
+        let stored = self.inner.get(digest).await?;
+        self.hit_seconds.observe(started.elapsed().as_secs_f64());
+        self.hits.inc();
+        Some(Outcome::duplicate(key, payload_sha256, Some(stored)))
     }
 
     pub async fn get(&self, key: &Sha256Digest) -> Option<Sha256Digest> {
@@ -84,15 +111,43 @@ impl CommittedKeys {
 mod tests {
     use super::*;
 
+    fn cache() -> CommittedKeys {
+        let hits = IntCounter::new("hits", "hits").unwrap();
+        let seconds = Histogram::with_opts(prometheus::HistogramOpts::new("s", "s")).unwrap();
+        CommittedKeys::new(100, Duration::from_secs(60), hits, seconds)
+    }
+
     #[tokio::test]
     async fn holds_what_was_inserted_and_forgets_on_invalidate() {
-        let cache = CommittedKeys::new(100, Duration::from_secs(60));
+        let cache = cache();
         let (a, b) = ([1u8; 32], [2u8; 32]);
         cache.insert(a, [9; 32]).await;
         assert_eq!(cache.get(&a).await, Some([9; 32]));
         assert_eq!(cache.get(&b).await, None);
         cache.invalidate(&a).await;
         assert_eq!(cache.get(&a).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_hit_is_a_counted_duplicate_noting_a_different_payload() {
+        let cache = cache();
+        let key = EventKey::new("s", "t".into(), "e".into()).unwrap();
+        let digest = key.digest();
+        assert_eq!(cache.duplicate(&key, &digest, &[1; 32]).await, None);
+        cache.insert(digest, [1; 32]).await;
+        assert_eq!(
+            cache.duplicate(&key, &digest, &[1; 32]).await,
+            Some(Outcome::Duplicate {
+                payload_mismatch: false
+            })
+        );
+        assert_eq!(
+            cache.duplicate(&key, &digest, &[2; 32]).await,
+            Some(Outcome::Duplicate {
+                payload_mismatch: true
+            })
+        );
+        assert_eq!(cache.hits.get(), 2);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The exactly-once machinery, in the order an event meets it:
 //!
-//! 1. [`key`]: the event's identity and its digest.
+//! 1. [`Engine::cached`] (this file): a duplicate whose key the [`cache`] knows is answered at
+//!    once, on the request task.
 //! 2. [`Engine::submit`] (this file): routes the event to the shard that owns its key, refusing
-//!    with `QueueFull` when that shard's queue is at its bound.
-//! 3. [`shard`]: the actor that handles its keys one at a time; checks [`cache`] first.
-//! 4. [`committer`]: the writers, which commit the shards' batches, several shards' batches
-//!    in one transaction under load.
+//!    with `QueueFull` when that shard holds as many deliveries as it may.
+//! 3. [`shard`]: the actor that keeps each key's deliveries in order, one at a time.
+//! 4. [`writers`]: the tasks that commit events, several shards' events in one transaction
+//!    under load.
 //! 5. [`store`]: the database transaction (dedupe insert + handlers + commit), with
 //!    [`db_error`] deciding what a database error means.
 //!
@@ -13,59 +14,33 @@
 //! only make it fast: remove them and the answers stay right, only slower.
 
 pub mod cache;
-mod committer;
 pub mod db_error;
-mod event;
-pub mod key;
 mod shard;
 pub mod store;
+mod writers;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorRef};
 use sea_orm::DatabaseConnection;
-
-pub use event::Event;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::clock::Clock;
+use crate::event::key::{EventKey, Sha256Digest};
+use crate::event::{EngineError, Event, Outcome};
 use crate::handlers::Handler;
 use crate::metrics::Metrics;
 use cache::CommittedKeys;
-use committer::{Committer, WriterContext};
-use key::{EventKey, Sha256Digest};
-use shard::{ShardActor, ShardContext, ShardMsg, ShardState};
+use shard::{Request, ShardActor, ShardContext, ShardMsg, ShardState};
 use store::Store;
+use writers::{WriterContext, Writers};
 
 /// An event plus the handlers its source runs.
 pub struct Job {
     pub event: Arc<Event>,
     pub handlers: Arc<[Arc<dyn Handler>]>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Processed,
-    Duplicate { payload_mismatch: bool },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("the shard's queue is full")]
-    QueueFull,
-    #[error("the database is unavailable: {0}")]
-    Unavailable(String),
-    /// The transaction kept losing deadlock or serialization races; retry later.
-    #[error("the event's transaction kept conflicting: {0}")]
-    Conflict(String),
-    /// The instance is shutting down and its shards have stopped.
-    #[error("shutting down")]
-    ShuttingDown,
-    #[error("a handler failed: {0}")]
-    HandlerFailed(String),
-    #[error("internal error: {0}")]
-    Internal(String),
 }
 
 pub struct EngineConfig {
@@ -81,13 +56,17 @@ pub struct EngineConfig {
 
 struct Shard {
     actor: ActorRef<ShardMsg>,
-    depth: Arc<AtomicUsize>,
+    /// The shard's bound: one permit per delivery it holds (waiting, at the writers, or being
+    /// answered). A permit travels inside the request and comes back when the request is
+    /// dropped, so the count cannot drift whichever way a delivery ends.
+    permits: Arc<Semaphore>,
 }
 
 pub struct Engine {
     shards: Vec<Shard>,
     shard_queue: usize,
-    ctx: Arc<ShardContext>,
+    cache: CommittedKeys,
+    metrics: Arc<Metrics>,
     /// Whether the last database answer was an outage, so an outage is logged once when it
     /// starts and once when it ends, not once per request.
     db_down: AtomicBool,
@@ -100,37 +79,41 @@ impl Engine {
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> Result<Self, EngineError> {
-        let cache = CommittedKeys::new(config.cache_capacity, config.cache_ttl);
-        let max_batch = config.max_batch.max(1);
-        let committer = Committer::start(
+        let cache = CommittedKeys::new(
+            config.cache_capacity,
+            config.cache_ttl,
+            metrics.cache_hits.clone(),
+            metrics.check_hit.clone(),
+        );
+        let writers = Writers::start(
             WriterContext {
                 store: Store::new(db, config.max_retries, clock, metrics.clone()),
                 cache: cache.clone(),
                 metrics: metrics.clone(),
-                max_batch,
+                max_batch: config.max_batch.max(1),
             },
             config.writers,
-            config.shards,
+            // Room for every delivery the shards may hold: the shards' bound refuses first.
+            config.shards.saturating_mul(config.shard_queue),
         );
         let ctx = Arc::new(ShardContext {
-            committer,
-            cache,
-            metrics,
+            writers,
+            cache: cache.clone(),
         });
-        ctx.metrics.db_up.set(1);
+        metrics.db_up.set(1);
         let mut shards = Vec::with_capacity(config.shards);
         for _ in 0..config.shards {
-            let depth = Arc::new(AtomicUsize::new(0));
-            let state = ShardState::new(ctx.clone(), depth.clone());
-            let (actor, _join) = Actor::spawn(None, ShardActor, state)
+            let (actor, _join) = Actor::spawn(None, ShardActor, ShardState::new(ctx.clone()))
                 .await
                 .map_err(|e| EngineError::Internal(format!("cannot start a shard: {e}")))?;
-            shards.push(Shard { actor, depth });
+            let permits = Arc::new(Semaphore::new(config.shard_queue));
+            shards.push(Shard { actor, permits });
         }
         Ok(Self {
             shards,
             shard_queue: config.shard_queue,
-            ctx,
+            cache,
+            metrics,
             db_down: AtomicBool::new(false),
         })
     }
@@ -142,13 +125,13 @@ impl Engine {
         match &result {
             Err(EngineError::Unavailable(detail)) => {
                 if !self.db_down.swap(true, Ordering::AcqRel) {
-                    self.ctx.metrics.db_up.set(0);
+                    self.metrics.db_up.set(0);
                     tracing::error!(%detail, "database unavailable: answering 503 until it returns");
                 }
             }
             Ok(_) | Err(EngineError::HandlerFailed(_)) => {
                 if self.db_down.swap(false, Ordering::AcqRel) {
-                    self.ctx.metrics.db_up.set(1);
+                    self.metrics.db_up.set(1);
                     tracing::info!("database available again");
                 }
             }
@@ -157,75 +140,76 @@ impl Engine {
         result
     }
 
-    /// The fast path: `Some` when the cache knows the key. A cache entry is proof of a
-    /// commit, so a hit is answered before any event is built and without the shard: most
-    /// duplicates never copy their headers or take a queue slot. A miss proves nothing (the
-    /// key may have been evicted, or committed by another instance); [`Engine::submit`] then
-    /// lets the shard and the database decide.
+    /// The fast path: `Some` when the cache knows the key, answered before any event is built
+    /// and without the shard, so most duplicates never copy their headers or take a queue
+    /// slot. A miss proves nothing; [`Engine::submit`] then lets the shard and the database
+    /// decide.
     pub async fn cached(
         &self,
         key: &EventKey,
         digest: &Sha256Digest,
         payload_sha256: &Sha256Digest,
     ) -> Option<Outcome> {
-        let started = Instant::now();
-        let stored = self.ctx.cache.get(digest).await?;
-        self.ctx
-            .metrics
-            .check_hit
-            .observe(started.elapsed().as_secs_f64());
-        self.ctx.metrics.cache_hits.inc();
-        Some(shard::duplicate_of(key, payload_sha256, Some(stored)))
+        self.cache.duplicate(key, digest, payload_sha256).await
     }
 
     async fn dispatch(&self, job: Job) -> Result<Outcome, EngineError> {
-        let shard = &self.shards[key::shard_of(&job.event.digest, self.shards.len())];
-        if shard.depth.fetch_add(1, Ordering::AcqRel) >= self.shard_queue {
-            shard.depth.fetch_sub(1, Ordering::AcqRel);
-            return Err(EngineError::QueueFull);
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if shard.actor.cast(ShardMsg::Process(job, tx.into())).is_err() {
-            shard.depth.fetch_sub(1, Ordering::AcqRel);
-            return Err(EngineError::ShuttingDown);
-        }
-        // The shard replies to every message it dequeues; a dropped reply means it was
-        // stopped with the event still queued, which only a shutdown past its grace does.
-        rx.await.map_err(|_| EngineError::ShuttingDown)?
+        let shard = &self.shards[shard_of(&job.event.digest, self.shards.len())];
+        let permit = match shard.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => return Err(EngineError::QueueFull),
+            Err(TryAcquireError::Closed) => return Err(EngineError::ShuttingDown),
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = Request {
+            job,
+            reply: reply.into(),
+            permit,
+        };
+        shard
+            .actor
+            .cast(ShardMsg::Process(request))
+            .map_err(|_| EngineError::ShuttingDown)?;
+        // Every request is answered; a dropped reply means its shard was stopped with the
+        // request still waiting, which only a shutdown past its grace does.
+        answer.await.map_err(|_| EngineError::ShuttingDown)?
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.ctx.metrics
+        &self.metrics
     }
 
     pub fn cache(&self) -> &CommittedKeys {
-        &self.ctx.cache
+        &self.cache
     }
 
-    /// Events queued or in progress, over all shards.
+    fn held(&self, shard: &Shard) -> usize {
+        self.shard_queue
+            .saturating_sub(shard.permits.available_permits())
+    }
+
+    /// Deliveries accepted and not yet answered, over all shards.
     pub fn in_flight(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.depth.load(Ordering::Acquire))
-            .sum()
+        self.shards.iter().map(|s| self.held(s)).sum()
     }
 
     /// Copies the gauges that are cheaper to read at scrape time than to maintain.
     pub async fn export_gauges(&self) {
-        let m = &self.ctx.metrics;
-        let entries = self.ctx.cache.entry_count().await;
-        m.cache_entries
+        let entries = self.cache.entry_count().await;
+        self.metrics
+            .cache_entries
             .set(i64::try_from(entries).unwrap_or(i64::MAX));
         for (i, shard) in self.shards.iter().enumerate() {
-            m.queue_depth
+            self.metrics
+                .queue_depth
                 .with_label_values(&[&i.to_string()])
-                .set(shard.depth.load(Ordering::Acquire) as i64);
+                .set(i64::try_from(self.held(shard)).unwrap_or(i64::MAX));
         }
     }
 
-    /// Graceful shutdown: waits (up to `grace`) until every queued and in-flight event has
-    /// committed or failed and been answered, then stops the shards. Returns the number of
-    /// events still in flight when the grace ran out (0 on a clean drain).
+    /// Graceful shutdown: waits (up to `grace`) until every accepted delivery has committed or
+    /// failed and been answered, then refuses new ones and stops the shards. Returns the number
+    /// of deliveries still in flight when the grace ran out (0 on a clean drain).
     pub async fn drain(&self, grace: Duration) -> usize {
         let deadline = Instant::now() + grace;
         while self.in_flight() > 0 && Instant::now() < deadline {
@@ -233,8 +217,34 @@ impl Engine {
         }
         let left = self.in_flight();
         for shard in &self.shards {
+            shard.permits.close();
             shard.actor.stop(None);
         }
         left
+    }
+}
+
+/// The shard that owns a key. SHA-256 output is uniform, so its first eight bytes spread keys
+/// evenly, and unlike `std`'s `RandomState` the choice is the same in every process.
+fn shard_of(digest: &Sha256Digest, shards: usize) -> usize {
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    (u64::from_le_bytes(head) % shards as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        let mut counts = [0usize; 8];
+        for i in 0..8000 {
+            let key = EventKey::new("s", "t".into(), format!("evt_{i}")).unwrap();
+            let d = key.digest();
+            assert_eq!(shard_of(&d, 8), shard_of(&d, 8));
+            counts[shard_of(&d, 8)] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
     }
 }

@@ -1,73 +1,86 @@
-//! A shard: one ractor actor that owns a slice of the key space.
+//! A shard: one ractor actor that owns a slice of the key space and keeps each key's
+//! deliveries in order.
 //!
-//! An actor handles one message at a time, so every delivery of a given key (they all hash to
-//! the same shard) is handled in arrival order, never two at once: within an instance, a key
-//! is never in two transactions. That is what lets the cache be filled without a race: when a
-//! shard looks a key up, no other task can be committing it.
+//! Every delivery of a key hashes to the same shard, and the shard lets one delivery per key
+//! reach the writers at a time: a second delivery that arrives while the first is being
+//! committed waits here, and is answered from the cache once the first has committed (or tries
+//! itself if the first failed). So within an instance a key is never in two transactions, and
+//! the cache is filled without a race: when a shard looks a key up, nothing here is
+//! committing it.
 //!
-//! **Batches.** A `Process` message answers a cache hit at once; a miss is parked in the
-//! shard's `pending` queue and the shard sends itself a `Flush`. Because the mailbox is FIFO,
-//! by the time that `Flush` is handled every `Process` that arrived before it is parked too,
-//! and the shard hands them (up to `max_batch`, one delivery per key) to the
-//! [`committer`](super::committer) as one batch, and waits for the outcome. A writer commits
-//! it together with the other shards' waiting batches. Under light load a batch is one event
-//! and nothing waits; under load, batches form by themselves.
+//! The rule is per-key order, not per-shard stop-and-wait: the shard never waits on the
+//! database. It hands new keys to the [`writers`](super::writers) and goes on with its other
+//! keys while they commit; each settled key comes back to it as a `Released` message.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::cache::CommittedKeys;
-use super::committer::Committer;
-use super::key::{EventKey, Sha256Digest};
-use super::{EngineError, Job, Outcome};
-use crate::metrics::Metrics;
+use super::writers::{Pending, Writers};
+use super::Job;
+use crate::event::key::Sha256Digest;
+use crate::event::{EngineError, Outcome};
 
-type Reply = RpcReplyPort<Result<Outcome, EngineError>>;
+/// A delivery accepted by the router.
+pub struct Request {
+    pub job: Job,
+    pub reply: RpcReplyPort<Result<Outcome, EngineError>>,
+    /// The delivery's place in the shard's bound, returned when the request is dropped:
+    /// answered, or abandoned by a stopped shard, whichever path that takes.
+    pub permit: OwnedSemaphorePermit,
+}
 
 pub enum ShardMsg {
-    Process(Job, Reply),
-    /// Commit what is pending (sent by the shard to itself).
-    Flush,
+    Process(Request),
+    /// The writers settled this key's delivery (and the cache knows if it committed): its
+    /// next waiting delivery, if any, may go.
+    Released(Sha256Digest),
 }
 
 pub struct ShardActor;
 
-/// What every shard shares: the writers, the cache and the counters.
+/// What every shard shares.
 pub struct ShardContext {
-    pub committer: Committer,
+    pub writers: Writers,
     pub cache: CommittedKeys,
-    pub metrics: Arc<Metrics>,
 }
 
 pub struct ShardState {
-    pub ctx: Arc<ShardContext>,
-    /// Messages sent to this shard and not yet answered. The router increments it before
-    /// sending; the shard decrements it as it answers, even when the caller has gone away,
-    /// so the bound it enforces is the real queue length.
-    pub depth: Arc<AtomicUsize>,
-    pub pending: VecDeque<(Job, Reply)>,
-    pub flush_scheduled: bool,
+    ctx: Arc<ShardContext>,
+    /// Keys with a delivery at the writers, each with the deliveries of the same key that
+    /// arrived since, in arrival order. Owned by the actor, so no lock guards it.
+    in_flight: HashMap<Sha256Digest, VecDeque<Request>>,
 }
 
 impl ShardState {
-    pub fn new(ctx: Arc<ShardContext>, depth: Arc<AtomicUsize>) -> Self {
+    pub fn new(ctx: Arc<ShardContext>) -> Self {
         Self {
             ctx,
-            depth,
-            pending: VecDeque::new(),
-            flush_scheduled: false,
+            in_flight: HashMap::new(),
         }
     }
 
-    fn answer(&self, reply: Reply, result: Result<Outcome, EngineError>) {
-        self.depth.fetch_sub(1, Ordering::AcqRel);
-        // The caller may have gone (the client hung up). The outcome stands: a committed
-        // event is answered `duplicate` when the provider retries.
-        let _ = reply.send(result);
+    /// Hands a delivery whose key is not known to be committed to the writers. The key stays
+    /// in flight (with whatever waits behind it) until the writers release it.
+    fn dispatch(&mut self, myself: &ActorRef<ShardMsg>, request: Request) {
+        let Request { job, reply, permit } = request;
+        let digest = job.event.digest;
+        self.in_flight.entry(digest).or_default();
+        let myself = myself.clone();
+        self.ctx.writers.submit(Pending {
+            job,
+            done: Box::new(move |result| {
+                // The caller may have gone (the client hung up). The outcome stands: a
+                // committed event is answered `duplicate` when the provider retries.
+                let _ = reply.send(result);
+                drop(permit);
+                // Fails only when the shard has stopped, and its waiting deliveries with it.
+                let _ = myself.cast(ShardMsg::Released(digest));
+            }),
+        });
     }
 }
 
@@ -91,100 +104,41 @@ impl Actor for ShardActor {
         state: &mut ShardState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ShardMsg::Process(job, reply) => {
-                if let Some(stored) = cache_hit(&state.ctx, &job).await {
-                    state.answer(reply, Ok(duplicate(&job, Some(stored))));
-                    return Ok(());
+            ShardMsg::Process(request) => {
+                let digest = request.job.event.digest;
+                if let Some(waiting) = state.in_flight.get_mut(&digest) {
+                    waiting.push_back(request);
+                } else if let Some(outcome) = cached(&state.ctx, &request.job).await {
+                    let _ = request.reply.send(Ok(outcome));
+                } else {
+                    state.dispatch(&myself, request);
                 }
-                state.pending.push_back((job, reply));
-                if !state.flush_scheduled {
-                    state.flush_scheduled = myself.cast(ShardMsg::Flush).is_ok();
-                    if !state.flush_scheduled {
-                        // Stopping: nothing will flush; answer rather than drop.
-                        while let Some((_, reply)) = state.pending.pop_front() {
-                            state.answer(reply, Err(EngineError::ShuttingDown));
+            }
+            ShardMsg::Released(digest) => {
+                // Each waiting delivery is now a duplicate, unless the one before failed:
+                // then the first of them tries, and the rest wait for it in turn.
+                while let Some(next) = state.in_flight.get_mut(&digest).and_then(VecDeque::pop_front)
+                {
+                    match cached(&state.ctx, &next.job).await {
+                        Some(outcome) => {
+                            let _ = next.reply.send(Ok(outcome));
+                        }
+                        None => {
+                            state.dispatch(&myself, next);
+                            return Ok(());
                         }
                     }
                 }
-            }
-            ShardMsg::Flush => {
-                state.flush_scheduled = false;
-                let (jobs, replies): (Vec<Job>, Vec<Reply>) =
-                    take_batch(state).await.into_iter().unzip();
-                if !jobs.is_empty() {
-                    let mut results = state.ctx.committer.commit(jobs).await.into_iter();
-                    for reply in replies {
-                        let result = results.next().unwrap_or_else(|| {
-                            Err(EngineError::Internal("no outcome for the event".to_owned()))
-                        });
-                        state.answer(reply, result);
-                    }
-                }
-                if !state.pending.is_empty() {
-                    state.flush_scheduled = myself.cast(ShardMsg::Flush).is_ok();
-                }
+                state.in_flight.remove(&digest);
             }
         }
         Ok(())
     }
 }
 
-/// Up to `max_batch` pending events that are still unknown to the cache.
-/// A second delivery of a key already in the batch stays pending: after the batch commits,
-/// the cache answers it.
-async fn take_batch(state: &mut ShardState) -> Vec<(Job, Reply)> {
-    let mut batch: Vec<(Job, Reply)> = Vec::new();
-    let mut repeats = Vec::new();
-    let mut keys = HashSet::new();
-    while batch.len() < state.ctx.committer.max_batch() {
-        let Some((job, reply)) = state.pending.pop_front() else {
-            break;
-        };
-        if let Some(stored) = cache_hit(&state.ctx, &job).await {
-            state.answer(reply, Ok(duplicate(&job, Some(stored))));
-        } else if keys.insert(job.event.digest) {
-            batch.push((job, reply));
-        } else {
-            repeats.push((job, reply));
-        }
-    }
-    for repeat in repeats.into_iter().rev() {
-        state.pending.push_front(repeat);
-    }
-    batch
-}
-
-async fn cache_hit(ctx: &ShardContext, job: &Job) -> Option<[u8; 32]> {
-    let started = Instant::now();
-    let stored = ctx.cache.get(&job.event.digest).await?;
-    ctx.metrics
-        .check_seconds
-        .with_label_values(&["hit"])
-        .observe(started.elapsed().as_secs_f64());
-    ctx.metrics.cache_hits.inc();
-    Some(stored)
-}
-
-pub(super) fn duplicate(job: &Job, stored_payload: Option<[u8; 32]>) -> Outcome {
-    duplicate_of(&job.event.key, &job.event.payload_sha256, stored_payload)
-}
-
-/// A duplicate's outcome, noting (and logging) a payload that differs from the one committed.
-pub(super) fn duplicate_of(
-    key: &EventKey,
-    payload_sha256: &Sha256Digest,
-    stored_payload: Option<Sha256Digest>,
-) -> Outcome {
-    let mismatch = stored_payload.is_some_and(|p| p != *payload_sha256);
-    if mismatch {
-        tracing::warn!(
-            source = %key.source,
-            event_type = %key.event_type,
-            event_id = %key.event_id,
-            "duplicate delivery with a different payload; answered duplicate, payload ignored"
-        );
-    }
-    Outcome::Duplicate {
-        payload_mismatch: mismatch,
-    }
+async fn cached(ctx: &ShardContext, job: &Job) -> Option<Outcome> {
+    let event = &job.event;
+    ctx.cache
+        .duplicate(&event.key, &event.digest, &event.payload_sha256)
+        .await
 }

@@ -5,7 +5,7 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "processed_events")]
 pub struct Model {
-    /// SHA-256 of the length-prefixed (source, event type, event id): see `engine::key`.
+    /// SHA-256 of the length-prefixed (source, event type, event id): see `event::key`.
     #[sea_orm(primary_key, auto_increment = false)]
     pub key_digest: Vec<u8>,
     pub source: String,

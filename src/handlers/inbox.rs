@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait};
 
 use super::{Handler, HandlerError};
-use crate::engine::Event;
+use crate::event::Event;
 use crate::entities::inbox;
 
 pub struct Inbox;

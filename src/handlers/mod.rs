@@ -12,7 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sea_orm::{DatabaseTransaction, DbErr};
 
-use crate::engine::Event;
+use crate::clock::Clock;
+use crate::event::Event;
 
 mod inbox;
 mod payments;
@@ -71,11 +72,11 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in `inbox` and `payments`.
-    pub fn builtin() -> Self {
+    /// The built-in `inbox` and `payments`; `clock` stamps the rows they write.
+    pub fn builtin(clock: &Clock) -> Self {
         let registry = Self::empty()
             .with("inbox", Inbox)
-            .with("payments", Payments);
+            .with("payments", Payments::new(clock.clone()));
         #[cfg(feature = "test-handlers")]
         let registry = registry.with("sleep", testing::Sleep);
         registry
@@ -90,6 +91,12 @@ impl Registry {
     /// Adds (or replaces) the handler called `name`.
     pub fn with(mut self, name: &str, handler: impl Handler) -> Self {
         self.handlers.insert(name.to_owned(), Arc::new(handler));
+        self
+    }
+
+    /// This registry with `other`'s handlers added, replacing any of the same name.
+    pub fn extend(mut self, other: Registry) -> Self {
+        self.handlers.extend(other.handlers);
         self
     }
 

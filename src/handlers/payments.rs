@@ -12,16 +12,27 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait};
+use migration::limits::{MAX_CURRENCY_BYTES, MAX_ORDER_ID_BYTES};
 use serde_json::Value;
 
 use super::{Handler, HandlerError};
-use crate::engine::Event;
+use crate::clock::Clock;
 use crate::entities::{order, payment};
+use crate::event::Event;
 
-pub struct Payments;
+/// Stamps its rows with `clock`, like every other database timestamp, so tests that move time
+/// see payments and orders move with it.
+pub struct Payments {
+    clock: Clock,
+}
+
+impl Payments {
+    pub fn new(clock: Clock) -> Self {
+        Self { clock }
+    }
+}
 
 /// A payment as read from an event, before it touches the database.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,12 +68,16 @@ fn parse(event_type: &str, json: Option<&Value>) -> Result<Option<Payment>, Hand
             .ok_or_else(|| HandlerError::failed(format!("payment event needs a string at {ptr}")))
     };
     let order_id = string(order_ptr)?;
-    if order_id.len() > 255 {
-        return Err(HandlerError::failed("order id is longer than 255 bytes"));
+    if order_id.len() > MAX_ORDER_ID_BYTES {
+        return Err(HandlerError::failed(format!(
+            "order id is longer than {MAX_ORDER_ID_BYTES} bytes"
+        )));
     }
     let currency = string(currency_ptr)?;
-    if currency.len() > 16 {
-        return Err(HandlerError::failed("currency is longer than 16 bytes"));
+    if currency.len() > MAX_CURRENCY_BYTES {
+        return Err(HandlerError::failed(format!(
+            "currency is longer than {MAX_CURRENCY_BYTES} bytes"
+        )));
     }
     let amount = json
         .pointer(amount_ptr)
@@ -102,7 +117,7 @@ impl Handler for Payments {
         if payments.is_empty() {
             return Ok(());
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         payment::Entity::insert_many(payments.iter().map(|(event, p)| payment::ActiveModel {
             order_id: Set(p.order_id.clone()),
             key_digest: Set(event.digest.to_vec()),
@@ -245,15 +260,16 @@ mod tests {
         );
         let mut other = Event::payment("e4", "o1", 1000, "eur");
         other.key =
-            crate::engine::key::EventKey::new("test", "refund".into(), "e4".into()).unwrap();
+            crate::event::key::EventKey::new("test", "refund".into(), "e4".into()).unwrap();
         let txn = db.begin().await.unwrap();
-        Payments
+        let payments = Payments::new(crate::clock::Clock::system());
+        payments
             .handle_batch(&[&a, &b, &c, &other], &txn)
             .await
             .unwrap();
         txn.commit().await.unwrap();
         let txn = db.begin().await.unwrap();
-        Payments
+        payments
             .handle(&Event::payment("e5", "o2", 3, "usd"), &txn)
             .await
             .unwrap();

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use sea_orm::DatabaseTransaction;
 
 use super::{Handler, HandlerError};
-use crate::engine::Event;
+use crate::event::Event;
 
 pub const SLEEP_HEADER: &str = "x-test-sleep-ms";
 
@@ -23,6 +23,11 @@ impl Handler for Sleep {
             .header(SLEEP_HEADER)
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
+        if ms > 0 {
+            // Tests that kill the process mid-transaction wait for this line: the handlers
+            // before this one have written inside the open transaction by now.
+            tracing::info!(ms, "test handler: holding the transaction open");
+        }
         tokio::time::sleep(Duration::from_millis(ms)).await;
         Ok(())
     }

@@ -9,9 +9,11 @@ use base64::Engine as _;
 
 use super::pointer::Pointer;
 use super::signature::{check_timestamp, parse_timestamp, SignatureError};
-use super::{body_fields, body_value, Delivery, ProviderError, Verifier};
+use super::body::{body_fields, body_value};
+use super::delivery::{Delivery, ProviderError};
+use super::signature::Verifier;
 use crate::config::{OnMissingId, SignatureAlgorithm, SignatureEncoding, SourceConfig};
-use crate::engine::key::payload_hash_id;
+use crate::event::key::payload_hash_id;
 
 /// Names as they appear in error messages, which need `'static` strings.
 const SIGNATURE: &str = "signature";
@@ -153,7 +155,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::engine::key::sha256;
+    use crate::event::key::sha256;
 
     fn generic(on_missing_id: OnMissingId) -> Generic {
         Generic::from_config(
@@ -173,7 +175,7 @@ mod tests {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Result<(String, String), ProviderError> {
-        let headers = crate::providers::header_map(headers);
+        let headers = crate::providers::delivery::header_map(headers);
         let digest = sha256(body.as_bytes());
         g.extract(&Delivery {
             headers: &headers,
@@ -254,11 +256,11 @@ mod tests {
             for g in [generic(OnMissingId::Reject), generic(OnMissingId::PayloadHash)] {
                 for raw in [body.clone(), json_body.clone().into_bytes()] {
                     let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-                    let headers = crate::providers::header_map(&pairs);
+                    let headers = crate::providers::delivery::header_map(&pairs);
                     let digest = sha256(&raw);
                     let d = Delivery { headers: &headers, body: &raw, payload_sha256: &digest };
                     if let Ok((t, id)) = g.extract(&d) {
-                        if let Ok(key) = crate::engine::key::EventKey::new("s", t, id) {
+                        if let Ok(key) = crate::event::key::EventKey::new("s", t, id) {
                             proptest::prop_assert!(!key.event_id.is_empty() && !key.event_id.contains('\0'));
                         }
                     }

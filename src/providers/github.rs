@@ -3,8 +3,8 @@
 //! only the dedupe key stops it from being applied twice. The id is `X-GitHub-Delivery`, a
 //! GUID that GitHub keeps when you redeliver from the UI or API; the type is `X-GitHub-Event`.
 
-use super::signature::SignatureError;
-use super::{required_header, Delivery, ProviderError, Verifier};
+use super::delivery::{required_header, Delivery, ProviderError};
+use super::signature::{SignatureError, Verifier};
 
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 pub const ID_HEADER: &str = "X-GitHub-Delivery";

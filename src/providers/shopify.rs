@@ -5,8 +5,8 @@
 
 use base64::Engine as _;
 
-use super::signature::SignatureError;
-use super::{required_header, Delivery, ProviderError, Verifier};
+use super::delivery::{required_header, Delivery, ProviderError};
+use super::signature::{SignatureError, Verifier};
 
 pub const SIGNATURE_HEADER: &str = "X-Shopify-Hmac-Sha256";
 pub const EVENT_ID_HEADER: &str = "X-Shopify-Event-Id";

@@ -8,6 +8,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
+use super::delivery::Delivery;
 use crate::config::SignatureAlgorithm;
 
 /// Why a delivery's signature was refused. Answered 401; the message says which check failed,
@@ -74,6 +75,40 @@ impl Secrets {
         found.into()
     }
 }
+
+/// A source's signature policy: the secrets it accepts (`None` when it runs unsigned) and its
+/// replay window.
+pub struct Verifier {
+    pub secrets: Option<Secrets>,
+    pub tolerance_secs: u64,
+}
+
+impl Verifier {
+    /// The schemes that sign the raw body alone (GitHub, Shopify): the decoded signature in
+    /// `header` must be the HMAC-SHA256 of the body under one of the secrets.
+    pub fn verify_body(
+        &self,
+        d: &Delivery<'_>,
+        header: &'static str,
+        decode: impl Fn(&str) -> Result<Vec<u8>, SignatureError>,
+    ) -> Result<(), SignatureError> {
+        let Some(secrets) = &self.secrets else {
+            return Ok(());
+        };
+        let value = d.header(header).ok_or(SignatureError::Missing(header))?;
+        let signature = decode(value)?;
+        if secrets.matches(
+            SignatureAlgorithm::Sha256,
+            &[d.body],
+            &[signature],
+        ) {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch)
+        }
+    }
+}
+
 
 /// The HMAC of the concatenated parts.
 pub fn hmac(algorithm: SignatureAlgorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {

@@ -8,8 +8,9 @@
 
 use base64::Engine as _;
 
-use super::signature::{check_timestamp, parse_timestamp, SignatureError};
-use super::{body_fields, required_string, Delivery, ProviderError, Verifier, TYPE_POINTER};
+use super::body::{body_fields, required_string, TYPE_POINTER};
+use super::delivery::{Delivery, ProviderError};
+use super::signature::{check_timestamp, parse_timestamp, SignatureError, Verifier};
 use crate::config::SignatureAlgorithm;
 
 pub const ID_HEADER: &str = "webhook-id";

@@ -4,9 +4,9 @@
 //! type are the body's `id` and `type`: a Stripe retry resends the same event object, so the
 //! same `id`.
 
-use super::signature::{check_timestamp, parse_timestamp, SignatureError};
-use super::{body_fields, required_string, Delivery, ProviderError, Verifier};
-use super::{ID_POINTER, TYPE_POINTER};
+use super::body::{body_fields, required_string, ID_POINTER, TYPE_POINTER};
+use super::delivery::{Delivery, ProviderError};
+use super::signature::{check_timestamp, parse_timestamp, SignatureError, Verifier};
 use crate::config::SignatureAlgorithm;
 
 pub const SIGNATURE_HEADER: &str = "Stripe-Signature";

@@ -11,7 +11,7 @@ use rocket::{get, routes, FromForm, Route, State};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use subtle::ConstantTimeEq;
 
-use crate::engine::key::{sha256, EventKey};
+use crate::event::key::{sha256, EventKey};
 use crate::entities::{failed_attempt, order as order_entity, payment, processed_event};
 use crate::error::ApiError;
 

@@ -12,11 +12,12 @@ use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
 use crate::clock::Clock;
-use crate::engine::key::{sha256, EventKey};
-use crate::engine::{Engine, EngineError, Event, Job, Outcome as EngineOutcome};
-use crate::error::ApiError;
-use crate::metrics::Rejection;
-use crate::providers::{Delivery, Sources};
+use crate::engine::{Engine, Job};
+use crate::error::{ApiError, Counted};
+use crate::event::key::{sha256, EventKey};
+use crate::event::{Event, Outcome as EngineOutcome};
+use crate::metrics::{Rejection, SourceMetrics};
+use crate::providers::{Delivery, Source, Sources};
 
 /// The body limit used when Rocket.toml sets no `limits.webhook`.
 pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
@@ -107,8 +108,7 @@ impl<'r> Responder<'r, 'static> for Accepted {
 struct Refused {
     event: Option<Arc<Event>>,
     error: ApiError,
-    /// `None` for a failed event (counted as failed), else why it was refused.
-    rejection: Option<Rejection>,
+    counted: Counted,
 }
 
 impl Refused {
@@ -116,9 +116,15 @@ impl Refused {
         Self {
             event: None,
             error: error.into(),
-            rejection: Some(rejection),
+            counted: Counted::Rejected(rejection),
         }
     }
+}
+
+/// A 200, and when its body had been read (processing time is measured from there).
+struct Received {
+    accepted: Accepted,
+    body_read: Instant,
 }
 
 /// Counts and logs the delivery (one line per delivery, never the body), then answers it.
@@ -132,44 +138,38 @@ async fn ingest(
     clock: &State<Clock>,
 ) -> Result<Accepted, ApiError> {
     let started = Instant::now();
-    let metrics = engine.metrics();
-    let counters = metrics.source(source);
+    let configured = sources.get(source);
+    let counters = configured.map_or(&engine.metrics().unknown_source, |s| &s.metrics);
     counters.received.inc();
-    let result = receive(source, meta, body, sources, engine, clock).await;
-    let latency = started.elapsed();
-    let latency_ms = latency.as_secs_f64() * 1000.0;
+    let result = match configured {
+        Some(configured) => receive(configured, meta, body, engine, clock).await,
+        None => Err(Refused::new(
+            Rejection::UnknownSource,
+            ApiError::NotFound("unknown source".to_owned()),
+        )),
+    };
     match result {
-        Ok(accepted) => {
-            let outcome = match accepted.outcome {
-                EngineOutcome::Processed => {
-                    counters.processed.inc();
-                    counters.processed_seconds.observe(latency.as_secs_f64());
-                    "processed"
-                }
-                EngineOutcome::Duplicate { payload_mismatch } => {
-                    counters.duplicate.inc();
-                    counters.duplicate_seconds.observe(latency.as_secs_f64());
-                    if payload_mismatch {
-                        counters.payload_mismatches.inc();
-                    }
-                    "duplicate"
-                }
-            };
+        Ok(Received {
+            accepted,
+            body_read,
+        }) => {
+            let latency = body_read.elapsed();
+            count(counters, accepted.outcome, latency.as_secs_f64());
             let key = &accepted.key;
             tracing::info!(
                 source = %key.source,
                 event_type = %key.event_type,
                 event_id = %key.event_id,
-                outcome,
-                latency_ms,
+                outcome = outcome_label(accepted.outcome),
+                latency_ms = latency.as_secs_f64() * 1000.0,
                 "event"
             );
             Ok(accepted)
         }
         Err(refused) => {
-            match refused.rejection {
-                Some(reason) => metrics.rejected(source, reason),
-                None => counters.failed.inc(),
+            match refused.counted {
+                Counted::Rejected(reason) => counters.rejected(reason).inc(),
+                Counted::Failed => counters.failed.inc(),
             }
             let (event_type, event_id) = refused.event.as_ref().map_or(("", ""), |e| {
                 (e.key.event_type.as_str(), e.key.event_id.as_str())
@@ -180,7 +180,7 @@ async fn ingest(
                 event_id = %event_id,
                 outcome = %refused.error.status().code,
                 error = %refused.error,
-                latency_ms,
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "event refused"
             );
             Err(refused.error)
@@ -188,20 +188,36 @@ async fn ingest(
     }
 }
 
+fn outcome_label(outcome: EngineOutcome) -> &'static str {
+    match outcome {
+        EngineOutcome::Processed => "processed",
+        EngineOutcome::Duplicate { .. } => "duplicate",
+    }
+}
+
+fn count(counters: &SourceMetrics, outcome: EngineOutcome, seconds: f64) {
+    match outcome {
+        EngineOutcome::Processed => {
+            counters.processed.inc();
+            counters.processed_seconds.observe(seconds);
+        }
+        EngineOutcome::Duplicate { payload_mismatch } => {
+            counters.duplicate.inc();
+            counters.duplicate_seconds.observe(seconds);
+            if payload_mismatch {
+                counters.payload_mismatches.inc();
+            }
+        }
+    }
+}
+
 async fn receive(
-    source: &str,
+    source: &Source,
     meta: RequestMeta<'_>,
     body: Data<'_>,
-    sources: &Sources,
     engine: &Engine,
     clock: &Clock,
-) -> Result<Accepted, Refused> {
-    let source = sources.get(source).ok_or_else(|| {
-        Refused::new(
-            Rejection::UnknownSource,
-            ApiError::NotFound("unknown source".to_owned()),
-        )
-    })?;
+) -> Result<Received, Refused> {
     if meta.header_bytes > MAX_HEADER_BYTES {
         return Err(Refused::new(
             Rejection::TooLarge,
@@ -226,6 +242,7 @@ async fn receive(
                 },
             )
         })?;
+    let body_read = Instant::now();
     let payload_sha256 = sha256(&body);
     let now = clock.now();
     let delivery = Delivery {
@@ -252,7 +269,10 @@ async fn receive(
         .map_err(|e| Refused::new(Rejection::BadRequest, e))?;
     let digest = key.digest();
     if let Some(outcome) = engine.cached(&key, &digest, &payload_sha256).await {
-        return Ok(Accepted { outcome, key });
+        return Ok(Received {
+            accepted: Accepted { outcome, key },
+            body_read,
+        });
     }
     // Only a new event is parsed whole, for its handlers.
     let json = serde_json::from_slice(&body).ok();
@@ -270,22 +290,19 @@ async fn receive(
         handlers: source.handlers.clone(),
     };
     match engine.submit(job).await {
-        Ok(outcome) => Ok(Accepted {
-            outcome,
-            key: event.key.clone(),
+        Ok(outcome) => Ok(Received {
+            accepted: Accepted {
+                outcome,
+                key: event.key.clone(),
+            },
+            body_read,
         }),
         Err(e) => {
-            let rejection = match &e {
-                EngineError::QueueFull => Some(Rejection::QueueFull),
-                EngineError::Unavailable(_)
-                | EngineError::Conflict(_)
-                | EngineError::ShuttingDown => Some(Rejection::Unavailable),
-                EngineError::HandlerFailed(_) | EngineError::Internal(_) => None,
-            };
+            let (error, counted) = e.answer();
             Err(Refused {
                 event: Some(event),
-                error: e.into(),
-                rejection,
+                error,
+                counted,
             })
         }
     }

@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::config::MAX_KEY_PART_BYTES;
+pub use migration::limits::MAX_KEY_PART_BYTES;
 
 /// A 32-byte SHA-256.
 pub type Sha256Digest = [u8; 32];
@@ -61,14 +61,6 @@ impl EventKey {
         }
         hasher.finalize().into()
     }
-}
-
-/// The shard that owns a key. SHA-256 output is uniform, so its first eight bytes spread keys
-/// evenly, and unlike `std`'s `RandomState` the choice is the same in every process.
-pub fn shard_of(digest: &Sha256Digest, shards: usize) -> usize {
-    let mut head = [0u8; 8];
-    head.copy_from_slice(&digest[..8]);
-    (u64::from_le_bytes(head) % shards as u64) as usize
 }
 
 /// The id used for an event without one: `sha256:` + lowercase hex of the raw body.
@@ -128,17 +120,6 @@ mod tests {
             EventKey::new("s", "t".into(), "a\0b".into()),
             Err(KeyError::Nul("id"))
         );
-    }
-
-    #[test]
-    fn shards_are_stable_and_spread() {
-        let mut counts = [0usize; 8];
-        for i in 0..8000 {
-            let d = key("s", "t", &format!("evt_{i}")).digest();
-            assert_eq!(shard_of(&d, 8), shard_of(&d, 8));
-            counts[shard_of(&d, 8)] += 1;
-        }
-        assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
     }
 
     #[test]

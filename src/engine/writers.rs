@@ -1,0 +1,262 @@
+//! Writers: the tasks that run the database transactions, shared by every shard.
+//!
+//! Shards decide *what* may be committed (one delivery per key at a time); writers decide *how
+//! many* transactions run at once and what commits together. Keeping the two apart matters
+//! because the database, not the shard count, is the bound: sixteen shards committing one
+//! event each would be sixteen one-event transactions fighting for the same cores.
+//!
+//! **Batches form in one place: this queue.** It is a bounded tokio `mpsc`; a writer waits for
+//! the first event, and `recv_many` hands it every event already waiting behind (up to
+//! `max_batch`), which it commits as one group. Under light load a group is one event and
+//! nothing waits; under load, groups grow by themselves, and `writers` bounds the concurrent
+//! transactions whatever the shard count.
+//!
+//! Every event in the queue has a distinct key: a shard hands over a key's next delivery only
+//! once the previous one is settled, and a key belongs to one shard. So a key is never in two
+//! transactions of this instance at once, and a group never holds a key twice.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, Mutex};
+
+use super::cache::CommittedKeys;
+use super::store::{Committed, Settled, Store};
+use super::Job;
+use crate::event::{EngineError, Outcome};
+use crate::metrics::Metrics;
+
+/// What a writer needs. Deliberately not the shards' context: writers must not hold the
+/// sender of their own queue, or the queue would never close and they would never stop.
+pub struct WriterContext {
+    pub store: Store,
+    pub cache: CommittedKeys,
+    pub metrics: Arc<Metrics>,
+    /// Most events in one transaction; 1 turns group commit off.
+    pub max_batch: usize,
+}
+
+/// Called once with the event's outcome, after the cache knows of a commit.
+pub type Done = Box<dyn FnOnce(Result<Outcome, EngineError>) + Send>;
+
+/// An event handed to the writers, and who to tell when it is settled.
+pub struct Pending {
+    pub job: Job,
+    pub done: Done,
+}
+
+/// The shards' handle on the writers. The writers stop once every handle is dropped.
+#[derive(Clone)]
+pub struct Writers {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl Writers {
+    /// Spawns `writers` writer tasks on the current runtime. `capacity` bounds the queue; the
+    /// engine sizes it to every delivery its shards may hold, so it is never what refuses one.
+    pub fn start(ctx: WriterContext, writers: usize, capacity: usize) -> Self {
+        let (queue, rx) = mpsc::channel(capacity.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        let ctx = Arc::new(ctx);
+        for _ in 0..writers.max(1) {
+            tokio::spawn(writer(ctx.clone(), rx.clone()));
+        }
+        Self { queue }
+    }
+
+    /// Queues the event for a writer without waiting: a shard goes on with its other keys
+    /// while this one is committed. A refusal is reported through `done` at once.
+    pub fn submit(&self, pending: Pending) {
+        if let Err(err) = self.queue.try_send(pending) {
+            let (pending, error) = match err {
+                TrySendError::Full(p) => (p, EngineError::QueueFull),
+                TrySendError::Closed(p) => (p, EngineError::ShuttingDown),
+            };
+            (pending.done)(Err(error));
+        }
+    }
+}
+
+/// A writer: waits for the oldest event, takes every one already waiting behind it (up to
+/// `max_batch`), and commits them together.
+async fn writer(ctx: Arc<WriterContext>, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+    let mut group = Vec::with_capacity(ctx.max_batch);
+    loop {
+        {
+            // One writer at a time waits on the queue; the others are committing, or waiting
+            // for this lock to take the next group.
+            let mut rx = rx.lock().await;
+            if rx.recv_many(&mut group, ctx.max_batch).await == 0 {
+                return; // every sender is gone
+            }
+        }
+        commit_group(&ctx, std::mem::take(&mut group)).await;
+    }
+}
+
+async fn commit_group(ctx: &WriterContext, mut group: Vec<Pending>) {
+    // Sorted by digest, two instances' groups lock their dedupe rows in one order and cannot
+    // deadlock on them.
+    group.sort_by_key(|p| p.job.event.digest);
+    let jobs: Vec<&Job> = group.iter().map(|p| &p.job).collect();
+    // Handlers' panics are caught in the store; this catches anything else, so one event can
+    // never stop the writer that serves every shard.
+    let results = AssertUnwindSafe(process_batch(ctx, &jobs))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            jobs.iter()
+                .map(|_| Err(EngineError::Internal("a writer panicked".into())))
+                .collect()
+        });
+    let mut results = results.into_iter();
+    for pending in group {
+        let result = results
+            .next()
+            .unwrap_or_else(|| Err(EngineError::Internal("no outcome for the event".into())));
+        (pending.done)(result);
+    }
+}
+
+/// The group in one transaction when every event is new and every handler succeeds; else
+/// each event in its own transaction, which isolates duplicates, failures and retries.
+async fn process_batch(ctx: &WriterContext, jobs: &[&Job]) -> Vec<Result<Outcome, EngineError>> {
+    ctx.metrics.cache_misses.inc_by(jobs.len() as u64);
+    if jobs.len() > 1 {
+        let events: Vec<_> = jobs
+            .iter()
+            .map(|job| (job.event.as_ref(), job.handlers.as_ref()))
+            .collect();
+        if let Some(check) = ctx.store.commit_batch(&events).await {
+            ctx.metrics.batch_size.observe(jobs.len() as f64);
+            for job in jobs {
+                ctx.metrics.check_miss.observe(check.as_secs_f64());
+                ctx.cache
+                    .insert(job.event.digest, job.event.payload_sha256)
+                    .await;
+            }
+            return jobs.iter().map(|_| Ok(Outcome::Processed)).collect();
+        }
+        ctx.metrics.batch_fallbacks.inc();
+    }
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        results.push(process_one(ctx, job).await);
+    }
+    results
+}
+
+/// One event in its own transaction, with per-event duplicate detection, retries and audit.
+async fn process_one(ctx: &WriterContext, job: &Job) -> Result<Outcome, EngineError> {
+    let event = &job.event;
+    let Settled { committed, check } = ctx.store.process(event, &job.handlers).await?;
+    ctx.metrics.check_miss.observe(check.as_secs_f64());
+    match committed {
+        Committed::Processed => {
+            ctx.cache.insert(event.digest, event.payload_sha256).await;
+            Ok(Outcome::Processed)
+        }
+        Committed::Duplicate { stored_payload } => {
+            if let Some(stored) = stored_payload {
+                ctx.cache.insert(event.digest, stored).await;
+            }
+            Ok(Outcome::duplicate(
+                &event.key,
+                &event.payload_sha256,
+                stored_payload,
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::event::Event;
+    use crate::handlers::{Handler, Payments};
+
+    async fn writers(max_batch: usize, writers: usize) -> Writers {
+        let settings = crate::config::Settings::default();
+        let db = crate::db::connect(crate::config::IN_MEMORY_DATABASE_URL, &settings)
+            .await
+            .expect("in-memory database");
+        crate::db::migrate(&db).await.expect("migrations");
+        let metrics = Arc::new(Metrics::new());
+        let cache = CommittedKeys::new(
+            1000,
+            Duration::from_secs(3600),
+            metrics.cache_hits.clone(),
+            metrics.check_hit.clone(),
+        );
+        let ctx = WriterContext {
+            store: Store::new(db, 3, Clock::system(), metrics.clone()),
+            cache,
+            metrics,
+            max_batch,
+        };
+        Writers::start(ctx, writers, 64)
+    }
+
+    /// Submits payments with these ids at once and waits for every outcome, in order.
+    async fn commit(writers: &Writers, ids: &[&str]) -> Vec<Result<Outcome, EngineError>> {
+        let handlers: Arc<[Arc<dyn Handler>]> =
+            Arc::new([Arc::new(Payments::new(Clock::system())) as Arc<dyn Handler>]);
+        let mut answers = Vec::new();
+        for id in ids {
+            let (tx, rx) = oneshot::channel();
+            writers.submit(Pending {
+                job: Job {
+                    event: Arc::new(Event::payment(id, "o1", 1, "eur")),
+                    handlers: handlers.clone(),
+                },
+                done: Box::new(move |result| {
+                    let _ = tx.send(result);
+                }),
+            });
+            answers.push(rx);
+        }
+        let all = futures::future::join_all(answers);
+        tokio::time::timeout(Duration::from_secs(10), all)
+            .await
+            .expect("every event answered")
+            .into_iter()
+            .map(|r| r.expect("an outcome"))
+            .collect()
+    }
+
+    /// More events than fit in one group: the rest make the next group, and every one is
+    /// committed although nothing else ever arrives.
+    #[tokio::test]
+    async fn events_beyond_one_group_are_committed_in_the_next() {
+        let writers = writers(2, 2).await;
+        let results = commit(&writers, &["a1", "b1", "b2", "c1", "c2"]).await;
+        assert!(
+            results.iter().all(|r| matches!(r, Ok(Outcome::Processed))),
+            "{results:?}"
+        );
+    }
+
+    /// A group with a key committed before falls back to one transaction per event: the
+    /// duplicate is answered as such and the new event still commits.
+    #[tokio::test]
+    async fn a_duplicate_in_a_group_does_not_fail_its_neighbours() {
+        let writers = writers(64, 1).await;
+        let first = commit(&writers, &["x"]).await;
+        assert!(matches!(first[..], [Ok(Outcome::Processed)]));
+        let second = commit(&writers, &["y", "x"]).await;
+        assert!(
+            matches!(
+                second[..],
+                [Ok(Outcome::Processed), Ok(Outcome::Duplicate { .. })]
+            ),
+            "{second:?}"
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! The event: what every stage after the route shares, and nothing else.
+//!
+//! A leaf module. The engine, the handlers, the routes and the sweeper import it; it imports
+//! nothing of ours but the schema's size limits, so the module graph stays a tree: the engine
+//! runs handlers and handlers read events, but neither imports the other through the event.
+
+pub mod key;
+
+use chrono::{DateTime, Utc};
+
+use key::{EventKey, Sha256Digest};
+
+/// Everything a handler may look at. Built by the route once the signature (if any) is verified
+/// and the key extracted; immutable from then on, and shared with the engine through an `Arc`.
+#[derive(Debug)]
+pub struct Event {
+    pub key: EventKey,
+    /// `key.digest()`, computed once: it is the database key, the cache key and the shard hash.
+    pub digest: Sha256Digest,
+    /// SHA-256 of the raw body. Stored with the dedupe record, so a duplicate whose payload
+    /// differs can be noticed.
+    pub payload_sha256: Sha256Digest,
+    /// Request headers, names lowercased, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The body parsed as JSON, when it is JSON.
+    pub json: Option<serde_json::Value>,
+    pub received_at: DateTime<Utc>,
+}
+
+impl Event {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A `payment_succeeded` event of source `test`, as the route would build it (for unit
+    /// tests of the engine and the handlers).
+    #[cfg(test)]
+    pub fn payment(id: &str, order: &str, amount: i64, currency: &str) -> Self {
+        let json = serde_json::json!({
+            "id": id,
+            "type": "payment_succeeded",
+            "data": {"order_id": order, "amount": amount, "currency": currency}
+        });
+        let body = json.to_string().into_bytes();
+        let key =
+            EventKey::new("test", "payment_succeeded".into(), id.into()).expect("a valid test key");
+        Event {
+            digest: key.digest(),
+            key,
+            payload_sha256: key::sha256(&body),
+            headers: Vec::new(),
+            body,
+            json: Some(json),
+            received_at: Utc::now(),
+        }
+    }
+}
+
+/// What a delivery amounts to once the engine is done with it. Both answer 200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This delivery's transaction committed the event.
+    Processed,
+    /// The event was committed before (by this delivery's predecessor, here or on another
+    /// instance); nothing ran.
+    Duplicate { payload_mismatch: bool },
+}
+
+impl Outcome {
+    /// A duplicate of the event `key`, whose committed payload had the SHA-256 `stored` (when
+    /// known): a different payload under the same key is noted and logged, never applied.
+    pub fn duplicate(
+        key: &EventKey,
+        payload_sha256: &Sha256Digest,
+        stored: Option<Sha256Digest>,
+    ) -> Self {
+        let mismatch = stored.is_some_and(|p| p != *payload_sha256);
+        if mismatch {
+            tracing::warn!(
+                source = %key.source,
+                event_type = %key.event_type,
+                event_id = %key.event_id,
+                "duplicate delivery with a different payload; answered duplicate, payload ignored"
+            );
+        }
+        Outcome::Duplicate {
+            payload_mismatch: mismatch,
+        }
+    }
+}
+
+/// Why the engine did not settle an event. None of these commits anything; `error.rs` maps
+/// each to its HTTP answer and its metric.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The shard that owns the key holds as many deliveries as it may.
+    #[error("the shard's queue is full")]
+    QueueFull,
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The transaction kept losing deadlock or serialization races; retry later.
+    #[error("the event's transaction kept conflicting: {0}")]
+    Conflict(String),
+    /// The instance is shutting down and its shards have stopped.
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error("a handler failed: {0}")]
+    HandlerFailed(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
