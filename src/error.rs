@@ -153,9 +153,7 @@ impl From<ProviderError> for ApiError {
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         match classify(&err) {
-            DbErrorKind::Unavailable => {
-                EngineError::Unavailable(err.to_string()).into()
-            }
+            DbErrorKind::Unavailable => EngineError::Unavailable(err.to_string()).into(),
             _ => ApiError::internal(err),
         }
     }

@@ -200,10 +200,30 @@ impl Metrics {
         r.register(Box::new(sweeper_last_run.clone()))
             .expect("unique metric");
         let by_source = BySource {
-            received: counter_vec(&r, "idemhook_events_received_total", "Deliveries received", &["source"]),
-            processed: counter_vec(&r, "idemhook_events_processed_total", "Events processed (committed)", &["source"]),
-            duplicate: counter_vec(&r, "idemhook_events_duplicate_total", "Deliveries answered duplicate", &["source"]),
-            failed: counter_vec(&r, "idemhook_events_failed_total", "Events whose transaction failed (500)", &["source"]),
+            received: counter_vec(
+                &r,
+                "idemhook_events_received_total",
+                "Deliveries received",
+                &["source"],
+            ),
+            processed: counter_vec(
+                &r,
+                "idemhook_events_processed_total",
+                "Events processed (committed)",
+                &["source"],
+            ),
+            duplicate: counter_vec(
+                &r,
+                "idemhook_events_duplicate_total",
+                "Deliveries answered duplicate",
+                &["source"],
+            ),
+            failed: counter_vec(
+                &r,
+                "idemhook_events_failed_total",
+                "Events whose transaction failed (500)",
+                &["source"],
+            ),
             payload_mismatches: counter_vec(
                 &r,
                 "idemhook_payload_mismatches_total",
@@ -262,7 +282,6 @@ impl Metrics {
     pub fn source(&self, label: &str) -> SourceMetrics {
         self.by_source.handles(label)
     }
-
 
     /// The text exposition format.
     pub fn render(&self) -> String {

@@ -23,8 +23,8 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::engine::cache::CommittedKeys;
-use crate::event::key::Sha256Digest;
 use crate::entities::{failed_attempt, inbox, processed_event};
+use crate::event::key::Sha256Digest;
 use crate::metrics::Metrics;
 
 pub struct SweeperConfig {

@@ -50,9 +50,21 @@ impl MigrationTrait for Migration {
                     .table(ProcessedEvents::Table)
                     .if_not_exists()
                     .col(digest(ProcessedEvents::KeyDigest).primary_key())
-                    .col(exact_text(db, ProcessedEvents::Source, width(MAX_SOURCE_BYTES)))
-                    .col(exact_text(db, ProcessedEvents::EventType, width(MAX_KEY_PART_BYTES)))
-                    .col(exact_text(db, ProcessedEvents::EventId, width(MAX_KEY_PART_BYTES)))
+                    .col(exact_text(
+                        db,
+                        ProcessedEvents::Source,
+                        width(MAX_SOURCE_BYTES),
+                    ))
+                    .col(exact_text(
+                        db,
+                        ProcessedEvents::EventType,
+                        width(MAX_KEY_PART_BYTES),
+                    ))
+                    .col(exact_text(
+                        db,
+                        ProcessedEvents::EventId,
+                        width(MAX_KEY_PART_BYTES),
+                    ))
                     .col(digest(ProcessedEvents::PayloadSha256))
                     .col(utc_time(db, ProcessedEvents::ReceivedAt))
                     .col(utc_time(db, ProcessedEvents::ProcessedAt))
@@ -75,9 +87,21 @@ impl MigrationTrait for Migration {
                     .table(FailedAttempts::Table)
                     .if_not_exists()
                     .col(digest(FailedAttempts::KeyDigest).primary_key())
-                    .col(exact_text(db, FailedAttempts::Source, width(MAX_SOURCE_BYTES)))
-                    .col(exact_text(db, FailedAttempts::EventType, width(MAX_KEY_PART_BYTES)))
-                    .col(exact_text(db, FailedAttempts::EventId, width(MAX_KEY_PART_BYTES)))
+                    .col(exact_text(
+                        db,
+                        FailedAttempts::Source,
+                        width(MAX_SOURCE_BYTES),
+                    ))
+                    .col(exact_text(
+                        db,
+                        FailedAttempts::EventType,
+                        width(MAX_KEY_PART_BYTES),
+                    ))
+                    .col(exact_text(
+                        db,
+                        FailedAttempts::EventId,
+                        width(MAX_KEY_PART_BYTES),
+                    ))
                     .col(digest(FailedAttempts::PayloadSha256))
                     .col(
                         ColumnDef::new(FailedAttempts::Attempts)

@@ -90,7 +90,11 @@ impl MigrationTrait for Migration {
                     .col(exact_text(db, Orders::OrderId, width(MAX_ORDER_ID_BYTES)).primary_key())
                     .col(ColumnDef::new(Orders::Status).string_len(32).not_null())
                     .col(ColumnDef::new(Orders::AmountPaid).big_integer().not_null())
-                    .col(ColumnDef::new(Orders::Currency).string_len(width(MAX_CURRENCY_BYTES)).not_null())
+                    .col(
+                        ColumnDef::new(Orders::Currency)
+                            .string_len(width(MAX_CURRENCY_BYTES))
+                            .not_null(),
+                    )
                     .col(utc_time(db, Orders::CreatedAt))
                     .col(utc_time(db, Orders::UpdatedAt))
                     .to_owned(),
@@ -111,7 +115,11 @@ impl MigrationTrait for Migration {
                     .col(exact_text(db, Payments::OrderId, width(MAX_ORDER_ID_BYTES)))
                     .col(digest(Payments::KeyDigest))
                     .col(ColumnDef::new(Payments::Amount).big_integer().not_null())
-                    .col(ColumnDef::new(Payments::Currency).string_len(width(MAX_CURRENCY_BYTES)).not_null())
+                    .col(
+                        ColumnDef::new(Payments::Currency)
+                            .string_len(width(MAX_CURRENCY_BYTES))
+                            .not_null(),
+                    )
                     .col(utc_time(db, Payments::CreatedAt))
                     .to_owned(),
             )

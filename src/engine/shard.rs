@@ -117,7 +117,10 @@ impl Actor for ShardActor {
             ShardMsg::Released(digest) => {
                 // Each waiting delivery is now a duplicate, unless the one before failed:
                 // then the first of them tries, and the rest wait for it in turn.
-                while let Some(next) = state.in_flight.get_mut(&digest).and_then(VecDeque::pop_front)
+                while let Some(next) = state
+                    .in_flight
+                    .get_mut(&digest)
+                    .and_then(VecDeque::pop_front)
                 {
                     match cached(&state.ctx, &next.job).await {
                         Some(outcome) => {

@@ -24,10 +24,10 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
 
 use super::db_error::{classify, DbErrorKind};
-use crate::event::key::Sha256Digest;
-use crate::event::{EngineError, Event};
 use crate::clock::Clock;
 use crate::entities::{failed_attempt, processed_event};
+use crate::event::key::Sha256Digest;
+use crate::event::{EngineError, Event};
 use crate::handlers::{Handler, HandlerError};
 use crate::metrics::Metrics;
 

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait};
 
 use super::{Handler, HandlerError};
-use crate::event::Event;
 use crate::entities::inbox;
+use crate::event::Event;
 
 pub struct Inbox;
 

@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use migration::limits::{MAX_CURRENCY_BYTES, MAX_ORDER_ID_BYTES};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait};
-use migration::limits::{MAX_CURRENCY_BYTES, MAX_ORDER_ID_BYTES};
 use serde_json::Value;
 
 use super::{Handler, HandlerError};
@@ -259,8 +259,7 @@ mod tests {
             Event::payment("e3", "o1", 20, "gbp"),
         );
         let mut other = Event::payment("e4", "o1", 1000, "eur");
-        other.key =
-            crate::event::key::EventKey::new("test", "refund".into(), "e4".into()).unwrap();
+        other.key = crate::event::key::EventKey::new("test", "refund".into(), "e4".into()).unwrap();
         let txn = db.begin().await.unwrap();
         let payments = Payments::new(crate::clock::Clock::system());
         payments

@@ -59,4 +59,3 @@ pub(crate) fn body_value(
 /// The pointers the hosted providers read their key from: `/type`, and `/id`.
 pub(crate) static TYPE_POINTER: LazyLock<Pointer> = LazyLock::new(|| Pointer::new("/type"));
 pub(crate) static ID_POINTER: LazyLock<Pointer> = LazyLock::new(|| Pointer::new("/id"));
-

@@ -66,7 +66,6 @@ pub enum ProviderError {
     },
 }
 
-
 /// A required header's value.
 pub(crate) fn required_header(
     d: &Delivery<'_>,
@@ -77,4 +76,3 @@ pub(crate) fn required_header(
         .map(str::to_owned)
         .ok_or(ProviderError::MissingHeader { what, header })
 }
-

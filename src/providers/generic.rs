@@ -7,11 +7,11 @@
 
 use base64::Engine as _;
 
-use super::pointer::Pointer;
-use super::signature::{check_timestamp, parse_timestamp, SignatureError};
 use super::body::{body_fields, body_value};
 use super::delivery::{Delivery, ProviderError};
+use super::pointer::Pointer;
 use super::signature::Verifier;
+use super::signature::{check_timestamp, parse_timestamp, SignatureError};
 use crate::config::{OnMissingId, SignatureAlgorithm, SignatureEncoding, SourceConfig};
 use crate::event::key::payload_hash_id;
 

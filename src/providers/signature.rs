@@ -97,18 +97,13 @@ impl Verifier {
         };
         let value = d.header(header).ok_or(SignatureError::Missing(header))?;
         let signature = decode(value)?;
-        if secrets.matches(
-            SignatureAlgorithm::Sha256,
-            &[d.body],
-            &[signature],
-        ) {
+        if secrets.matches(SignatureAlgorithm::Sha256, &[d.body], &[signature]) {
             Ok(())
         } else {
             Err(SignatureError::Mismatch)
         }
     }
 }
-
 
 /// The HMAC of the concatenated parts.
 pub fn hmac(algorithm: SignatureAlgorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {

@@ -213,8 +213,13 @@ mod tests {
         let Provider::Github(g) = &sources.get("s").unwrap().provider else {
             panic!("github")
         };
-        let sig =
-            |key: &[u8]| crate::providers::signature::hmac(crate::config::SignatureAlgorithm::Sha256, key, &[b"x"]);
+        let sig = |key: &[u8]| {
+            crate::providers::signature::hmac(
+                crate::config::SignatureAlgorithm::Sha256,
+                key,
+                &[b"x"],
+            )
+        };
         let secrets = g.verifier.secrets.as_ref().unwrap();
         assert!(secrets.matches(
             crate::config::SignatureAlgorithm::Sha256,

@@ -11,9 +11,9 @@ use rocket::{get, routes, FromForm, Route, State};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use subtle::ConstantTimeEq;
 
-use crate::event::key::{sha256, EventKey};
 use crate::entities::{failed_attempt, order as order_entity, payment, processed_event};
 use crate::error::ApiError;
+use crate::event::key::{sha256, EventKey};
 
 pub fn routes() -> Vec<Route> {
     routes![event, order]

@@ -1,0 +1,128 @@
+//! `[default.idemhook.sources.<name>]`: one table per provider endpoint, served at
+//! `POST /webhooks/<name>`. As in the parent module, each field carries its default and its
+//! bounds; Rocket.toml describes what each key does.
+
+use serde::{Deserialize, Serialize};
+use smart_default::SmartDefault;
+use validator::Validate;
+
+use super::{invalid, ConfigError, MAX_SOURCE_BYTES};
+
+/// `[default.idemhook.sources.<name>]`: where a provider's webhooks come in, and what runs.
+#[derive(Debug, Clone, Serialize, Deserialize, SmartDefault, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceConfig {
+    #[default(ProviderKind::Generic)]
+    pub provider: ProviderKind,
+    /// Handler names, run in this order inside the event's transaction.
+    #[default(vec!["inbox".to_owned()])]
+    #[validate(length(min = 1, message = "a source must run at least one handler"))]
+    pub handlers: Vec<String>,
+    #[default("Webhook-Id".to_owned())]
+    pub id_header: String,
+    #[default("/id".to_owned())]
+    pub id_pointer: String,
+    #[default("Webhook-Type".to_owned())]
+    pub type_header: String,
+    #[default("/type".to_owned())]
+    pub type_pointer: String,
+    #[default(OnMissingId::PayloadHash)]
+    pub on_missing_id: OnMissingId,
+    /// Env var(s) holding the signing secret. Secrets never live in the file.
+    pub secret_env: Option<SecretEnv>,
+    pub allow_unsigned: bool,
+    #[default = 300]
+    #[validate(range(min = 1))]
+    pub tolerance_secs: u64,
+    /// `generic` only; empty means unsigned.
+    pub signature_header: String,
+    #[default(SignatureAlgorithm::Sha256)]
+    pub signature_algorithm: SignatureAlgorithm,
+    #[default(SignatureEncoding::Hex)]
+    pub signature_encoding: SignatureEncoding,
+    pub signature_prefix: String,
+    pub timestamp_header: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum SecretEnv {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl SecretEnv {
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            SecretEnv::One(name) => vec![name.as_str()],
+            SecretEnv::Many(names) => names.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureAlgorithm {
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureEncoding {
+    Hex,
+    Base64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    Generic,
+    Stripe,
+    Github,
+    Shopify,
+    /// Standard Webhooks (standardwebhooks.com), also what Svix sends.
+    Standard,
+}
+
+/// What to do with an event that carries no id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnMissingId {
+    /// Use `sha256:<hex of the raw body>`: byte-identical redeliveries are duplicates.
+    PayloadHash,
+    /// Answer 400.
+    Reject,
+}
+
+impl SourceConfig {
+    pub(super) fn validate_named(&self, name: &str) -> Result<(), ConfigError> {
+        let table = format!("idemhook.sources.{name}");
+        if name.is_empty() || name.len() > MAX_SOURCE_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "source name {name:?} must be 1 to {MAX_SOURCE_BYTES} bytes"
+            )));
+        }
+        Validate::validate(self).map_err(|e| invalid(&table, &e))?;
+        for (k, pointer) in [
+            ("id_pointer", &self.id_pointer),
+            ("type_pointer", &self.type_pointer),
+        ] {
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return Err(ConfigError::Invalid(format!(
+                    "{table}.{k} = {pointer:?} is not a JSON pointer (it must start with '/')"
+                )));
+            }
+        }
+        if self
+            .secret_env
+            .as_ref()
+            .is_some_and(|s| s.names().is_empty())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "{table}.secret_env names no environment variable"
+            )));
+        }
+        Ok(())
+    }
+}
