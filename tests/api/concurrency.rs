@@ -1,103 +1,112 @@
-//! Concurrent deliveries of one event, on one instance and across two instances sharing a
-//! database; and the bounded shard queue.
+//! Concurrent deliveries of one event: through real connections to the real binary (a
+//! hundred at once on one instance; a race between two instances on one database server),
+//! and in process for the shard's queue bound and group commit, which need the gate handler
+//! to hold a shard still.
 
 use std::sync::Arc;
 
 use futures::future::join_all;
-use rand::seq::SliceRandom;
 use rocket::http::Status;
 
-use crate::helpers::*;
-use crate::on_every_backend;
+use crate::support::*;
 
 on_every_backend!(
     a_hundred_concurrent_deliveries_process_once,
-    two_instances_racing_apply_every_event_once,
     a_full_shard_queue_answers_503_with_retry_after,
     queued_events_are_group_committed_and_a_bad_one_falls_back_alone,
 );
 
+/// One event, a hundred concurrent deliveries on a hundred connections: one is processed,
+/// ninety-nine are duplicates, and the payment counts once.
 async fn a_hundred_concurrent_deliveries_process_once(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
-    let app = TestApp::spawn(&test_settings(&db)).await;
+    let db = TestDb::create(backend).await;
+    let server = Server::start(&config(&db.url, ""), &ENV).await;
+    let client = reqwest::Client::new();
     let body = payment("evt_storm", "order_storm", 700);
-    let replies = join_all((0..100).map(|_| app.post("demo", &body, &[]))).await;
-    let processed = replies
-        .iter()
-        .filter(|r| r.outcome() == "processed")
-        .count();
-    let duplicates = replies
-        .iter()
-        .filter(|r| r.outcome() == "duplicate")
-        .count();
-    assert!(
-        replies.iter().all(|r| r.status == Status::Ok),
-        "{replies:?}"
-    );
-    assert_eq!((processed, duplicates), (1, 99));
+    let replies = join_all((0..100).map(|_| post(&client, &server, "demo", &body, &[]))).await;
+    assert!(replies.iter().all(|r| r.0 == 200), "{replies:?}");
+    let count = |outcome: &str| {
+        let needle = format!(r#""status":"{outcome}""#);
+        replies.iter().filter(|r| r.1.contains(&needle)).count()
+    };
+    assert_eq!((count("processed"), count("duplicate")), (1, 99));
     let conn = db.connect().await;
     assert_eq!(amount_paid(&conn, "order_storm").await, Some(700));
-    assert_eq!(rows(&conn).await.inbox, 1);
-    drop(app);
+    let r = rows(&conn).await;
+    assert_eq!((r.processed, r.inbox), (1, 1));
+    drop(server);
     db.drop_db().await;
 }
 
-/// 200 events, each delivered 5 times, spread at random over two instances (each with its
-/// own shards and cache) on one database. The database's unique key is the only thing the
-/// two instances share.
-async fn two_instances_racing_apply_every_event_once(backend: Backend) {
-    if backend == Backend::Sqlite {
-        return; // one writer at a time: the race this test is about cannot happen
+/// Two writers at once on one database: SQLite has one writer at a time, so the race below
+/// cannot happen there.
+mod across_instances {
+    use std::sync::Arc;
+
+    use futures::future::join_all;
+    use rand::seq::SliceRandom;
+    use tokio::sync::Semaphore;
+
+    use crate::support::*;
+
+    on_server_backends!(two_instances_racing_apply_every_event_once);
+
+    /// 200 events, each delivered 5 times, spread over two processes (each with
+    /// its own shards and cache) on one database, 64 deliveries in flight at a time. The
+    /// database's unique key is the only thing the two instances share.
+    async fn two_instances_racing_apply_every_event_once(backend: Backend) {
+        let db = TestDb::create(backend).await;
+        let cfg = config(&db.url, "shards = 8");
+        let mut servers = Vec::new();
+        for _ in 0..2 {
+            servers.push(Server::start(&cfg, &ENV).await); // one after another: migrations
+        }
+        let servers = Arc::new(servers);
+        // Delivery `n` of event `e` goes to instance `(e + n) % 2`: every event reaches both.
+        let mut deliveries: Vec<(usize, usize)> =
+            (0..200).flat_map(|e| (0..5).map(move |n| (e, n))).collect();
+        deliveries.shuffle(&mut rand::thread_rng());
+        let client = reqwest::Client::new();
+        let permits = Arc::new(Semaphore::new(64));
+        let tasks = deliveries.into_iter().map(|(e, n)| {
+            let (client, servers, permits) = (client.clone(), servers.clone(), permits.clone());
+            tokio::spawn(async move {
+                let _permit = permits.acquire().await.unwrap();
+                let server = &servers[(e + n) % 2];
+                let body = payment(
+                    &format!("evt_{e}"),
+                    &format!("order_{}", e % 50),
+                    10 + e as i64,
+                );
+                post(&client, server, "demo", &body, &[]).await
+            })
+        });
+        let replies: Vec<_> = join_all(tasks)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let bad: Vec<_> = replies.iter().filter(|r| r.0 != 200).collect();
+        assert!(bad.is_empty(), "non-200 answers: {bad:?}");
+        let count = |outcome: &str| {
+            let needle = format!(r#""status":"{outcome}""#);
+            replies.iter().filter(|r| r.1.contains(&needle)).count()
+        };
+        assert_eq!((count("processed"), count("duplicate")), (200, 800));
+        let conn = db.connect().await;
+        assert_orders_exact(&conn, 200, 50, |e| 10 + e as i64).await;
+        let r = rows(&conn).await;
+        assert_eq!((r.processed, r.inbox), (200, 200));
+        drop(servers);
+        db.drop_db().await;
     }
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
-    let mut settings = test_settings(&db);
-    settings.shards = 8;
-    let a = TestApp::spawn(&settings).await;
-    let b = TestApp::spawn(&settings).await;
-    let mut deliveries: Vec<(usize, usize)> =
-        (0..200).flat_map(|e| (0..5).map(move |n| (e, n))).collect();
-    deliveries.shuffle(&mut rand::thread_rng());
-    let bodies: Vec<String> = (0..200)
-        .map(|e| {
-            payment(
-                &format!("evt_{e}"),
-                &format!("order_{}", e % 50),
-                10 + e as i64,
-            )
-        })
-        .collect();
-    let replies = join_all(deliveries.iter().map(|&(e, n)| {
-        let app = if (e + n) % 2 == 0 { &a } else { &b };
-        app.post("demo", &bodies[e], &[])
-    }))
-    .await;
-    let bad: Vec<_> = replies.iter().filter(|r| r.status != Status::Ok).collect();
-    assert!(bad.is_empty(), "non-200 answers: {bad:?}");
-    let processed = replies
-        .iter()
-        .filter(|r| r.outcome() == "processed")
-        .count();
-    assert_eq!(processed, 200);
-    assert_eq!(replies.len() - processed, 800);
-    let conn = db.connect().await;
-    assert_orders_exact(&conn, 200, 50, |e| 10 + e as i64).await;
-    let r = rows(&conn).await;
-    assert_eq!((r.processed, r.inbox), (200, 200));
-    drop((a, b));
-    db.drop_db().await;
 }
 
 /// One shard, a queue of one: while the gate handler holds the shard, a second event is
 /// refused with 503 and Retry-After instead of queueing without bound. It is not recorded,
 /// and succeeds when retried.
 async fn a_full_shard_queue_answers_503_with_retry_after(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
+    let db = TestDb::create(backend).await;
     let mut settings = test_settings(&db);
     settings.shards = 1;
     settings.shard_queue = 1;
@@ -130,9 +139,7 @@ async fn a_full_shard_queue_answers_503_with_retry_after(backend: Backend) {
 /// fine events is rolled back whole and redone event by event: the fine ones commit once,
 /// the bad one fails alone.
 async fn queued_events_are_group_committed_and_a_bad_one_falls_back_alone(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
+    let db = TestDb::create(backend).await;
     let mut settings = test_settings(&db);
     settings.shards = 1;
     let app = Arc::new(TestApp::spawn(&settings).await);

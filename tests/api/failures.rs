@@ -4,8 +4,7 @@
 use rocket::http::Status;
 use std::sync::atomic::Ordering;
 
-use crate::helpers::*;
-use crate::on_every_backend;
+use crate::support::*;
 
 on_every_backend!(
     a_failing_handler_rolls_back_and_the_retry_processes_once,
@@ -14,9 +13,7 @@ on_every_backend!(
 );
 
 async fn a_failing_handler_rolls_back_and_the_retry_processes_once(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
+    let db = TestDb::create(backend).await;
     let app = TestApp::spawn_with(
         &test_settings(&db),
         idemhook::config::Environment::empty().with("IDEMHOOK_ADMIN_TOKEN", "t0ken"),
@@ -69,9 +66,7 @@ async fn a_failing_handler_rolls_back_and_the_retry_processes_once(backend: Back
 }
 
 async fn a_panicking_handler_fails_one_event_and_the_shard_keeps_serving(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
+    let db = TestDb::create(backend).await;
     let mut settings = test_settings(&db);
     settings.shards = 1; // every event goes through the shard that saw the panic
     let app = TestApp::spawn(&settings).await;
@@ -97,9 +92,7 @@ async fn a_panicking_handler_fails_one_event_and_the_shard_keeps_serving(backend
 }
 
 async fn a_payment_with_bad_fields_rolls_back(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
+    let db = TestDb::create(backend).await;
     let app = TestApp::spawn(&test_settings(&db)).await;
     let body = r#"{"id":"bad_pay","type":"payment_succeeded","data":{"order_id":"o","amount":"12","currency":"eur"}}"#;
     let r = app.post("demo", body, &[]).await;

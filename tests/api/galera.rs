@@ -4,8 +4,9 @@
 //! certification conflict (1213), which idemhook retries until the rerun meets the winner's
 //! row and answers `duplicate`.
 //!
-//! Runs when `IDEMHOOK_TEST_GALERA_URLS` lists the three nodes' URLs (comma-separated, no
-//! database); `.ci/run` starts the cluster and sets it. Marked slow (`#[ignore]`).
+//! Marked slow (`#[ignore]`); when asked for, it needs `IDEMHOOK_TEST_GALERA_URLS` to list the
+//! three nodes' URLs (comma-separated, no database), and fails without. `.ci/run` starts the
+//! cluster and sets it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,33 +19,33 @@ use rand::Rng;
 use sea_orm::{ConnectionTrait, Database};
 use tokio::sync::Semaphore;
 
-use crate::helpers::*;
-use crate::process::Server;
+use crate::support::*;
 
-fn node_urls() -> Option<Vec<String>> {
+/// The three nodes' URLs.
+///
+/// # Panics
+///
+/// When `IDEMHOOK_TEST_GALERA_URLS` does not list three: the test is ignored unless asked for,
+/// and then it needs the cluster.
+fn node_urls() -> Vec<String> {
     let urls: Vec<String> = std::env::var("IDEMHOOK_TEST_GALERA_URLS")
-        .ok()?
+        .unwrap_or_default()
         .split(',')
         .map(|u| u.trim().trim_end_matches('/').to_owned())
         .filter(|u| !u.is_empty())
         .collect();
-    (urls.len() == 3).then_some(urls)
+    assert!(
+        urls.len() == 3,
+        "the Galera test needs its cluster: start scripts/galera.sh and set \
+         IDEMHOOK_TEST_GALERA_URLS to its three nodes' URLs, comma-separated (got {urls:?})"
+    );
+    urls
 }
 
-fn config(db_url: &str) -> String {
-    format!(
-        r#"
-[default]
-log_level = "normal"
-[default.idemhook]
-database_url = "{db_url}"
-shards = 8
-db_timeout_secs = 2
-max_retries = 8
-[default.idemhook.sources.demo]
-handlers = ["inbox", "payments"]
-"#
-    )
+/// The shared configuration, with more retries: on Galera a lost certification is the
+/// expected way for two instances to meet.
+fn galera_config(db_url: &str) -> String {
+    config(db_url, "shards = 8\ndb_timeout_secs = 2\nmax_retries = 8")
 }
 
 /// Delivers every event `times` times to random instances, like a provider whose retries land
@@ -124,11 +125,8 @@ async fn retries(servers: &[Server]) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: needs the three-node Galera cluster of scripts/galera.sh; .ci/run runs it"]
 async fn three_instances_on_three_galera_nodes_apply_every_event_once() {
-    let Some(nodes) = node_urls() else {
-        eprintln!("IDEMHOOK_TEST_GALERA_URLS is not set: skipping");
-        return;
-    };
-    let name = format!("idemhook_t_{:016x}", rand::random::<u64>());
+    let nodes = node_urls();
+    let name = random_db_name();
     let admin = Database::connect(format!("{}/mysql", nodes[0]))
         .await
         .expect("node 1");
@@ -138,7 +136,7 @@ async fn three_instances_on_three_galera_nodes_apply_every_event_once() {
         .unwrap();
     let mut servers = Vec::new();
     for node in &nodes {
-        servers.push(Server::start(&config(&format!("{node}/{name}")), &[]).await);
+        servers.push(Server::start(&galera_config(&format!("{node}/{name}")), &ENV).await);
     }
     for (i, s) in servers.iter().enumerate() {
         let ready: serde_json::Value = reqwest::get(format!("{}/health/ready", s.base))

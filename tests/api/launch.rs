@@ -1,50 +1,75 @@
-//! Launch-time checks: a bad configuration fails the launch with a message naming the key;
-//! the in-memory store works without any database server.
+//! Launch-time checks on the real binary: a bad configuration stops it before it serves, with
+//! a failing exit status and a log line that names the key to fix. And the in-memory store,
+//! which needs no database at all.
 
 use rocket::http::Status;
 
-use crate::helpers::*;
+use crate::support::*;
 use idemhook::config::Environment;
+
+/// Starts the binary on `rocket_toml` and `env`, expecting it to refuse: it exits with a
+/// failure, and the line it logs for the refusal names `key`.
+async fn refuses_naming(rocket_toml: &str, env: &[(&str, &str)], key: &str) {
+    let (status, logs) = Server::launch_fails(rocket_toml, env).await;
+    assert!(!status.success(), "exit status {status}: {logs:#?}");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("idemhook cannot start") && l.contains(key)),
+        "no line says why with {key:?}: {logs:#?}"
+    );
+}
 
 #[tokio::test]
 async fn a_retention_under_thirty_days_refuses_to_launch() {
-    let db = TestDb::create(Backend::Sqlite).await.unwrap();
-    let mut settings = test_settings(&db);
-    settings.retention_days = 29;
-    assert!(TestApp::spawn_with(&settings, Environment::empty())
-        .await
-        .is_err());
+    let db = TestDb::create(Backend::Sqlite).await;
+    let cfg = config(&db.url, "retention_days = 29");
+    refuses_naming(&cfg, &ENV, "idemhook.retention_days").await;
     db.drop_db().await;
 }
 
 #[tokio::test]
-async fn an_unknown_handler_or_store_refuses_to_launch() {
-    let db = TestDb::create(Backend::Sqlite).await.unwrap();
-    let mut settings = test_settings(&db);
-    settings.sources.get_mut("demo").unwrap().handlers = vec!["nope".into()];
-    assert!(TestApp::spawn_with(&settings, Environment::empty())
-        .await
-        .is_err());
-    let settings = test_settings(&db);
-    let env = Environment::empty().with("IDEMPOTENCY_STORE", "redis");
-    assert!(TestApp::spawn_with(&settings, env).await.is_err());
+async fn an_unknown_handler_refuses_to_launch() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let cfg = config(&db.url, "").replacen(
+        DEMO_HANDLERS,
+        r#"handlers = ["inbox", "no_such_handler"]"#,
+        1,
+    );
+    assert!(cfg.contains("no_such_handler"));
+    refuses_naming(&cfg, &ENV, "idemhook.sources.demo.handlers").await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn an_unknown_store_refuses_to_launch() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let mut env = ENV.to_vec();
+    env.push(("IDEMPOTENCY_STORE", "redis"));
+    refuses_naming(&config(&db.url, ""), &env, "IDEMPOTENCY_STORE").await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_signed_source_without_its_secret_refuses_to_launch() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let extra = r#"
+[default.idemhook.sources.billing]
+provider = "stripe"
+secret_env = "MISSING_VAR"
+"#;
+    refuses_naming(&config(&db.url, extra), &ENV, "MISSING_VAR").await;
     db.drop_db().await;
 }
 
 #[tokio::test]
 async fn a_bad_database_url_refuses_to_launch() {
-    let db = TestDb::create(Backend::Sqlite).await.unwrap();
-    let mut settings = test_settings(&db);
-    settings.database_url = Some("sqlite:///nonexistent-dir/x.db".into());
-    assert!(TestApp::spawn_with(&settings, Environment::empty())
-        .await
-        .is_err());
-    db.drop_db().await;
+    let cfg = config("sqlite:///nonexistent-dir/x.db", "");
+    refuses_naming(&cfg, &ENV, "cannot connect to the database").await;
 }
 
 #[tokio::test]
 async fn the_in_memory_store_processes_and_dedupes() {
-    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let db = TestDb::create(Backend::Sqlite).await;
     let mut settings = test_settings(&db);
     settings.database_url = Some("sqlite:///nonexistent-dir/x.db".into());
     let env = Environment::empty().with("IDEMPOTENCY_STORE", "in-memory");

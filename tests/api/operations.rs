@@ -7,12 +7,10 @@ use chrono::{TimeDelta, Utc};
 use futures::future::join_all;
 use idemhook::clock::Clock;
 use idemhook::config::Environment;
-use idemhook::sweeper::{SweepReport, Sweeper};
+use idemhook::sweeper::SweepReport;
 use rocket::http::Status;
 
-use crate::helpers::*;
-use crate::on_every_backend;
-use crate::process::Server;
+use crate::support::*;
 
 on_every_backend!(
     the_sweeper_deletes_what_is_older_than_the_retention_and_nothing_else,
@@ -22,9 +20,7 @@ on_every_backend!(
 const DAY: i64 = 86_400;
 
 async fn the_sweeper_deletes_what_is_older_than_the_retention_and_nothing_else(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
+    let db = TestDb::create(backend).await;
     let offset = Arc::new(AtomicI64::new(-31 * DAY));
     let clock = {
         let offset = offset.clone();
@@ -48,7 +44,7 @@ async fn the_sweeper_deletes_what_is_older_than_the_retention_and_nothing_else(b
     assert_eq!(app.post("demo", &young, &[]).await.outcome(), "processed");
 
     offset.store(0, Ordering::SeqCst);
-    let sweeper = app.client.rocket().state::<Arc<Sweeper>>().unwrap();
+    let sweeper = app.sweeper();
     let report = sweeper.sweep_once().await.unwrap();
     assert_eq!(
         report,
@@ -91,7 +87,7 @@ async fn the_sweeper_deletes_what_is_older_than_the_retention_and_nothing_else(b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_every_outcome() {
-    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let db = TestDb::create(Backend::Sqlite).await;
     let app = TestApp::spawn(&test_settings(&db)).await;
     let body = payment("evt_m", "o_m", 5);
     app.post("demo", &body, &[]).await;
@@ -137,7 +133,7 @@ async fn metrics_count_every_outcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_endpoints() {
-    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let db = TestDb::create(Backend::Sqlite).await;
     let app = TestApp::spawn(&test_settings(&db)).await;
     let live = app.get("/health/live", None).await;
     assert_eq!(
@@ -157,26 +153,16 @@ async fn health_endpoints() {
 /// shard); then SIGTERM. Every one of them commits and is answered 200, and the process exits
 /// 0. Logs are JSON, one line per event, with no payload in them.
 async fn sigterm_drains_accepted_events_before_exit(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
-    let config = format!(
-        r#"
-[default]
-log_level = "normal"
+    let db = TestDb::create(backend).await;
+    // One shard, so that four of the five wait in its queue.
+    let extra = r#"shards = 1
+[default.idemhook.sources.slow]
+handlers = ["inbox", "sleep"]
 [default.shutdown]
 grace = 5
 mercy = 2
-[default.idemhook]
-database_url = "{url}"
-shards = 1
-log_format = "json"
-[default.idemhook.sources.slow]
-handlers = ["inbox", "sleep"]
-"#,
-        url = db.url
-    );
-    let mut server = Server::start(&config, &[]).await;
+"#;
+    let mut server = Server::start(&config(&db.url, extra), &ENV).await;
     let client = reqwest::Client::new();
     let sends = (0..5).map(|i| {
         let client = client.clone();
@@ -195,18 +181,9 @@ handlers = ["inbox", "sleep"]
     });
     let replies = tokio::spawn(join_all(sends));
     // All five are inside idemhook before the signal.
-    let mut accepted = 0.0;
-    for _ in 0..200 {
-        accepted = server
-            .metric(r#"idemhook_events_received_total{source="slow"}"#)
-            .await
-            .unwrap_or(0.0);
-        if accepted >= 5.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(accepted, 5.0);
+    server
+        .wait_for_metric(r#"idemhook_events_received_total{source="slow"}"#, 5.0)
+        .await;
     server.signal("TERM");
     let replies = replies.await.unwrap();
     for (status, body) in &replies {

@@ -6,8 +6,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use rocket::http::Status;
 use sha2::Sha256;
 
-use crate::helpers::*;
-use crate::on_every_backend;
+use crate::support::*;
 
 on_every_backend!(
     a_signed_stripe_payment_delivered_three_times_moves_the_order_once,
@@ -32,6 +31,12 @@ fn stripe_header(secret: &str, t: i64, body: &str) -> String {
         &[t.to_string().as_bytes(), b".", body.as_bytes()],
     );
     format!("t={t},v1={}", hex::encode(sig))
+}
+
+/// `X-Shopify-Hmac-Sha256`: base64 of the HMAC-SHA256 of the body under the app's secret.
+fn shopify_signature(body: &str) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(hmac_sha256(SHOPIFY_SECRET.as_bytes(), &[body.as_bytes()]))
 }
 
 fn standard_signature(id: &str, t: i64, body: &str) -> String {
@@ -64,9 +69,7 @@ fn stripe_payment(event_id: &str, order_id: &str, amount: i64) -> String {
 }
 
 async fn a_signed_stripe_payment_delivered_three_times_moves_the_order_once(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
+    let db = TestDb::create(backend).await;
     let app = TestApp::spawn(&test_settings(&db)).await;
     let body = stripe_payment("evt_3Stripe", "order_s", 4200);
     // Stripe re-signs every retry with a fresh timestamp; during a rotation it may be signed
@@ -108,10 +111,7 @@ async fn a_signed_stripe_payment_delivered_three_times_moves_the_order_once(back
 
     // Shopify: X-Shopify-Event-Id first, else X-Shopify-Webhook-Id.
     let sh_body = r#"{"id":820982911946154508,"total_price":"12.00"}"#;
-    let sig = base64::engine::general_purpose::STANDARD.encode(hmac_sha256(
-        SHOPIFY_SECRET.as_bytes(),
-        &[sh_body.as_bytes()],
-    ));
+    let sig = shopify_signature(sh_body);
     let base = [
         ("X-Shopify-Hmac-Sha256", sig.as_str()),
         ("X-Shopify-Topic", "orders/create"),
@@ -191,9 +191,7 @@ async fn a_signed_stripe_payment_delivered_three_times_moves_the_order_once(back
 }
 
 async fn forged_and_replayed_deliveries_are_refused_and_nothing_is_recorded(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
+    let db = TestDb::create(backend).await;
     let app = TestApp::spawn(&test_settings(&db)).await;
     let body = stripe_payment("evt_forged", "order_x", 100);
     let secret = STRIPE_SECRETS.split(',').next().unwrap();
@@ -230,11 +228,25 @@ async fn forged_and_replayed_deliveries_are_refused_and_nothing_is_recorded(back
             assert!(!r.error().contains(s));
         }
     }
-    // A GitHub body signed correctly but sent to the Shopify source: wrong scheme, refused.
+    // A Shopify delivery signed correctly, sent to the GitHub source: the wrong scheme for
+    // it, refused for the signature GitHub's scheme needs.
+    let sh_body = r#"{"id":820982911946154508,"total_price":"12.00"}"#;
+    let sh_sig = shopify_signature(sh_body);
+    let shopify = [
+        ("X-Shopify-Hmac-Sha256", sh_sig.as_str()),
+        ("X-Shopify-Topic", "orders/create"),
+        ("X-Shopify-Event-Id", "ev-elsewhere"),
+    ];
+    let r = app.post("github", sh_body, &shopify).await;
+    assert_eq!(r.status, Status::Unauthorized, "{r:?}");
+    assert!(r.error().contains("X-Hub-Signature-256"), "{r:?}");
+    // The same signature is correct for the Shopify source: without a topic it passes the
+    // signature check (not a 401) and is refused as a bad request.
     let r = app
-        .post("shopify", "{}", &[("X-Hub-Signature-256", "sha256=00")])
+        .post("shopify", sh_body, &[shopify[0], shopify[2]])
         .await;
-    assert_eq!(r.status, Status::Unauthorized);
+    assert_eq!(r.status, Status::BadRequest, "{r:?}");
+    assert!(r.error().contains("X-Shopify-Topic"), "{r:?}");
     // Signed, but no id: verified first, then refused as a bad request.
     let gh_body = "{}";
     let sig = format!(

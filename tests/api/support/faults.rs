@@ -1,4 +1,10 @@
-//! Test-only handlers that fail, panic or block on demand, registered like a library user's.
+//! Test-only handlers that fail, panic or block on demand, registered like a library user's
+//! (in process only: the real binary has just the `sleep` handler of its `test-handlers`
+//! feature).
+//!
+//! - `flaky` fails every event while [`Faults::fail`] is set;
+//! - `panicky` panics on an event of type `boom`;
+//! - `gate` blocks inside the transaction until the test adds a permit to [`Faults::gate`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

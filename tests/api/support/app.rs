@@ -1,10 +1,10 @@
-//! Spawns the real idemhook Rocket app on a fresh database per test.
+//! The app in process, on a fresh database: Rocket's local client, no socket.
 //!
-//! SQLite always runs; PostgreSQL and MariaDB/MySQL run when `IDEMHOOK_TEST_POSTGRES_URL` /
-//! `IDEMHOOK_TEST_MYSQL_URL` point at a server: each test creates its own database there
-//! (`idemhook_t_<random>`) and drops it when it ends, so tests run in parallel without a lock.
+//! [`test_settings`] is the configuration every in-process scenario starts from; the signing
+//! secrets of its sources are the consts below; [`rows`], [`amount_paid`] and
+//! [`assert_orders_exact`] read the database directly, bypassing the app, for what a
+//! scenario must prove was (or was not) committed.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use idemhook::clock::Clock;
@@ -13,103 +13,16 @@ use idemhook::config::{
 };
 use idemhook::engine::Engine;
 use idemhook::entities::{failed_attempt, inbox, order, processed_event};
+use idemhook::sweeper::{Sweeper, SweeperTask};
 use idemhook::App;
 use rocket::figment::Figment;
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait};
+use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-    MySql,
-}
-
-/// A database that exists for one test.
-pub struct TestDb {
-    pub backend: Backend,
-    pub url: String,
-    admin_url: Option<String>,
-    name: String,
-    file: Option<PathBuf>,
-}
-
-fn random_name() -> String {
-    format!("idemhook_t_{:016x}", rand::random::<u64>())
-}
-
-impl TestDb {
-    /// A fresh, empty database, or `None` when the backend's server is not configured.
-    pub async fn create(backend: Backend) -> Option<TestDb> {
-        let name = random_name();
-        let server = |var: &str| std::env::var(var).ok().filter(|u| !u.is_empty());
-        let (admin_url, url, file) = match backend {
-            Backend::Sqlite => {
-                let path = std::env::temp_dir().join(format!("{name}.db"));
-                let url = format!("sqlite://{}?mode=rwc", path.display());
-                (None, url, Some(path))
-            }
-            Backend::Postgres | Backend::MySql => {
-                let var = if backend == Backend::Postgres {
-                    "IDEMHOOK_TEST_POSTGRES_URL"
-                } else {
-                    "IDEMHOOK_TEST_MYSQL_URL"
-                };
-                let Some(admin) = server(var) else {
-                    eprintln!("{var} is not set: skipping the {backend:?} variant");
-                    return None;
-                };
-                let conn = Database::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| panic!("{var} ({admin}) is set but unreachable: {e}"));
-                conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("create the test database");
-                let _ = conn.close().await;
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-                (Some(admin.clone()), format!("{base}/{name}"), None)
-            }
-        };
-        Some(TestDb {
-            backend,
-            url,
-            admin_url,
-            name,
-            file,
-        })
-    }
-
-    pub async fn connect(&self) -> DatabaseConnection {
-        Database::connect(&self.url)
-            .await
-            .expect("connect to the test database")
-    }
-
-    /// Drops the database. Called at the end of a test; a failed test leaves it behind for
-    /// inspection (`.ci/run` sweeps `idemhook_t_%` leftovers before each run).
-    pub async fn drop_db(self) {
-        if let Some(admin) = &self.admin_url {
-            if let Ok(conn) = Database::connect(admin).await {
-                let force = if self.backend == Backend::Postgres {
-                    " WITH (FORCE)"
-                } else {
-                    ""
-                };
-                let _ = conn
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {}{force}", self.name))
-                    .await;
-                let _ = conn.close().await;
-            }
-        }
-        if let Some(file) = &self.file {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-            }
-        }
-    }
-}
+use super::db::TestDb;
+use super::faults::Faults;
 
 /// The settings every test starts from: a `demo` source like the shipped Rocket.toml's, a
 /// `strict` one that rejects events without an id, and `flaky` / `panicky` / `gated` sources
@@ -199,7 +112,7 @@ pub fn figment(settings: &Settings) -> Figment {
 
 pub struct TestApp {
     pub client: Client,
-    pub faults: crate::support::Faults,
+    pub faults: Faults,
 }
 
 impl TestApp {
@@ -229,7 +142,7 @@ impl TestApp {
         env: Environment,
         clock: Clock,
     ) -> Result<TestApp, String> {
-        let faults = crate::support::Faults::default();
+        let faults = Faults::default();
         let app = faults.register(
             App::new()
                 .figment(figment)
@@ -282,6 +195,15 @@ impl TestApp {
 
     pub fn engine(&self) -> &Arc<Engine> {
         self.client.rocket().state::<Arc<Engine>>().expect("engine")
+    }
+
+    /// The app's retention sweeper, to run a sweep now instead of waiting for its interval.
+    pub fn sweeper(&self) -> &Sweeper {
+        self.client
+            .rocket()
+            .state::<SweeperTask>()
+            .expect("sweeper")
+            .sweeper()
     }
 }
 
@@ -355,24 +277,4 @@ pub async fn assert_orders_exact(
             "order_{order}"
         );
     }
-}
-
-/// Runs a scenario once per backend: `mod sqlite`, `mod postgres`, `mod mysql`, each with one
-/// test per scenario. A server backend whose URL is not set prints why and passes.
-#[macro_export]
-macro_rules! on_every_backend {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $scenario() { super::$scenario($crate::helpers::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $scenario() { super::$scenario($crate::helpers::Backend::Postgres).await } )*
-        }
-        mod mysql {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $scenario() { super::$scenario($crate::helpers::Backend::MySql).await } )*
-        }
-    };
 }

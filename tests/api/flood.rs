@@ -1,0 +1,67 @@
+//! The queue bound, on the real binary: a flood past it is refused with 503 and Retry-After
+//! instead of queueing without bound, every 200 is committed, and nothing refused is lost
+//! once the provider retries.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use crate::support::*;
+
+on_every_backend!(a_flood_past_the_queue_bound_gets_503s_and_every_200_is_committed);
+
+/// Two shards, three queued events each at most, every event slowed down inside its
+/// transaction: a flood of 40 gets some 503s with Retry-After, every 200 is committed, and
+/// retrying the refused ones processes each exactly once.
+async fn a_flood_past_the_queue_bound_gets_503s_and_every_200_is_committed(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let cfg = config(&db.url, "shards = 2\nshard_queue = 3\nmax_batch = 1");
+    let server = Server::start(&cfg, &ENV).await;
+    let client = reqwest::Client::new();
+    let bodies: Vec<String> = (0..40)
+        .map(|i| payment(&format!("flood_{i}"), "order_flood", 1))
+        .collect();
+    let replies = join_all(
+        bodies
+            .iter()
+            .map(|b| post(&client, &server, "demo", b, &[("X-Test-Sleep-Ms", "100")])),
+    )
+    .await;
+    let ok: Vec<usize> = (0..40).filter(|&i| replies[i].0 == 200).collect();
+    let refused: Vec<usize> = (0..40).filter(|&i| replies[i].0 == 503).collect();
+    assert_eq!(ok.len() + refused.len(), 40, "{replies:?}");
+    assert!(!refused.is_empty() && !ok.is_empty(), "{replies:?}");
+    assert!(
+        ok.iter()
+            .all(|&i| replies[i].1.contains(r#""status":"processed""#)),
+        "{replies:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|&i| replies[i].2.as_deref() == Some("1")),
+        "503 without Retry-After"
+    );
+    let conn = db.connect().await;
+    assert_eq!(
+        rows(&conn).await.processed,
+        ok.len() as u64,
+        "every 200 is committed, nothing else"
+    );
+    // The providers retry what was refused, until it goes through.
+    for i in refused {
+        let mut reply = (0, String::new(), None);
+        for _ in 0..100 {
+            reply = post(&client, &server, "demo", &bodies[i], &[]).await;
+            if reply.0 == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(reply.1.contains(r#""status":"processed""#), "{reply:?}");
+    }
+    assert_eq!(rows(&conn).await.processed, 40);
+    assert_eq!(amount_paid(&conn, "order_flood").await, Some(40));
+    drop(server);
+    db.drop_db().await;
+}

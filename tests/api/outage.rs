@@ -1,0 +1,75 @@
+//! A database outage, for real: idemhook talks to its database server through a TCP proxy
+//! the test controls, and the proxy cuts it off. Only a server can go away on its own, so
+//! this runs on PostgreSQL and MariaDB only.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use crate::support::*;
+
+on_server_backends!(a_database_outage_answers_503_and_the_same_instance_recovers);
+
+/// Deliveries flow; the proxy cuts every connection and refuses new ones; deliveries get 503
+/// with Retry-After, never a 500 or a hang; the proxy comes back and the *same* process serves
+/// again, and the providers' redeliveries are processed exactly once.
+async fn a_database_outage_answers_503_and_the_same_instance_recovers(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let (before_host, rest) = db.url.split_once('@').expect("user@host in URL");
+    let (host, path) = rest.split_once('/').expect("host/db in URL");
+    let proxy = Proxy::start(host).await;
+    let url = format!("{before_host}@127.0.0.1:{}/{path}", proxy.port);
+    let mut server = Server::start(&config(&url, "shards = 4\ndb_timeout_secs = 2"), &ENV).await;
+    let client = reqwest::Client::new();
+    let body = |i: usize| payment(&format!("out_{i}"), "order_out", 10);
+    for i in 0..10 {
+        assert_eq!(post(&client, &server, "demo", &body(i), &[]).await.0, 200);
+    }
+    proxy.cut();
+    let during = join_all((10..20).map(|i| {
+        let b = body(i);
+        let (client, server) = (&client, &server);
+        async move { post(client, server, "demo", &b, &[]).await }
+    }))
+    .await;
+    for (status, text, retry) in &during {
+        assert_eq!(*status, 503, "{text}");
+        assert!(retry.is_some(), "503 without Retry-After");
+    }
+    let ready = client
+        .get(format!("{}/health/ready", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    proxy.restore();
+    let ready = server.ready_within(10).await;
+    assert_eq!(ready, 200);
+    // The providers retry everything that was not answered 200.
+    for i in 10..20 {
+        let mut reply = (0, String::new(), None);
+        for _ in 0..50 {
+            reply = post(&client, &server, "demo", &body(i), &[]).await;
+            if reply.0 == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(reply.1.contains(r#""status":"processed""#), "{reply:?}");
+    }
+    for i in 0..20 {
+        let (_, text, _) = post(&client, &server, "demo", &body(i), &[]).await;
+        assert!(text.contains(r#""status":"duplicate""#), "{text}");
+    }
+    let conn = db.connect().await;
+    assert_eq!(rows(&conn).await.processed, 20);
+    assert_eq!(amount_paid(&conn, "order_out").await, Some(200));
+    let logs = server.logs();
+    let count = |needle: &str| logs.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("database unavailable: answering 503"), 1, "{logs:#?}");
+    assert_eq!(count("database available again"), 1, "{logs:#?}");
+    assert!(!logs.iter().any(|l| l.contains("panicked")), "{logs:#?}");
+    drop(server);
+    drop(proxy);
+    db.drop_db().await;
+}

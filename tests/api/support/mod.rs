@@ -1,0 +1,80 @@
+//! The one test harness. Every scenario file starts with `use crate::support::*;`.
+//!
+//! - [`db`]: a fresh database per test ([`TestDb`]) on each [`Backend`].
+//! - [`app`]: the app in process, driven through Rocket's local client ([`TestApp`]), with
+//!   the settings, secrets and row counts the scenarios share. Fast, and the only way to reach
+//!   the fault handlers; but the local client frames nothing, so whatever depends on a socket
+//!   (Content-Length, concurrency on connections) goes through [`process`].
+//! - [`faults`]: handlers that fail, panic or block on demand (in process only).
+//! - [`process`]: the real binary as a child process ([`Server`]), its one configuration
+//!   ([`config`], [`ENV`]) and an HTTP client helper ([`post`]).
+//! - [`socket`]: raw bytes on a fresh connection to it ([`raw`], [`request`]).
+//! - [`proxy`]: a TCP proxy between the binary and its database server, to cut it off.
+//!
+//! The macros below run a scenario on each backend. A variant that cannot run is compiled as
+//! ignored, with the reason (see `build.rs`), so it is reported as skipped, never as passed.
+
+pub mod app;
+pub mod db;
+pub mod faults;
+pub mod process;
+pub mod proxy;
+pub mod socket;
+
+pub use app::*;
+pub use db::*;
+pub use process::*;
+pub use proxy::*;
+pub use socket::*;
+
+/// Runs each scenario (an `async fn(Backend)` in the calling module) once per backend: `mod
+/// sqlite`, `mod postgres` and `mod mysql`, one test per scenario in each. A server variant
+/// is ignored, with the variable to set, when its server was not configured at build time.
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario($crate::support::Backend::Sqlite).await
+                }
+            )*
+        }
+        $crate::support::on_server_backends!($($scenario),*);
+    };
+}
+
+/// Like [`on_every_backend!`] for the scenarios that cannot happen on SQLite (two writers at
+/// once, a database server that goes away): only `mod postgres` and `mod mysql`. A module can
+/// hold one invocation of either macro; a file with both puts one in a nested module.
+macro_rules! on_server_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(idemhook_test_postgres),
+                    ignore = "no database server: set IDEMHOOK_TEST_POSTGRES_URL"
+                )]
+                async fn $scenario() {
+                    super::$scenario($crate::support::Backend::Postgres).await
+                }
+            )*
+        }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(idemhook_test_mysql),
+                    ignore = "no database server: set IDEMHOOK_TEST_MYSQL_URL"
+                )]
+                async fn $scenario() {
+                    super::$scenario($crate::support::Backend::MySql).await
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) use on_every_backend;
+pub(crate) use on_server_backends;
