@@ -41,11 +41,7 @@ async fn a_hundred_concurrent_deliveries_process_once(backend: Backend) {
 /// Two writers at once on one database: SQLite has one writer at a time, so the race below
 /// cannot happen there.
 mod across_instances {
-    use std::sync::Arc;
-
-    use futures::future::join_all;
     use rand::seq::SliceRandom;
-    use tokio::sync::Semaphore;
 
     use crate::support::*;
 
@@ -56,43 +52,27 @@ mod across_instances {
     /// database's unique key is the only thing the two instances share.
     async fn two_instances_racing_apply_every_event_once(backend: Backend) {
         let db = TestDb::create(backend).await;
-        let cfg = config(&db.url, "shards = 8");
-        let mut servers = Vec::new();
-        for _ in 0..2 {
-            servers.push(Server::start(&cfg, &ENV).await); // one after another: migrations
-        }
-        let servers = Arc::new(servers);
+        let servers = start_instances(2, &config(&db.url, "shards = 8")).await;
         // Delivery `n` of event `e` goes to instance `(e + n) % 2`: every event reaches both.
-        let mut deliveries: Vec<(usize, usize)> =
-            (0..200).flat_map(|e| (0..5).map(move |n| (e, n))).collect();
-        deliveries.shuffle(&mut rand::thread_rng());
-        let client = reqwest::Client::new();
-        let permits = Arc::new(Semaphore::new(64));
-        let tasks = deliveries.into_iter().map(|(e, n)| {
-            let (client, servers, permits) = (client.clone(), servers.clone(), permits.clone());
-            tokio::spawn(async move {
-                let _permit = permits.acquire().await.unwrap();
-                let server = &servers[(e + n) % 2];
-                let body = payment(
-                    &format!("evt_{e}"),
-                    &format!("order_{}", e % 50),
-                    10 + e as i64,
-                );
-                post(&client, server, "demo", &body, &[]).await
+        let mut deliveries: Vec<(usize, String)> = (0..200)
+            .flat_map(|e| (0..5).map(move |n| (e, n)))
+            .map(|(e, n)| {
+                let order = format!("order_{}", e % 50);
+                (
+                    (e + n) % 2,
+                    payment(&format!("evt_{e}"), &order, 10 + e as i64),
+                )
             })
-        });
-        let replies: Vec<_> = join_all(tasks)
-            .await
-            .into_iter()
-            .map(Result::unwrap)
             .collect();
+        deliveries.shuffle(&mut rand::thread_rng());
+        let replies = deliver(&servers, deliveries).await;
         let bad: Vec<_> = replies.iter().filter(|r| r.0 != 200).collect();
         assert!(bad.is_empty(), "non-200 answers: {bad:?}");
-        let count = |outcome: &str| {
-            let needle = format!(r#""status":"{outcome}""#);
-            replies.iter().filter(|r| r.1.contains(&needle)).count()
-        };
-        assert_eq!((count("processed"), count("duplicate")), (200, 800));
+        let counts = (
+            count_outcome(&replies, "processed"),
+            count_outcome(&replies, "duplicate"),
+        );
+        assert_eq!(counts, (200, 800));
         let conn = db.connect().await;
         assert_orders_exact(&conn, 200, 50, |e| 10 + e as i64).await;
         let r = rows(&conn).await;

@@ -6,12 +6,9 @@
 //! does. On PostgreSQL and MariaDB: SQLite has one writer, and no server to share.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use futures::future::join_all;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use tokio::sync::Semaphore;
 
 use crate::support::*;
 
@@ -32,47 +29,24 @@ async fn storm_of_three_instances_mysql() {
 /// exact, no 5xx.
 async fn storm(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let cfg = config(&db.url, "shards = 8");
-    let mut servers = Vec::new();
-    for _ in 0..3 {
-        servers.push(Server::start(&cfg, &ENV).await); // one after another: migrations
-    }
-    let servers = Arc::new(servers);
-    let mut deliveries: Vec<usize> = (0..1000).flat_map(|e| std::iter::repeat_n(e, 10)).collect();
-    deliveries.shuffle(&mut rand::thread_rng());
-    let client = reqwest::Client::new();
-    let permits = Arc::new(Semaphore::new(64));
-    let tasks = deliveries.into_iter().map(|e| {
-        let (client, servers, permits) = (client.clone(), servers.clone(), permits.clone());
-        tokio::spawn(async move {
-            let _permit = permits.acquire().await.unwrap();
-            let server = &servers[rand::thread_rng().gen_range(0..3)];
-            let body = payment(
-                &format!("storm_{e}"),
-                &format!("order_{}", e % 100),
-                (e % 50 + 1) as i64,
-            );
-            post(&client, server, "demo", &body, &[]).await
+    let servers = start_instances(3, &config(&db.url, "shards = 8")).await;
+    let mut deliveries: Vec<(usize, String)> = (0..1000)
+        .flat_map(|e| std::iter::repeat_n(e, 10))
+        .map(|e| {
+            let order = format!("order_{}", e % 100);
+            let body = payment(&format!("storm_{e}"), &order, (e % 50 + 1) as i64);
+            (rand::thread_rng().gen_range(0..3), body)
         })
-    });
-    let replies: Vec<_> = join_all(tasks)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
         .collect();
+    deliveries.shuffle(&mut rand::thread_rng());
+    let replies = deliver(&servers, deliveries).await;
     let mut statuses: HashMap<u16, usize> = HashMap::new();
     for r in &replies {
         *statuses.entry(r.0).or_default() += 1;
     }
     assert_eq!(statuses.get(&200), Some(&10_000), "{statuses:?}");
-    let processed = replies
-        .iter()
-        .filter(|r| r.1.contains(r#""status":"processed""#))
-        .count();
-    let duplicates = replies
-        .iter()
-        .filter(|r| r.1.contains(r#""status":"duplicate""#))
-        .count();
+    let processed = count_outcome(&replies, "processed");
+    let duplicates = count_outcome(&replies, "duplicate");
     assert_eq!((processed, duplicates), (1000, 9000));
     let conn = db.connect().await;
     assert_orders_exact(&conn, 1000, 100, |e| (e % 50 + 1) as i64).await;

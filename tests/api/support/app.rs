@@ -59,22 +59,14 @@ pub fn test_settings(db: &TestDb) -> Settings {
         secret_env: Some(SecretEnv::One(var.to_owned())),
         ..source(&["inbox", "payments"])
     };
-    settings.sources.insert(
-        "stripe".into(),
-        signed(ProviderKind::Stripe, "TEST_STRIPE_SECRET"),
-    );
-    settings.sources.insert(
-        "github".into(),
-        signed(ProviderKind::Github, "TEST_GITHUB_SECRET"),
-    );
-    settings.sources.insert(
-        "shopify".into(),
-        signed(ProviderKind::Shopify, "TEST_SHOPIFY_SECRET"),
-    );
-    settings.sources.insert(
-        "standard".into(),
-        signed(ProviderKind::Standard, "TEST_STANDARD_SECRET"),
-    );
+    for (name, provider, var) in [
+        ("stripe", ProviderKind::Stripe, "TEST_STRIPE_SECRET"),
+        ("github", ProviderKind::Github, "TEST_GITHUB_SECRET"),
+        ("shopify", ProviderKind::Shopify, "TEST_SHOPIFY_SECRET"),
+        ("standard", ProviderKind::Standard, "TEST_STANDARD_SECRET"),
+    ] {
+        settings.sources.insert(name.into(), signed(provider, var));
+    }
     settings.sources.insert(
         "hmac".into(),
         SourceConfig {

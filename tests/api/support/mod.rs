@@ -5,6 +5,7 @@
 //!   the settings, secrets and row counts the scenarios share. Fast, and the only way to reach
 //!   the fault handlers; but the local client frames nothing, so whatever depends on a socket
 //!   (Content-Length, concurrency on connections) goes through [`process`].
+//! - [`fleet`]: several instances on one database, and deliveries spread over them.
 //! - [`faults`]: handlers that fail, panic or block on demand (in process only).
 //! - [`process`]: the real binary as a child process ([`Server`]), its one configuration
 //!   ([`config`], [`ENV`]) and an HTTP client helper ([`post`]).
@@ -17,12 +18,14 @@
 pub mod app;
 pub mod db;
 pub mod faults;
+pub mod fleet;
 pub mod process;
 pub mod proxy;
 pub mod socket;
 
 pub use app::*;
 pub use db::*;
+pub use fleet::*;
 pub use process::*;
 pub use proxy::*;
 pub use socket::*;
