@@ -38,10 +38,13 @@ pub async fn connect(url: &str, settings: &Settings) -> Result<DatabaseConnectio
             .max_lifetime(None);
     } else if url.starts_with("sqlite:") {
         // WAL lets readers (the admin API) run beside the one writer; writers queue on the
-        // busy timeout instead of failing at once.
+        // busy timeout instead of failing at once. `synchronous = FULL`: in WAL mode `NORMAL`
+        // skips the fsync at each commit, so a commit answered 200 could roll back on power
+        // loss and the provider, told `processed`, would never retry. Group commit pays the
+        // fsync once per batch (BENCHMARKS.md, change 17).
         opts.map_sqlx_sqlite_opts(move |o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
                 .busy_timeout(timeout)
         });
     }
@@ -83,23 +86,55 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbSetupError> {
     Migrator::up(db, None).await.map_err(DbSetupError::Migrate)
 }
 
-/// The URL with any password replaced, for logs.
+/// The URL with every credential replaced by `***`, for logs: the password in the user info
+/// (`user:password@`), and any query parameter that sqlx reads a secret from (`password`,
+/// `sslpassword`, and, to be safe, any name containing `pass`, `secret` or `token`).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = redact_user_info(base);
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if is_secret_param(name) => format!("{name}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
     }
+    out
+}
+
+/// `scheme://user:password@host/…` with the password replaced. The user info ends at the last
+/// `@` of the authority (a literal `@` in a password is sent percent-encoded).
+fn redact_user_info(base: &str) -> String {
+    let Some(scheme_end) = base.find("://").map(|i| i + 3) else {
+        return base.to_owned();
+    };
+    let authority_end = base[scheme_end..]
+        .find(['/', '#'])
+        .map_or(base.len(), |i| scheme_end + i);
+    let authority = &base[scheme_end..authority_end];
+    match authority.rfind('@') {
+        Some(at) => match authority[..at].split_once(':') {
+            Some((user, _)) => format!(
+                "{}{user}:***{}",
+                &base[..scheme_end],
+                &base[scheme_end + at..]
+            ),
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    }
+}
+
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "secret", "token"].iter().any(|w| name.contains(w))
 }
 
 #[cfg(test)]
@@ -140,6 +175,30 @@ mod tests {
         );
     }
 
+    /// A commit answered 200 must survive power loss: every pooled SQLite connection syncs
+    /// the WAL at each commit.
+    #[tokio::test]
+    async fn sqlite_commits_are_synced_to_disk() {
+        use sea_orm::{ConnectionTrait, Statement};
+        let path = std::env::temp_dir().join(format!("idemhook_sync_{}.db", std::process::id()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let db = connect(&url, &Settings::default()).await.unwrap();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "PRAGMA synchronous",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let level: i64 = row.try_get_by_index(0).unwrap();
+        assert_eq!(level, 2, "PRAGMA synchronous: 2 is FULL");
+        db.close().await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
     use super::redact;
 
     #[test]
@@ -149,6 +208,19 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact("mysql://root@h/db"), "mysql://root@h/db");
+        assert_eq!(
+            redact("postgres://u@h/db?password=secret&sslmode=disable"),
+            "postgres://u@h/db?password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("postgres://u:p%40ss@h/db?sslpassword=k&x=1"),
+            "postgres://u:***@h/db?sslpassword=***&x=1"
+        );
+        // An `@` in the query is no user info.
+        assert_eq!(
+            redact("mysql://h/db?user=a@b&Password=s"),
+            "mysql://h/db?user=a@b&Password=***"
+        );
         assert_eq!(redact("sqlite://x.db?mode=rwc"), "sqlite://x.db?mode=rwc");
     }
 }

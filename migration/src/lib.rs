@@ -14,6 +14,7 @@ mod columns;
 pub mod limits;
 mod m20261122_000001_create_events;
 mod m20261122_000002_create_business;
+mod m20261123_000001_signed_key;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_events::Migration),
             Box::new(m20261122_000002_create_business::Migration),
+            Box::new(m20261123_000001_signed_key::Migration),
         ]
     }
 }

@@ -34,6 +34,9 @@ pub struct SourceConfig {
     #[default = 300]
     #[validate(range(min = 1))]
     pub tolerance_secs: u64,
+    /// Refuse the same signed bytes twice under different unsigned ids (a second unique key).
+    #[default = true]
+    pub dedupe_signed_bytes: bool,
     /// `generic` only; empty means unsigned.
     pub signature_header: String,
     #[default(SignatureAlgorithm::Sha256)]
@@ -113,6 +116,17 @@ impl SourceConfig {
                     "{table}.{k} = {pointer:?} is not a JSON pointer (it must start with '/')"
                 )));
             }
+        }
+        if self.provider == ProviderKind::Generic
+            && self.secret_env.is_some()
+            && self.signature_header.is_empty()
+        {
+            // A secret with nowhere to read a signature from would run unsigned, silently.
+            return Err(ConfigError::Invalid(format!(
+                "{table}.secret_env is set but {table}.signature_header is empty, so the \
+                 source would accept unsigned deliveries: name the header that carries the \
+                 signature, or remove secret_env"
+            )));
         }
         if self
             .secret_env

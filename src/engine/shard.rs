@@ -33,6 +33,26 @@ pub struct Request {
     pub permit: OwnedSemaphorePermit,
 }
 
+impl Request {
+    fn answer(self, result: Result<Outcome, EngineError>) {
+        answer(self.reply, self.permit, result);
+    }
+}
+
+/// Answers the caller. The place in the bound is returned first: once the caller has its
+/// answer, the shard no longer counts the delivery (a scrape or a drain right after sees it
+/// gone).
+fn answer(
+    reply: RpcReplyPort<Result<Outcome, EngineError>>,
+    permit: OwnedSemaphorePermit,
+    result: Result<Outcome, EngineError>,
+) {
+    drop(permit);
+    // The caller may have gone (the client hung up). The outcome stands: a committed event is
+    // answered `duplicate` when the provider retries.
+    let _ = reply.send(result);
+}
+
 pub enum ShardMsg {
     Process(Request),
     /// The writers settled this key's delivery (and the cache knows if it committed): its
@@ -73,10 +93,7 @@ impl ShardState {
         self.ctx.writers.submit(Pending {
             job,
             done: Box::new(move |result| {
-                // The caller may have gone (the client hung up). The outcome stands: a
-                // committed event is answered `duplicate` when the provider retries.
-                let _ = reply.send(result);
-                drop(permit);
+                answer(reply, permit, result);
                 // Fails only when the shard has stopped, and its waiting deliveries with it.
                 let _ = myself.cast(ShardMsg::Released(digest));
             }),
@@ -109,7 +126,7 @@ impl Actor for ShardActor {
                 if let Some(waiting) = state.in_flight.get_mut(&digest) {
                     waiting.push_back(request);
                 } else if let Some(outcome) = cached(&state.ctx, &request.job).await {
-                    let _ = request.reply.send(Ok(outcome));
+                    request.answer(Ok(outcome));
                 } else {
                     state.dispatch(&myself, request);
                 }
@@ -123,9 +140,7 @@ impl Actor for ShardActor {
                     .and_then(VecDeque::pop_front)
                 {
                     match cached(&state.ctx, &next.job).await {
-                        Some(outcome) => {
-                            let _ = next.reply.send(Ok(outcome));
-                        }
+                        Some(outcome) => next.answer(Ok(outcome)),
                         None => {
                             state.dispatch(&myself, next);
                             return Ok(());

@@ -293,6 +293,7 @@ fn dedupe_record(event: &Event, processed_at: DateTime<Utc>) -> processed_event:
         event_type: Set(event.key.event_type.clone()),
         event_id: Set(event.key.event_id.clone()),
         payload_sha256: Set(event.payload_sha256.to_vec()),
+        signed_key: Set(event.signed_key.map(|k| k.to_vec())),
         received_at: Set(event.received_at),
         processed_at: Set(processed_at),
     }

@@ -159,8 +159,17 @@ async fn process_one(ctx: &WriterContext, job: &Job) -> Result<Outcome, EngineEr
             Ok(Outcome::Processed)
         }
         Committed::Duplicate { stored_payload } => {
-            if let Some(stored) = stored_payload {
-                ctx.cache.insert(event.digest, stored).await;
+            match stored_payload {
+                Some(stored) => ctx.cache.insert(event.digest, stored).await,
+                // No record under this key: the unique key that refused it was the signed one.
+                None if event.signed_key.is_some() => tracing::warn!(
+                    source = %event.key.source,
+                    event_type = %event.key.event_type,
+                    event_id = %event.key.event_id,
+                    "signed bytes already applied under another id (a replay?): answered \
+                     duplicate, nothing ran"
+                ),
+                None => {}
             }
             Ok(Outcome::duplicate(
                 &event.key,

@@ -12,6 +12,9 @@ pub struct Model {
     pub event_type: String,
     pub event_id: String,
     pub payload_sha256: Vec<u8>,
+    /// `event::key::signed_key` of a signed delivery; unique (NULLs apart), so the same signed
+    /// bytes commit once per source whatever unsigned id they came with.
+    pub signed_key: Option<Vec<u8>>,
     pub received_at: DateTimeUtc,
     pub processed_at: DateTimeUtc,
 }

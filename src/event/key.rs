@@ -63,6 +63,20 @@ impl EventKey {
     }
 }
 
+/// The second unique key of a signed delivery: SHA-256 over the source (length-prefixed, as
+/// in [`EventKey::digest`]) and the SHA-256 of the bytes its signature covers. Where a provider
+/// signs the body alone, the event id and type come from headers no signature covers; this key
+/// is what stops the same signed bytes from being applied again under another id. Per source,
+/// so that two sources may receive the same bytes.
+pub fn signed_key(source: &str, signed_sha256: &Sha256Digest) -> Sha256Digest {
+    let mut hasher = Sha256::new();
+    hasher.update(b"signed");
+    hasher.update((source.len() as u64).to_be_bytes());
+    hasher.update(source.as_bytes());
+    hasher.update(signed_sha256);
+    hasher.finalize().into()
+}
+
 /// The id used for an event without one: `sha256:` + lowercase hex of the raw body.
 pub fn payload_hash_id(payload_sha256: &Sha256Digest) -> String {
     format!("sha256:{}", hex::encode(payload_sha256))

@@ -20,6 +20,10 @@ pub struct Event {
     /// SHA-256 of the raw body. Stored with the dedupe record, so a duplicate whose payload
     /// differs can be noticed.
     pub payload_sha256: Sha256Digest,
+    /// [`key::signed_key`] of a signed delivery: a second unique key of the dedupe record, so
+    /// the same signed bytes commit once whatever unsigned id comes with them. `None` for an
+    /// unsigned source, or one that opted out (`dedupe_signed_bytes = false`).
+    pub signed_key: Option<Sha256Digest>,
     /// Request headers, names lowercased, in the order received.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -53,6 +57,7 @@ impl Event {
             digest: key.digest(),
             key,
             payload_sha256: key::sha256(&body),
+            signed_key: None,
             headers: Vec::new(),
             body,
             json: Some(json),

@@ -56,6 +56,17 @@ pub enum ProviderError {
     },
     #[error("the event {what} is missing: the body needs a string at {pointer}")]
     MissingField { what: &'static str, pointer: String },
+    /// A signed generic source: a header (which no signature covers) names a key part that the
+    /// signed body gives differently. The body wins by refusing the delivery outright.
+    #[error(
+        "the {header} header contradicts the signed body's event {what} at {pointer}: an \
+         unsigned header cannot override what the signature covers"
+    )]
+    Contradicts {
+        what: &'static str,
+        header: String,
+        pointer: String,
+    },
     #[error("the {0} header is sent more than once with different values")]
     AmbiguousHeader(String),
     #[error("the event {what} at {pointer} must be a {expected}")]

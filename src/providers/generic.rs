@@ -9,9 +9,9 @@ use base64::Engine as _;
 
 use super::body::{body_fields, body_value};
 use super::delivery::{Delivery, ProviderError};
-use super::pointer::Pointer;
+use super::pointer::{self, Found, Pointer};
 use super::signature::Verifier;
-use super::signature::{check_timestamp, parse_timestamp, SignatureError};
+use super::signature::{check_timestamp, parse_timestamp, signed_digest, SignatureError, Signed};
 use crate::config::{OnMissingId, SignatureAlgorithm, SignatureEncoding, SourceConfig};
 use crate::event::key::payload_hash_id;
 
@@ -50,9 +50,9 @@ impl Generic {
         }
     }
 
-    pub fn verify(&self, d: &Delivery<'_>, now: i64) -> Result<(), SignatureError> {
+    pub fn verify(&self, d: &Delivery<'_>, now: i64) -> Result<Signed, SignatureError> {
         let Some(secrets) = &self.verifier.secrets else {
-            return Ok(());
+            return Ok(None);
         };
         let value = d
             .header(&self.signature_header)
@@ -87,13 +87,14 @@ impl Generic {
         if !secrets.matches(self.signature_algorithm, &signed, &[signature]) {
             return Err(SignatureError::Mismatch);
         }
-        match timestamp {
-            Some((_, t)) => check_timestamp(t, now, self.verifier.tolerance_secs),
-            None => Ok(()),
+        if let Some((_, t)) = timestamp {
+            check_timestamp(t, now, self.verifier.tolerance_secs)?;
         }
+        Ok(Some(signed_digest(&signed)))
     }
 
-    /// A header, when present, wins over the body (even empty: the key check refuses that);
+    /// A header, when present, wins over the body (even empty: the key check refuses that),
+    /// except that on a signed source it may not contradict the body (see [`Generic::agrees`]);
     /// an empty header name or pointer disables that place. The type is settled before the id
     /// is looked at, so errors name the type first. The body is read at most once, for both
     /// pointers.
@@ -138,7 +139,50 @@ impl Generic {
                 })
             }
         };
+        if self.verifier.secrets.is_some() {
+            self.agrees(d, &event_type, &event_id)?;
+        }
         Ok((event_type, event_id))
+    }
+
+    /// On a signed source the signature covers the body, not the headers: a header that names
+    /// a key part differently from the signed body would let anyone who captured a delivery
+    /// change what it means (a `payment_failed` body replayed as `payment_succeeded`). So
+    /// where the body has the part, the header must say the same.
+    fn agrees(
+        &self,
+        d: &Delivery<'_>,
+        event_type: &str,
+        event_id: &str,
+    ) -> Result<(), ProviderError> {
+        let Ok([type_found, id_found]) =
+            pointer::find(d.body, [&self.type_pointer, &self.id_pointer])
+        else {
+            return Ok(()); // not JSON: the body says nothing a header could contradict
+        };
+        for (found, value, what, header, pointer) in [
+            (
+                type_found,
+                event_type,
+                "type",
+                &self.type_header,
+                &self.type_pointer,
+            ),
+            (id_found, event_id, "id", &self.id_header, &self.id_pointer),
+        ] {
+            let in_body = match found {
+                Found::String(s) | Found::Integer(s) => s,
+                Found::Missing | Found::Null | Found::Other => continue,
+            };
+            if !pointer.is_empty() && in_body != value {
+                return Err(ProviderError::Contradicts {
+                    what,
+                    header: header.clone(),
+                    pointer: pointer.as_str().to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

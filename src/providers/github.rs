@@ -4,7 +4,7 @@
 //! GUID that GitHub keeps when you redeliver from the UI or API; the type is `X-GitHub-Event`.
 
 use super::delivery::{required_header, Delivery, ProviderError};
-use super::signature::{SignatureError, Verifier};
+use super::signature::{SignatureError, Signed, Verifier};
 
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 pub const ID_HEADER: &str = "X-GitHub-Delivery";
@@ -28,7 +28,7 @@ pub fn parse_signature(value: &str) -> Result<Vec<u8>, SignatureError> {
 }
 
 impl Github {
-    pub fn verify(&self, d: &Delivery<'_>, _now: i64) -> Result<(), SignatureError> {
+    pub fn verify(&self, d: &Delivery<'_>, _now: i64) -> Result<Signed, SignatureError> {
         self.verifier
             .verify_body(d, SIGNATURE_HEADER, parse_signature)
     }

@@ -33,7 +33,7 @@ pub use delivery::{Delivery, ProviderError};
 pub use signature::Verifier;
 pub use sources::{Source, Sources};
 
-use signature::SignatureError;
+use signature::{SignatureError, Signed};
 
 pub enum Provider {
     Generic(Box<generic::Generic>),
@@ -45,8 +45,9 @@ pub enum Provider {
 
 impl Provider {
     /// Checks the delivery's signature (and timestamp, for schemes that sign one) at `now`,
-    /// Unix seconds.
-    pub fn verify(&self, d: &Delivery<'_>, now: i64) -> Result<(), SignatureError> {
+    /// Unix seconds. `Ok(Some(digest))`: verified, and `digest` is the SHA-256 of the bytes
+    /// the signature covers; `Ok(None)`: the source runs unsigned.
+    pub fn verify(&self, d: &Delivery<'_>, now: i64) -> Result<Signed, SignatureError> {
         match self {
             Provider::Generic(p) => p.verify(d, now),
             Provider::Stripe(p) => p.verify(d, now),

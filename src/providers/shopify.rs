@@ -6,7 +6,7 @@
 use base64::Engine as _;
 
 use super::delivery::{required_header, Delivery, ProviderError};
-use super::signature::{SignatureError, Verifier};
+use super::signature::{SignatureError, Signed, Verifier};
 
 pub const SIGNATURE_HEADER: &str = "X-Shopify-Hmac-Sha256";
 pub const EVENT_ID_HEADER: &str = "X-Shopify-Event-Id";
@@ -18,7 +18,7 @@ pub struct Shopify {
 }
 
 impl Shopify {
-    pub fn verify(&self, d: &Delivery<'_>, _now: i64) -> Result<(), SignatureError> {
+    pub fn verify(&self, d: &Delivery<'_>, _now: i64) -> Result<Signed, SignatureError> {
         self.verifier.verify_body(d, SIGNATURE_HEADER, |value| {
             base64::engine::general_purpose::STANDARD
                 .decode(value.trim())

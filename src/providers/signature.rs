@@ -30,6 +30,21 @@ pub enum SignatureError {
     TooNew { tolerance: u64 },
 }
 
+/// What a verified delivery's signature covered: the SHA-256 of the exact bytes signed, so
+/// that the same signed bytes can be refused a second time under other, unsigned, key parts.
+/// `None` for a source that runs unsigned.
+pub type Signed = Option<[u8; 32]>;
+
+/// The SHA-256 of the concatenated parts: what [`Signed`] holds.
+pub fn signed_digest(parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
 /// One signing secret.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
@@ -91,14 +106,14 @@ impl Verifier {
         d: &Delivery<'_>,
         header: &'static str,
         decode: impl Fn(&str) -> Result<Vec<u8>, SignatureError>,
-    ) -> Result<(), SignatureError> {
+    ) -> Result<Signed, SignatureError> {
         let Some(secrets) = &self.secrets else {
-            return Ok(());
+            return Ok(None);
         };
         let value = d.header(header).ok_or(SignatureError::Missing(header))?;
         let signature = decode(value)?;
         if secrets.matches(SignatureAlgorithm::Sha256, &[d.body], &[signature]) {
-            Ok(())
+            Ok(Some(*d.payload_sha256))
         } else {
             Err(SignatureError::Mismatch)
         }

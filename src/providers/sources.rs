@@ -18,6 +18,8 @@ pub struct Source {
     pub provider: Provider,
     pub handlers: Arc<[Arc<dyn Handler>]>,
     pub metrics: SourceMetrics,
+    /// Whether a signed delivery's signed bytes are a second unique key (`dedupe_signed_bytes`).
+    pub dedupe_signed_bytes: bool,
 }
 
 /// Every source, by name, built once at launch.
@@ -45,6 +47,13 @@ impl Sources {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let provider = build_provider(name, cfg, env)?;
+            if !cfg.dedupe_signed_bytes {
+                tracing::warn!(
+                    "source {name:?} sets dedupe_signed_bytes = false: a captured signed \
+                     delivery re-sent with another id in an unsigned header is applied again. \
+                     Only for senders that send byte-identical signed bodies as distinct events."
+                );
+            }
             sources.insert(
                 name.clone(),
                 Source {
@@ -52,6 +61,7 @@ impl Sources {
                     provider,
                     handlers: handlers.into(),
                     metrics: metrics.source(name),
+                    dedupe_signed_bytes: cfg.dedupe_signed_bytes,
                 },
             );
         }
@@ -88,7 +98,10 @@ fn build_provider(name: &str, cfg: &SourceConfig, env: &Environment) -> Result<P
     })
 }
 
-/// The secrets named by `secret_env`: each variable may hold several, comma-separated.
+/// The secrets named by `secret_env`: one per variable, the whole value (surrounding white
+/// space trimmed). Never split on a separator: a provider's secret may contain any character
+/// (a GitHub secret may hold a comma), and a split secret would fail every real delivery while
+/// a forger needed only one fragment. Rotation is a list of variables.
 fn load_secrets(
     name: &str,
     cfg: &SourceConfig,
@@ -117,14 +130,19 @@ fn load_secrets(
     };
     let mut secrets = Vec::new();
     for var in secret_env.names() {
-        for value in env.get(var).unwrap_or("").split(',') {
-            let value = value.trim();
-            if value.is_empty() {
-                continue;
-            }
-            let key = decode(value).map_err(|e| format!("the secret in {var} is invalid: {e}"))?;
-            secrets.push(Secret::new(key));
+        let value = env.get(var).unwrap_or("").trim();
+        if value.is_empty() {
+            continue;
         }
+        let key = decode(value).map_err(|e| format!("the secret in {var} is invalid: {e}"))?;
+        if key.is_empty() {
+            // `whsec_` alone decodes to no key at all, and an HMAC under an empty key is one
+            // anybody can compute.
+            return Err(format!(
+                "the secret in {var} is empty once decoded: anyone could sign with it"
+            ));
+        }
+        secrets.push(Secret::new(key));
     }
     if secrets.is_empty() {
         return unsigned(format!(
@@ -197,40 +215,52 @@ mod tests {
         .is_ok());
     }
 
-    #[test]
-    fn secrets_rotate_by_list_or_comma_and_never_appear_in_errors() {
-        let many = SecretEnv::Many(vec!["OLD".into(), "NEW".into()]);
-        let s = settings(ProviderKind::Github, Some(many), false);
-        let env = Environment::empty().with("NEW", "b");
-        assert!(build(&s, &env).is_ok());
-        let s = settings(
-            ProviderKind::Github,
-            Some(SecretEnv::One("BOTH".into())),
-            false,
-        );
-        let env = Environment::empty().with("BOTH", "a, b");
-        let sources = build(&s, &env).unwrap();
+    fn github_secrets(sources: &Sources) -> &Secrets {
         let Provider::Github(g) = &sources.get("s").unwrap().provider else {
             panic!("github")
         };
-        let sig = |key: &[u8]| {
-            crate::providers::signature::hmac(
-                crate::config::SignatureAlgorithm::Sha256,
-                key,
-                &[b"x"],
-            )
-        };
-        let secrets = g.verifier.secrets.as_ref().unwrap();
-        assert!(secrets.matches(
-            crate::config::SignatureAlgorithm::Sha256,
-            &[b"x"],
-            &[sig(b"a")]
-        ));
-        assert!(secrets.matches(
-            crate::config::SignatureAlgorithm::Sha256,
-            &[b"x"],
-            &[sig(b"b")]
-        ));
+        g.verifier.secrets.as_ref().unwrap()
+    }
+
+    fn signs(secrets: &Secrets, key: &[u8]) -> bool {
+        let algorithm = crate::config::SignatureAlgorithm::Sha256;
+        let signature = crate::providers::signature::hmac(algorithm, key, &[b"x"]);
+        secrets.matches(algorithm, &[b"x"], &[signature])
+    }
+
+    /// Rotation is a list of variables; a variable's value is one secret, commas and all.
+    #[test]
+    fn secrets_rotate_by_a_list_of_variables_and_are_never_split() {
+        let many = SecretEnv::Many(vec!["OLD".into(), "NEW".into()]);
+        let s = settings(ProviderKind::Github, Some(many), false);
+        let env = Environment::empty().with("OLD", "a").with("NEW", "b");
+        let sources = build(&s, &env).unwrap();
+        assert!(signs(github_secrets(&sources), b"a"));
+        assert!(signs(github_secrets(&sources), b"b"));
+        let one = SecretEnv::One("ONE".into());
+        let s = settings(ProviderKind::Github, Some(one), false);
+        let env = Environment::empty().with("ONE", "a,b");
+        let sources = build(&s, &env).unwrap();
+        assert!(signs(github_secrets(&sources), b"a,b"));
+        assert!(!signs(github_secrets(&sources), b"a"));
+        assert!(!signs(github_secrets(&sources), b"b"));
+    }
+
+    #[test]
+    fn a_secret_that_decodes_to_nothing_refuses_naming_the_variable() {
+        let s = settings(
+            ProviderKind::Standard,
+            Some(SecretEnv::One("STD".into())),
+            false,
+        );
+        let err = build(&s, &Environment::empty().with("STD", "whsec_"))
+            .err()
+            .unwrap();
+        assert!(err.contains("STD") && err.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn invalid_secrets_never_appear_in_errors() {
         let s = settings(
             ProviderKind::Standard,
             Some(SecretEnv::One("STD".into())),

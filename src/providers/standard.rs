@@ -10,7 +10,9 @@ use base64::Engine as _;
 
 use super::body::{body_fields, required_string, TYPE_POINTER};
 use super::delivery::{Delivery, ProviderError};
-use super::signature::{check_timestamp, parse_timestamp, SignatureError, Verifier};
+use super::signature::{
+    check_timestamp, parse_timestamp, signed_digest, SignatureError, Signed, Verifier,
+};
 use crate::config::SignatureAlgorithm;
 
 pub const ID_HEADER: &str = "webhook-id";
@@ -58,9 +60,9 @@ fn headers<'a>(d: &'a Delivery<'_>) -> [Option<&'a str>; 3] {
 }
 
 impl Standard {
-    pub fn verify(&self, d: &Delivery<'_>, now: i64) -> Result<(), SignatureError> {
+    pub fn verify(&self, d: &Delivery<'_>, now: i64) -> Result<Signed, SignatureError> {
         let Some(secrets) = &self.verifier.secrets else {
-            return Ok(());
+            return Ok(None);
         };
         let [id, timestamp, signature] = headers(d);
         let id = id.ok_or(SignatureError::Missing(ID_HEADER))?;
@@ -72,7 +74,8 @@ impl Standard {
         if !secrets.matches(SignatureAlgorithm::Sha256, &signed, &candidates) {
             return Err(SignatureError::Mismatch);
         }
-        check_timestamp(timestamp, now, self.verifier.tolerance_secs)
+        check_timestamp(timestamp, now, self.verifier.tolerance_secs)?;
+        Ok(Some(signed_digest(&signed)))
     }
 
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {

@@ -6,7 +6,9 @@
 
 use super::body::{body_fields, required_string, ID_POINTER, TYPE_POINTER};
 use super::delivery::{Delivery, ProviderError};
-use super::signature::{check_timestamp, parse_timestamp, SignatureError, Verifier};
+use super::signature::{
+    check_timestamp, parse_timestamp, signed_digest, SignatureError, Signed, Verifier,
+};
 use crate::config::SignatureAlgorithm;
 
 pub const SIGNATURE_HEADER: &str = "Stripe-Signature";
@@ -58,9 +60,9 @@ pub fn parse_header(value: &str) -> Result<StripeHeader<'_>, SignatureError> {
 }
 
 impl Stripe {
-    pub fn verify(&self, d: &Delivery<'_>, now: i64) -> Result<(), SignatureError> {
+    pub fn verify(&self, d: &Delivery<'_>, now: i64) -> Result<Signed, SignatureError> {
         let Some(secrets) = &self.verifier.secrets else {
-            return Ok(());
+            return Ok(None);
         };
         let value = d
             .header(SIGNATURE_HEADER)
@@ -70,7 +72,8 @@ impl Stripe {
         if !secrets.matches(SignatureAlgorithm::Sha256, &signed, &header.signatures) {
             return Err(SignatureError::Mismatch);
         }
-        check_timestamp(header.timestamp, now, self.verifier.tolerance_secs)
+        check_timestamp(header.timestamp, now, self.verifier.tolerance_secs)?;
+        Ok(Some(signed_digest(&signed)))
     }
 
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {

@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt;
 use crate::clock::Clock;
 use crate::engine::{Engine, Job};
 use crate::error::{ApiError, Counted};
-use crate::event::key::{sha256, EventKey};
+use crate::event::key::{sha256, signed_key, EventKey};
 use crate::event::{Event, Outcome as EngineOutcome};
 use crate::metrics::{Rejection, SourceMetrics};
 use crate::providers::{Delivery, Source, Sources};
@@ -252,7 +252,7 @@ async fn receive(
     };
     // The signature is checked before the body is even parsed: a forged delivery costs a
     // hash, and learns nothing about how we read payloads.
-    source
+    let signed = source
         .provider
         .verify(&delivery, now.timestamp())
         .map_err(|e| {
@@ -280,6 +280,9 @@ async fn receive(
         digest,
         key,
         payload_sha256,
+        signed_key: signed
+            .filter(|_| source.dedupe_signed_bytes)
+            .map(|s| signed_key(&source.name, &s)),
         headers: owned_headers(meta.headers),
         body,
         json,

@@ -61,6 +61,33 @@ secret_env = "MISSING_VAR"
     db.drop_db().await;
 }
 
+/// A generic source with a secret but no header to read a signature from would run unsigned.
+#[tokio::test]
+async fn a_generic_source_with_a_secret_but_no_signature_header_refuses_to_launch() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let extra = r#"
+[default.idemhook.sources.partner]
+secret_env = "PARTNER_SECRET"
+"#;
+    let mut env = ENV.to_vec();
+    env.push(("PARTNER_SECRET", "a-real-secret"));
+    let key = "idemhook.sources.partner.signature_header";
+    refuses_naming(&config(&db.url, extra), &env, key).await;
+    db.drop_db().await;
+}
+
+/// `whsec_` alone decodes to an empty HMAC key, which anyone can sign with.
+#[tokio::test]
+async fn a_secret_that_decodes_to_nothing_refuses_to_launch() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let env: Vec<_> = ENV
+        .iter()
+        .map(|&(k, v)| (k, if k == "STD_SECRET" { "whsec_" } else { v }))
+        .collect();
+    refuses_naming(&config(&db.url, ""), &env, "STD_SECRET").await;
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn a_bad_database_url_refuses_to_launch() {
     let cfg = config("sqlite:///nonexistent-dir/x.db", "");

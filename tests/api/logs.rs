@@ -83,3 +83,32 @@ async fn logs_never_contain_secrets_tokens_or_payloads() {
     }
     db.drop_db().await;
 }
+
+/// A database URL's credentials, in the user info or in a query parameter that sqlx reads
+/// (`?password=`), never reach the log: the launch line shows the URL with them redacted.
+/// PostgreSQL only: its test server trusts local connections, so any password is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(idemhook_test_postgres),
+    ignore = "no database server: set IDEMHOOK_TEST_POSTGRES_URL"
+)]
+async fn database_credentials_never_reach_the_log() {
+    let db = TestDb::create(Backend::Postgres).await;
+    let url = db
+        .url
+        .replacen("://postgres@", "://postgres:USERINFO_PW_42@", 1)
+        + "?password=QUERY_PW_42&sslmode=disable";
+    assert!(url.contains("USERINFO_PW_42") && url.contains("QUERY_PW_42"));
+    let mut server = Server::start(&config(&url, ""), &ENV).await;
+    server.signal("TERM");
+    assert!(server.wait().await.success());
+    let logs = server.logs();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("database ready") && l.contains("password=***")),
+        "{logs:#?}"
+    );
+    let leaks: Vec<_> = logs.iter().filter(|l| l.contains("_PW_42")).collect();
+    assert!(leaks.is_empty(), "credentials leaked: {leaks:#?}");
+    db.drop_db().await;
+}

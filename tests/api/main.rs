@@ -36,5 +36,9 @@ mod outage;
 mod provider_vectors;
 /// Signed deliveries end to end.
 mod providers;
+/// A captured signed delivery replayed under a new id or type.
+mod replay;
 /// Three instances, 10,000 deliveries (slow).
 mod storm;
+/// A database of the previous release migrated in place.
+mod upgrade;

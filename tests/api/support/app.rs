@@ -59,8 +59,17 @@ pub fn test_settings(db: &TestDb) -> Settings {
         secret_env: Some(SecretEnv::One(var.to_owned())),
         ..source(&["inbox", "payments"])
     };
+    settings.sources.insert(
+        "stripe".into(),
+        SourceConfig {
+            secret_env: Some(SecretEnv::Many(vec![
+                "TEST_STRIPE_SECRET_OLD".to_owned(),
+                "TEST_STRIPE_SECRET".to_owned(),
+            ])),
+            ..signed(ProviderKind::Stripe, "unused")
+        },
+    );
     for (name, provider, var) in [
-        ("stripe", ProviderKind::Stripe, "TEST_STRIPE_SECRET"),
         ("github", ProviderKind::Github, "TEST_GITHUB_SECRET"),
         ("shopify", ProviderKind::Shopify, "TEST_SHOPIFY_SECRET"),
         ("standard", ProviderKind::Standard, "TEST_STANDARD_SECRET"),
@@ -80,8 +89,9 @@ pub fn test_settings(db: &TestDb) -> Settings {
     settings
 }
 
-/// Signing secrets of the test sources. Stripe's and GitHub's rotate: two are active.
-pub const STRIPE_SECRETS: &str = "whsec_old_stripe_secret,whsec_new_stripe_secret";
+/// Signing secrets of the test sources. Stripe's rotate: the old and the new one are both
+/// active, each in a variable of its own (`secret_env` lists both).
+pub const STRIPE_SECRETS: [&str; 2] = ["whsec_old_stripe_secret", "whsec_new_stripe_secret"];
 pub const GITHUB_SECRET: &str = "gh-secret";
 pub const SHOPIFY_SECRET: &str = "shpss_secret";
 /// `whsec_` + base64("standard-webhooks-test-key")
@@ -89,7 +99,8 @@ pub const STANDARD_SECRET: &str = "whsec_c3RhbmRhcmQtd2ViaG9va3MtdGVzdC1rZXk=";
 pub const HMAC_SECRET: &str = "generic-hmac-secret";
 
 fn with_test_secrets(env: Environment) -> Environment {
-    env.with("TEST_STRIPE_SECRET", STRIPE_SECRETS)
+    env.with("TEST_STRIPE_SECRET_OLD", STRIPE_SECRETS[0])
+        .with("TEST_STRIPE_SECRET", STRIPE_SECRETS[1])
         .with("TEST_GITHUB_SECRET", GITHUB_SECRET)
         .with("TEST_SHOPIFY_SECRET", SHOPIFY_SECRET)
         .with("TEST_STANDARD_SECRET", STANDARD_SECRET)

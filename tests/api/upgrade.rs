@@ -1,0 +1,67 @@
+//! Upgrades in place: a database that the previous release migrated and filled with live
+//! dedupe records takes the new migrations (a new column and a unique index over the existing
+//! rows) on every backend, and its records keep answering `duplicate`.
+
+use chrono::Utc;
+use idemhook::entities::processed_event;
+use idemhook::event::key::{sha256, EventKey};
+use migration::{Migrator, MigratorTrait};
+use rocket::http::Status;
+use sea_orm::{ActiveValue::Set, EntityTrait, NotSet};
+
+use crate::support::*;
+
+on_every_backend!(a_database_of_the_previous_release_migrates_in_place);
+
+/// Migrations the previous release shipped (before the signed-bytes key).
+const PREVIOUS_RELEASE_MIGRATIONS: u32 = 2;
+
+async fn a_database_of_the_previous_release_migrates_in_place(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let conn = db.connect().await;
+    Migrator::up(&conn, Some(PREVIOUS_RELEASE_MIGRATIONS))
+        .await
+        .expect("the previous release's schema");
+    // Records as the previous release wrote them: no signed key column yet.
+    let bodies: Vec<String> = (0..3)
+        .map(|i| payment(&format!("old_{i}"), "order_old", 5))
+        .collect();
+    for (i, body) in bodies.iter().enumerate() {
+        let key = EventKey::new("demo", "payment_succeeded".into(), format!("old_{i}")).unwrap();
+        let row = processed_event::ActiveModel {
+            key_digest: Set(key.digest().to_vec()),
+            source: Set(key.source.clone()),
+            event_type: Set(key.event_type.clone()),
+            event_id: Set(key.event_id.clone()),
+            payload_sha256: Set(sha256(body.as_bytes()).to_vec()),
+            signed_key: NotSet,
+            received_at: Set(Utc::now()),
+            processed_at: Set(Utc::now()),
+        };
+        processed_event::Entity::insert(row)
+            .exec_without_returning(&conn)
+            .await
+            .expect("a record of the previous release");
+    }
+    // The new release launches on it: its migrations run at launch.
+    let app = TestApp::spawn(&test_settings(&db)).await;
+    assert_eq!(
+        Migrator::get_pending_migrations(&conn).await.unwrap().len(),
+        0
+    );
+    for body in &bodies {
+        let r = app.post("demo", body, &[]).await;
+        assert_eq!((r.status, r.outcome()), (Status::Ok, "duplicate"), "{r:?}");
+    }
+    assert_eq!(amount_paid(&conn, "order_old").await, None);
+    // New records beside the old ones; the unique index holds many NULLs (unsigned sources).
+    for i in 0..2 {
+        let r = app
+            .post("demo", &payment(&format!("new_{i}"), "order_new", 3), &[])
+            .await;
+        assert_eq!(r.outcome(), "processed", "{r:?}");
+    }
+    assert_eq!(rows(&conn).await.processed, 5);
+    assert_eq!(amount_paid(&conn, "order_new").await, Some(6));
+    db.drop_db().await;
+}
