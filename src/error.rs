@@ -102,6 +102,16 @@ impl EngineError {
                 ),
                 Counted::Rejected(Rejection::Unavailable),
             ),
+            EngineError::Timeout(detail) => {
+                tracing::warn!(%detail, "event transaction timed out waiting on the database");
+                (
+                    unavailable(
+                        "the event's transaction waited too long on the database; retry later",
+                        1,
+                    ),
+                    Counted::Rejected(Rejection::Timeout),
+                )
+            }
             EngineError::Conflict(detail) => {
                 tracing::warn!(%detail, "event transaction kept conflicting");
                 (

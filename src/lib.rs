@@ -162,6 +162,7 @@ impl AppState {
             .manage(self.admin_token)
             .manage(self.clock)
             .manage(self.sweeper)
+            .manage(routes::health::Readiness::default())
     }
 }
 
@@ -223,6 +224,10 @@ async fn ignite(
             max_retries: settings.max_retries,
             max_batch: settings.max_batch,
             writers: settings.writers,
+            bounds: engine::store::Bounds {
+                limits: db::ingest_limits(&settings),
+                transaction: Duration::from_secs(settings.db_timeout_secs),
+            },
         },
         db.clone(),
         clock.clone(),

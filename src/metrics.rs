@@ -29,16 +29,18 @@ pub enum Rejection {
     UnknownSource,
     QueueFull,
     Unavailable,
+    Timeout,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 6] = [
+    const ALL: [Rejection; 7] = [
         Rejection::BadRequest,
         Rejection::Unauthorized,
         Rejection::TooLarge,
         Rejection::UnknownSource,
         Rejection::QueueFull,
         Rejection::Unavailable,
+        Rejection::Timeout,
     ];
 
     fn label(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Rejection {
             Rejection::UnknownSource => "unknown_source",
             Rejection::QueueFull => "queue_full",
             Rejection::Unavailable => "unavailable",
+            Rejection::Timeout => "timeout",
         }
     }
 }
@@ -98,6 +101,8 @@ pub struct Metrics {
     /// Group commits abandoned for per-event processing (a duplicate or failure inside).
     pub batch_fallbacks: IntCounter,
     pub db_up: IntGauge,
+    /// Readiness checks that reached the database (probes in between reuse the answer).
+    pub readiness_checks: IntCounter,
     pub sweeper_deleted: IntCounterVec,
     pub sweeper_last_run: Gauge,
 }
@@ -266,6 +271,10 @@ impl Metrics {
                 "Group commits rolled back and redone event by event (a duplicate, failure or conflict inside)",
             ),
             db_up: int_gauge("idemhook_database_up", "1 while the database answers, 0 after it failed"),
+            readiness_checks: int_counter(
+                "idemhook_readiness_checks_total",
+                "Readiness checks that queried the database (probes within a second reuse the answer)",
+            ),
             sweeper_deleted: counter_vec(
                 &r,
                 "idemhook_sweeper_rows_deleted_total",

@@ -17,15 +17,24 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TryGetableMany, Value,
+    TransactionTrait, TryGetableMany, Value,
 };
 use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::db::Limits;
 use crate::engine::cache::CommittedKeys;
 use crate::entities::{failed_attempt, inbox, processed_event};
 use crate::event::key::Sha256Digest;
 use crate::metrics::Metrics;
+
+/// The sweeper's waits: a batch gives way quickly to a row an event holds (the next sweep
+/// deletes it), but a large delete may take longer than an ingest statement.
+const SWEEP_LIMITS: Limits = Limits {
+    lock: Duration::from_secs(2),
+    statement: Duration::from_secs(60),
+    idle_in_transaction: Duration::from_secs(60),
+};
 
 pub struct SweeperConfig {
     pub retention_days: u32,
@@ -186,6 +195,10 @@ impl Sweeper {
     {
         let mut deleted = 0;
         loop {
+            // Each batch is its own short transaction with the sweeper's own limits: it
+            // never waits long on a row an event holds, and ingest's limits do not cut it.
+            let txn = self.db.begin().await?;
+            SWEEP_LIMITS.apply(&txn).await?;
             let keys: Vec<K> = E::find()
                 .select_only()
                 .column(key)
@@ -193,16 +206,18 @@ impl Sweeper {
                 .order_by_asc(time)
                 .limit(self.config.batch)
                 .into_tuple()
-                .all(&self.db)
+                .all(&txn)
                 .await?;
             if keys.is_empty() {
+                txn.commit().await?;
                 break;
             }
             let n = E::delete_many()
                 .filter(key.is_in(keys.iter().cloned()))
-                .exec(&self.db)
+                .exec(&txn)
                 .await?
                 .rows_affected;
+            txn.commit().await?;
             for digest in keys.iter().filter_map(cached) {
                 self.cache.invalidate(&digest).await;
             }

@@ -63,9 +63,20 @@ pub struct Settings {
     /// `None`: writers + 4 ([`Settings::max_connections`]).
     #[validate(range(min = 1))]
     pub db_max_connections: Option<u32>,
+    /// Also the longest one transaction may take before it is abandoned (a database that
+    /// stopped answering mid-query).
     #[default = 5]
     #[validate(range(min = 1))]
     pub db_timeout_secs: u64,
+    #[default = 3000]
+    #[validate(range(min = 1, max = 3_600_000))]
+    pub lock_timeout_ms: u64,
+    #[default = 5000]
+    #[validate(range(min = 1, max = 3_600_000))]
+    pub statement_timeout_ms: u64,
+    #[default = 10_000]
+    #[validate(range(min = 1, max = 3_600_000))]
+    pub idle_in_transaction_timeout_ms: u64,
     #[default = 3]
     pub max_retries: u32,
     #[default = 16]

@@ -5,6 +5,9 @@
 //! - `Retryable`: the transaction lost a deadlock, a lock wait or a serialization/certification
 //!   race; nothing it did is visible, and rerunning it is safe because the rerun's dedupe
 //!   insert meets the winner's committed row.
+//! - `Timeout`: the transaction waited past its lock or statement timeout (a row locked
+//!   elsewhere, a statement that would not finish). Answered 503 after one attempt: a rerun
+//!   would wait on the same lock again, holding a writer that other events need.
 //! - `Unavailable`: the database cannot be reached; answer 503 so the provider retries.
 //! - `Other`: a bug or a bad write; answer 500.
 
@@ -14,6 +17,7 @@ use sea_orm::{sqlx, DbErr, RuntimeErr};
 pub enum DbErrorKind {
     UniqueViolation,
     Retryable,
+    Timeout,
     Unavailable,
     Other,
 }
@@ -75,8 +79,10 @@ pub fn classify_code(backend: Backend, code: &str) -> DbErrorKind {
         Backend::Postgres => match code {
             "23505" => UniqueViolation,
             // serialization_failure (also CockroachDB/YugabyteDB retry errors),
-            // deadlock_detected, lock_not_available
-            "40001" | "40P01" | "55P03" => Retryable,
+            // deadlock_detected
+            "40001" | "40P01" => Retryable,
+            // lock_not_available (lock_timeout), query_canceled (statement_timeout)
+            "55P03" | "57014" => Timeout,
             // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections,
             // read_only_sql_transaction (a failover promoted another primary)
             "57P01" | "57P02" | "57P03" | "53300" | "25006" => Unavailable,
@@ -85,8 +91,10 @@ pub fn classify_code(backend: Backend, code: &str) -> DbErrorKind {
         },
         Backend::MySql => match code {
             "1062" | "1022" | "1169" | "1586" => UniqueViolation,
-            // deadlock (also Galera certification conflicts), lock wait timeout
-            "1213" | "1205" => Retryable,
+            // deadlock (also Galera certification conflicts)
+            "1213" => Retryable,
+            // lock wait timeout, MariaDB's max_statement_time, MySQL's max_execution_time
+            "1205" | "1969" | "3024" => Timeout,
             // too many connections, server shutdown, WSREP not ready, connection killed,
             // read-only, "got error during COMMIT/ROLLBACK" (the engine, e.g. a Galera node
             // leaving the cluster, refused the commit: nothing was committed), network
@@ -100,8 +108,10 @@ pub fn classify_code(backend: Backend, code: &str) -> DbErrorKind {
         Backend::Sqlite => match code {
             // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
             "2067" | "1555" => UniqueViolation,
-            // SQLITE_BUSY and its extended codes, SQLITE_LOCKED
-            "5" | "261" | "517" | "773" | "6" | "262" => Retryable,
+            // SQLITE_BUSY after the busy timeout (the lock timeout), SQLITE_BUSY_RECOVERY
+            "5" | "261" => Timeout,
+            // SQLITE_BUSY_SNAPSHOT, SQLITE_BUSY_TIMEOUT, SQLITE_LOCKED: a race to rerun
+            "517" | "773" | "6" | "262" => Retryable,
             // SQLITE_CANTOPEN, SQLITE_IOERR, SQLITE_FULL
             "14" | "10" | "13" => Unavailable,
             _ => Other,
@@ -119,6 +129,8 @@ mod tests {
         assert_eq!(classify_code(Backend::Postgres, "23505"), UniqueViolation);
         assert_eq!(classify_code(Backend::Postgres, "40001"), Retryable);
         assert_eq!(classify_code(Backend::Postgres, "40P01"), Retryable);
+        assert_eq!(classify_code(Backend::Postgres, "55P03"), Timeout);
+        assert_eq!(classify_code(Backend::Postgres, "57014"), Timeout);
         assert_eq!(classify_code(Backend::Postgres, "08006"), Unavailable);
         assert_eq!(classify_code(Backend::Postgres, "57P01"), Unavailable);
         assert_eq!(classify_code(Backend::Postgres, "22001"), Other);
@@ -128,7 +140,8 @@ mod tests {
     fn mysql_codes() {
         assert_eq!(classify_code(Backend::MySql, "1062"), UniqueViolation);
         assert_eq!(classify_code(Backend::MySql, "1213"), Retryable);
-        assert_eq!(classify_code(Backend::MySql, "1205"), Retryable);
+        assert_eq!(classify_code(Backend::MySql, "1205"), Timeout);
+        assert_eq!(classify_code(Backend::MySql, "1969"), Timeout);
         assert_eq!(classify_code(Backend::MySql, "2013"), Unavailable);
         assert_eq!(classify_code(Backend::MySql, "1047"), Unavailable);
         assert_eq!(classify_code(Backend::MySql, "1180"), Unavailable);
@@ -139,7 +152,7 @@ mod tests {
     fn sqlite_codes() {
         assert_eq!(classify_code(Backend::Sqlite, "1555"), UniqueViolation);
         assert_eq!(classify_code(Backend::Sqlite, "2067"), UniqueViolation);
-        assert_eq!(classify_code(Backend::Sqlite, "5"), Retryable);
+        assert_eq!(classify_code(Backend::Sqlite, "5"), Timeout);
         assert_eq!(classify_code(Backend::Sqlite, "517"), Retryable);
         assert_eq!(classify_code(Backend::Sqlite, "1"), Other);
     }

@@ -52,6 +52,8 @@ pub struct EngineConfig {
     pub max_batch: usize,
     /// Transactions committing new events at once.
     pub writers: usize,
+    /// How long one transaction may wait, and take.
+    pub bounds: store::Bounds,
 }
 
 struct Shard {
@@ -87,7 +89,13 @@ impl Engine {
         );
         let writers = Writers::start(
             WriterContext {
-                store: Store::new(db, config.max_retries, clock, metrics.clone()),
+                store: Store::new(
+                    db,
+                    config.max_retries,
+                    config.bounds,
+                    clock,
+                    metrics.clone(),
+                ),
                 cache: cache.clone(),
                 metrics: metrics.clone(),
                 max_batch: config.max_batch.max(1),

@@ -11,6 +11,10 @@
 //! same key then blocks on the first one's uncommitted index entry, and when the first commits
 //! it gets a unique violation, which is answered `duplicate`. If the first rolls back, the
 //! second proceeds. No lock is taken in the application; the unique key is the arbiter.
+//!
+//! Every transaction sets its [`Limits`] first (a lock or statement timeout ends a wait on a
+//! row held elsewhere) and is bounded as a whole by `db_timeout` on the client (a database
+//! that stopped answering mid-query ends it too).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -21,10 +25,13 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, TransactionTrait,
+};
 
 use super::db_error::{classify, DbErrorKind};
 use crate::clock::Clock;
+use crate::db::Limits;
 use crate::entities::{failed_attempt, processed_event};
 use crate::event::key::Sha256Digest;
 use crate::event::{EngineError, Event};
@@ -49,6 +56,18 @@ pub enum Committed {
 enum AttemptError {
     Db(DbErr),
     Handler(String),
+    /// The client-side bound on the whole transaction ran out: the database stopped answering.
+    Stalled,
+}
+
+/// Why a group commit did not commit.
+pub enum BatchFailure {
+    /// The database cannot be reached or stopped answering: every event of the group is
+    /// answered 503 at once, rather than each waiting its turn to find out again.
+    Unavailable(String),
+    /// Anything else (a duplicate, a handler's failure, a conflict, a lock timeout): each
+    /// event is redone alone, so only the event at fault fails.
+    Redo,
 }
 
 /// A committed outcome and how long the dedupe insert took (the idempotency check's share
@@ -58,10 +77,20 @@ pub struct Settled {
     pub check: Duration,
 }
 
+/// What bounds an ingest transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Set on the transaction itself (lock, statement, idle).
+    pub limits: Limits,
+    /// The longest a whole transaction may take, measured by the client.
+    pub transaction: Duration,
+}
+
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
     max_retries: u32,
+    bounds: Bounds,
     clock: Clock,
     metrics: Arc<Metrics>,
 }
@@ -70,15 +99,27 @@ impl Store {
     pub fn new(
         db: DatabaseConnection,
         max_retries: u32,
+        bounds: Bounds,
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             db,
             max_retries,
+            bounds,
             clock,
             metrics,
         }
+    }
+
+    /// BEGIN, then the transaction's limits.
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        let txn = self.db.begin().await?;
+        if let Err(err) = self.bounds.limits.apply(&txn).await {
+            let _ = txn.rollback().await;
+            return Err(err);
+        }
+        Ok(txn)
     }
 
     /// Runs the event's transaction, rerunning it when it lost a deadlock or serialization
@@ -90,11 +131,20 @@ impl Store {
     ) -> Result<Settled, EngineError> {
         let mut attempt = 0;
         loop {
-            let err = match self.attempt(event, handlers).await {
-                Ok(committed) => return Ok(committed),
-                Err(err) => err,
+            let bounded =
+                tokio::time::timeout(self.bounds.transaction, self.attempt(event, handlers));
+            let err = match bounded.await {
+                Ok(Ok(committed)) => return Ok(committed),
+                Ok(Err(err)) => err,
+                Err(_) => AttemptError::Stalled,
             };
             match err {
+                AttemptError::Stalled => {
+                    return Err(EngineError::Unavailable(format!(
+                        "the database did not finish the transaction within {:?}",
+                        self.bounds.transaction
+                    )));
+                }
                 AttemptError::Handler(msg) => {
                     self.record_failure(event, &msg).await;
                     return Err(EngineError::HandlerFailed(msg));
@@ -111,6 +161,9 @@ impl Store {
                             "transaction still conflicting after {} retries: {db_err}",
                             self.max_retries
                         )));
+                    }
+                    DbErrorKind::Timeout => {
+                        return Err(EngineError::Timeout(db_err.to_string()));
                     }
                     DbErrorKind::Unavailable => {
                         return Err(EngineError::Unavailable(db_err.to_string()));
@@ -131,7 +184,7 @@ impl Store {
         handlers: &[Arc<dyn Handler>],
     ) -> Result<Settled, AttemptError> {
         let started = Instant::now();
-        let txn = self.db.begin().await.map_err(AttemptError::Db)?;
+        let txn = self.begin().await.map_err(AttemptError::Db)?;
         let record = dedupe_record(event, self.clock.now());
         if let Err(err) = processed_event::Entity::insert(record)
             .exec_without_returning(&txn)
@@ -177,43 +230,60 @@ impl Store {
     }
 
     /// Group commit: the events of one batch in a single transaction, with one multi-row
-    /// dedupe insert. `Some(check)` when every event committed (all were new and every
-    /// handler succeeded); `None` when anything went wrong, in which case nothing was
-    /// committed and the caller runs each event through [`Store::process`], which isolates
-    /// duplicates, failures and retries per event. The optimistic path is the common one:
-    /// duplicates mostly never get here (the cache answers them) and handler failures are
-    /// rare, so a batch of N new events costs one BEGIN, one INSERT and one COMMIT instead
-    /// of N of each, and each handler sees the batch's events in one
-    /// [`Handler::handle_batch`] call.
+    /// dedupe insert. `Ok(check)` when every event committed (all were new and every handler
+    /// succeeded). Otherwise nothing was committed, and either the database is unreachable
+    /// (every event is answered 503 at once) or the caller runs each event through
+    /// [`Store::process`], which isolates duplicates, failures, timeouts and retries per
+    /// event. The optimistic path is the common one: duplicates mostly never get here (the
+    /// cache answers them) and handler failures are rare, so a batch of N new events costs
+    /// one BEGIN, one INSERT and one COMMIT instead of N of each, and each handler sees the
+    /// batch's events in one [`Handler::handle_batch`] call.
     ///
     /// `events` must be sorted by digest and free of repeats: two batches on two instances
     /// then take their dedupe-row locks in the same order and cannot deadlock on them.
-    pub async fn commit_batch(&self, events: &[(&Event, &[Arc<dyn Handler>])]) -> Option<Duration> {
+    pub async fn commit_batch(
+        &self,
+        events: &[(&Event, &[Arc<dyn Handler>])],
+    ) -> Result<Duration, BatchFailure> {
+        match tokio::time::timeout(self.bounds.transaction, self.try_batch(events)).await {
+            Ok(result) => result,
+            Err(_) => Err(BatchFailure::Unavailable(format!(
+                "the database did not finish a group's transaction within {:?}",
+                self.bounds.transaction
+            ))),
+        }
+    }
+
+    async fn try_batch(
+        &self,
+        events: &[(&Event, &[Arc<dyn Handler>])],
+    ) -> Result<Duration, BatchFailure> {
         let started = Instant::now();
-        let txn = self.db.begin().await.ok()?;
+        let txn = self.begin().await.map_err(batch_failure)?;
         let now = self.clock.now();
         let records = events.iter().map(|(event, _)| dedupe_record(event, now));
-        if processed_event::Entity::insert_many(records)
+        if let Err(err) = processed_event::Entity::insert_many(records)
             .exec_without_returning(&txn)
             .await
-            .is_err()
         {
             let _ = txn.rollback().await;
-            return None;
+            return Err(batch_failure(err));
         }
         let check = started.elapsed();
         for (handler, its_events) in by_handler(events) {
-            let ok = AssertUnwindSafe(handler.handle_batch(&its_events, &txn))
+            let result = AssertUnwindSafe(handler.handle_batch(&its_events, &txn))
                 .catch_unwind()
-                .await
-                .is_ok_and(|r| r.is_ok());
-            if !ok {
-                let _ = txn.rollback().await;
-                return None;
-            }
+                .await;
+            let failure = match result {
+                Ok(Ok(())) => continue,
+                Ok(Err(HandlerError::Db(err))) => batch_failure(err),
+                Ok(Err(_)) | Err(_) => BatchFailure::Redo,
+            };
+            let _ = txn.rollback().await;
+            return Err(failure);
         }
-        txn.commit().await.ok()?;
-        Some(check)
+        txn.commit().await.map_err(batch_failure)?;
+        Ok(check)
     }
 
     /// The payload digest recorded with a committed event.
@@ -230,6 +300,18 @@ impl Store {
     /// Audit only: counts the failed attempt. Best effort, since the database may be the
     /// thing that failed; losing an audit row never affects exactly-once.
     async fn record_failure(&self, event: &Event, error: &str) {
+        // Bounded like the transaction: a database that stopped answering must not hold the
+        // writer on an audit row.
+        let write = self.write_failure(event, error);
+        if tokio::time::timeout(self.bounds.transaction, write)
+            .await
+            .is_err()
+        {
+            tracing::warn!("could not record the failed attempt for audit: the database stalled");
+        }
+    }
+
+    async fn write_failure(&self, event: &Event, error: &str) {
         let now = self.clock.now();
         let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
         let row = failed_attempt::ActiveModel {
@@ -264,6 +346,15 @@ impl Store {
         if let Err(err) = result {
             tracing::warn!(error = %err, "could not record the failed attempt for audit");
         }
+    }
+}
+
+/// A group's database error: an unreachable database fails the whole group, anything else
+/// sends its events through one transaction each.
+fn batch_failure(err: DbErr) -> BatchFailure {
+    match classify(&err) {
+        DbErrorKind::Unavailable => BatchFailure::Unavailable(err.to_string()),
+        _ => BatchFailure::Redo,
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Mutex};
 
 use super::cache::CommittedKeys;
-use super::store::{Committed, Settled, Store};
+use super::store::{BatchFailure, Committed, Settled, Store};
 use super::Job;
 use crate::event::{EngineError, Outcome};
 use crate::metrics::Metrics;
@@ -129,17 +129,25 @@ async fn process_batch(ctx: &WriterContext, jobs: &[&Job]) -> Vec<Result<Outcome
             .iter()
             .map(|job| (job.event.as_ref(), job.handlers.as_ref()))
             .collect();
-        if let Some(check) = ctx.store.commit_batch(&events).await {
-            ctx.metrics.batch_size.observe(jobs.len() as f64);
-            for job in jobs {
-                ctx.metrics.check_miss.observe(check.as_secs_f64());
-                ctx.cache
-                    .insert(job.event.digest, job.event.payload_sha256)
-                    .await;
+        match ctx.store.commit_batch(&events).await {
+            Ok(check) => {
+                ctx.metrics.batch_size.observe(jobs.len() as f64);
+                for job in jobs {
+                    ctx.metrics.check_miss.observe(check.as_secs_f64());
+                    ctx.cache
+                        .insert(job.event.digest, job.event.payload_sha256)
+                        .await;
+                }
+                return jobs.iter().map(|_| Ok(Outcome::Processed)).collect();
             }
-            return jobs.iter().map(|_| Ok(Outcome::Processed)).collect();
+            Err(BatchFailure::Unavailable(detail)) => {
+                return jobs
+                    .iter()
+                    .map(|_| Err(EngineError::Unavailable(detail.clone())))
+                    .collect();
+            }
+            Err(BatchFailure::Redo) => ctx.metrics.batch_fallbacks.inc(),
         }
-        ctx.metrics.batch_fallbacks.inc();
     }
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -205,7 +213,16 @@ mod tests {
             metrics.check_hit.clone(),
         );
         let ctx = WriterContext {
-            store: Store::new(db, 3, Clock::system(), metrics.clone()),
+            store: Store::new(
+                db,
+                3,
+                crate::engine::store::Bounds {
+                    limits: crate::db::ingest_limits(&settings),
+                    transaction: Duration::from_secs(5),
+                },
+                Clock::system(),
+                metrics.clone(),
+            ),
             cache,
             metrics,
             max_batch,

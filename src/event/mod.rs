@@ -108,6 +108,10 @@ pub enum EngineError {
     QueueFull,
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The transaction waited past its lock or statement timeout: a row it needs is held
+    /// elsewhere. Only this event is refused; retry later.
+    #[error("the event's transaction timed out waiting: {0}")]
+    Timeout(String),
     /// The transaction kept losing deadlock or serialization races; retry later.
     #[error("the event's transaction kept conflicting: {0}")]
     Conflict(String),

@@ -1,12 +1,19 @@
 //! Liveness (the process answers) and readiness (the database answers, its schema is
 //! current, and on a Galera cluster the node is `Synced`). A load balancer should route on
-//! readiness only.
+//! readiness only. Readiness answers are shared for a second (see [`Readiness`]), so a flood
+//! of probes cannot take the writers' connections.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use migration::{Migrator, MigratorTrait};
 use rocket::http::Status;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, routes, Route, State};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
+use tokio::sync::Mutex;
+
+use crate::engine::Engine;
 
 pub fn routes() -> Vec<Route> {
     routes![live, ready]
@@ -17,13 +24,42 @@ fn live() -> Json<Value> {
     Json(json!({ "status": "live" }))
 }
 
+/// How long a readiness answer is reused.
+const READY_TTL: Duration = Duration::from_secs(1);
+
+/// The last readiness answer, shared by every probe. A probe that finds no fresh answer takes
+/// the lock and checks the database while the others wait for its answer: however many probes
+/// arrive, at most one connection of the pool (which the writers need) serves them, and at
+/// most once a second.
+#[derive(Default)]
+pub struct Readiness {
+    last: Mutex<Option<(Instant, Status, Value)>>,
+}
+
 #[get("/health/ready")]
-async fn ready(db: &State<DatabaseConnection>) -> (Status, Json<Value>) {
+async fn ready(
+    db: &State<DatabaseConnection>,
+    readiness: &State<Readiness>,
+    engine: &State<Arc<Engine>>,
+) -> (Status, Json<Value>) {
+    let mut last = readiness.last.lock().await;
+    if let Some((at, status, body)) = last.as_ref() {
+        if at.elapsed() < READY_TTL {
+            return (*status, Json(body.clone()));
+        }
+    }
+    engine.metrics().readiness_checks.inc();
+    let (status, body) = check(db).await;
+    *last = Some((Instant::now(), status, body.clone()));
+    (status, Json(body))
+}
+
+async fn check(db: &DatabaseConnection) -> (Status, Value) {
     if let Err(e) = db.ping().await {
         tracing::warn!(error = %e, "readiness: database unreachable");
         return (
             Status::ServiceUnavailable,
-            Json(json!({ "status": "unavailable", "reason": "database unreachable" })),
+            json!({ "status": "unavailable", "reason": "database unreachable" }),
         );
     }
     let galera = galera_node(db).await;
@@ -31,34 +67,34 @@ async fn ready(db: &State<DatabaseConnection>) -> (Status, Json<Value>) {
         if state != "Synced" {
             return (
                 Status::ServiceUnavailable,
-                Json(json!({
+                json!({
                     "status": "unavailable",
                     "reason": format!("galera node {node} is {state}, not Synced"),
                     "galera": { "node": node, "state": state },
-                })),
+                }),
             );
         }
     }
-    match Migrator::get_pending_migrations(db.inner()).await {
+    match Migrator::get_pending_migrations(db).await {
         Ok(pending) if pending.is_empty() => {
             let mut body = json!({ "status": "ready" });
             if let Some((node, state)) = galera {
                 body["galera"] = json!({ "node": node, "state": state });
             }
-            (Status::Ok, Json(body))
+            (Status::Ok, body)
         }
         Ok(pending) => (
             Status::ServiceUnavailable,
-            Json(json!({
+            json!({
                 "status": "unavailable",
                 "reason": format!("{} migrations pending", pending.len())
-            })),
+            }),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: cannot read the migration table");
             (
                 Status::ServiceUnavailable,
-                Json(json!({ "status": "unavailable", "reason": "migration status unknown" })),
+                json!({ "status": "unavailable", "reason": "migration status unknown" }),
             )
         }
     }

@@ -26,6 +26,8 @@ mod hostile;
 mod ingest;
 /// Launch-time refusals of a bad configuration, and the in-memory store.
 mod launch;
+/// A row locked elsewhere delays only its own event.
+mod locks;
 /// No secret, token or payload in the logs.
 mod logs;
 /// The sweeper, metrics, health and graceful shutdown.

@@ -149,12 +149,32 @@ async fn health_endpoints() {
     db.drop_db().await;
 }
 
-/// Five slow events are accepted (one in its transaction, four queued behind it on the one
-/// shard); then SIGTERM. Every one of them commits and is answered 200, and the process exits
+/// A hundred readiness probes at once share one check of the database (one connection at a
+/// time, an answer reused for a second), so probes cannot starve the writers of the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_readiness_probes_shares_one_database_check() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn(&test_settings(&db)).await;
+    let replies = futures::future::join_all((0..100).map(|_| app.get("/health/ready", None))).await;
+    assert!(
+        replies.iter().all(|r| r.status == Status::Ok),
+        "{replies:?}"
+    );
+    let checks = app.engine().metrics().readiness_checks.get();
+    assert!(
+        (1..=2).contains(&checks),
+        "{checks} database checks for 100 probes"
+    );
+    drop(app);
+    db.drop_db().await;
+}
+
+/// Five slow events are accepted (in a transaction, or queued for one at the writers); then
+/// SIGTERM. Every one of them commits and is answered 200, and the process exits
 /// 0. Logs are JSON, one line per event, with no payload in them.
 async fn sigterm_drains_accepted_events_before_exit(backend: Backend) {
     let db = TestDb::create(backend).await;
-    // One shard, so that four of the five wait in its queue.
+    // One shard: all five are held by it while they commit.
     let extra = r#"shards = 1
 [default.idemhook.sources.slow]
 handlers = ["inbox", "sleep"]

@@ -8,17 +8,26 @@ use futures::future::join_all;
 
 use crate::support::*;
 
-on_server_backends!(a_database_outage_answers_503_and_the_same_instance_recovers);
+on_server_backends!(
+    a_database_outage_answers_503_and_the_same_instance_recovers,
+    a_partitioned_database_fails_the_whole_group_fast,
+);
+
+/// idemhook's database URL through a new proxy.
+async fn proxied(db: &TestDb) -> (Proxy, String) {
+    let (before_host, rest) = db.url.split_once('@').expect("user@host in URL");
+    let (host, path) = rest.split_once('/').expect("host/db in URL");
+    let proxy = Proxy::start(host).await;
+    let url = format!("{before_host}@127.0.0.1:{}/{path}", proxy.port);
+    (proxy, url)
+}
 
 /// Deliveries flow; the proxy cuts every connection and refuses new ones; deliveries get 503
 /// with Retry-After, never a 500 or a hang; the proxy comes back and the *same* process serves
 /// again, and the providers' redeliveries are processed exactly once.
 async fn a_database_outage_answers_503_and_the_same_instance_recovers(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let (before_host, rest) = db.url.split_once('@').expect("user@host in URL");
-    let (host, path) = rest.split_once('/').expect("host/db in URL");
-    let proxy = Proxy::start(host).await;
-    let url = format!("{before_host}@127.0.0.1:{}/{path}", proxy.port);
+    let (proxy, url) = proxied(&db).await;
     let mut server = Server::start(&config(&url, "shards = 4\ndb_timeout_secs = 2"), &ENV).await;
     let client = reqwest::Client::new();
     let body = |i: usize| payment(&format!("out_{i}"), "order_out", 10);
@@ -69,6 +78,59 @@ async fn a_database_outage_answers_503_and_the_same_instance_recovers(backend: B
     assert_eq!(count("database unavailable: answering 503"), 1, "{logs:#?}");
     assert_eq!(count("database available again"), 1, "{logs:#?}");
     assert!(!logs.iter().any(|l| l.contains("panicked")), "{logs:#?}");
+    drop(server);
+    drop(proxy);
+    db.drop_db().await;
+}
+
+/// A partition, not a clean cut: the database's sockets stay open and nothing comes back, so
+/// no error ever arrives by itself. Sixteen events at once are all answered 503 with
+/// Retry-After, each group failing as a whole when the transaction's client-side bound runs
+/// out: no group falls back to event-by-event transactions (which would make each event wait
+/// its own turn for the same silence). After the partition, the same process serves again.
+async fn a_partitioned_database_fails_the_whole_group_fast(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let (proxy, url) = proxied(&db).await;
+    let server = Server::start(&config(&url, "db_timeout_secs = 2"), &ENV).await;
+    let client = reqwest::Client::new();
+    let body = |i: usize| payment(&format!("part_{i}"), "order_part", 10);
+    assert_eq!(post(&client, &server, "demo", &body(0), &[]).await.0, 200);
+    let fallbacks = server.metric("idemhook_batch_fallbacks_total").await;
+    proxy.blackhole();
+    let during = tokio::time::timeout(
+        PATIENCE,
+        join_all((1..17).map(|i| {
+            let b = body(i);
+            let (client, server) = (&client, &server);
+            async move { post(client, server, "demo", &b, &[]).await }
+        })),
+    )
+    .await
+    .expect("every delivery is answered during the partition");
+    for (status, text, retry) in &during {
+        assert_eq!(*status, 503, "{text}");
+        assert!(retry.is_some(), "503 without Retry-After");
+    }
+    assert_eq!(
+        server.metric("idemhook_batch_fallbacks_total").await,
+        fallbacks,
+        "a group fell back to one transaction per event"
+    );
+    proxy.restore();
+    assert_eq!(server.ready_within(10).await, 200);
+    for i in 1..17 {
+        let mut reply = (0, String::new(), None);
+        for _ in 0..50 {
+            reply = post(&client, &server, "demo", &body(i), &[]).await;
+            if reply.0 == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(reply.0, 200, "{reply:?}");
+    }
+    let conn = db.connect().await;
+    assert_eq!(amount_paid(&conn, "order_part").await, Some(170));
     drop(server);
     drop(proxy);
     db.drop_db().await;

@@ -84,7 +84,10 @@ fn verify(
         now,
     )?;
     // Every verifier here has a secret: a verified delivery names the bytes it signed.
-    assert!(signed.is_some(), "a verified delivery names what was signed");
+    assert!(
+        signed.is_some(),
+        "a verified delivery names what was signed"
+    );
     Ok(())
 }
 

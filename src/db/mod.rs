@@ -1,4 +1,13 @@
 //! The database connection: opened and migrated at launch, or the launch fails.
+//!
+//! - [`limits`]: how long one transaction may wait on a lock or a statement.
+//! - [`redact`]: database URLs as logs may show them.
+
+mod limits;
+mod redact;
+
+pub use limits::Limits;
+pub use redact::redact;
 
 use std::time::Duration;
 
@@ -17,6 +26,8 @@ pub enum DbSetupError {
 
 pub async fn connect(url: &str, settings: &Settings) -> Result<DatabaseConnection, DbSetupError> {
     let timeout = Duration::from_secs(settings.db_timeout_secs);
+    // SQLite's only lock wait: the busy timeout, set per connection.
+    let lock_timeout = Duration::from_millis(settings.lock_timeout_ms);
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(settings.max_connections())
         .connect_timeout(timeout)
@@ -38,14 +49,14 @@ pub async fn connect(url: &str, settings: &Settings) -> Result<DatabaseConnectio
             .max_lifetime(None);
     } else if url.starts_with("sqlite:") {
         // WAL lets readers (the admin API) run beside the one writer; writers queue on the
-        // busy timeout instead of failing at once. `synchronous = FULL`: in WAL mode `NORMAL`
+        // busy timeout (the lock timeout) instead of failing at once. `synchronous = FULL`: in WAL mode `NORMAL`
         // skips the fsync at each commit, so a commit answered 200 could roll back on power
         // loss and the provider, told `processed`, would never retry. Group commit pays the
         // fsync once per batch (BENCHMARKS.md, change 17).
         opts.map_sqlx_sqlite_opts(move |o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
-                .busy_timeout(timeout)
+                .busy_timeout(lock_timeout)
         });
     }
     Database::connect(opts).await.map_err(DbSetupError::Connect)
@@ -80,61 +91,20 @@ fn statement_cache_capacity(url: &str, settings: &Settings) -> Option<usize> {
     (capacity > SQLX_STATEMENT_CACHE).then_some(capacity)
 }
 
+/// The limits of an ingest transaction, from `lock_timeout_ms`, `statement_timeout_ms` and
+/// `idle_in_transaction_timeout_ms`.
+pub fn ingest_limits(settings: &Settings) -> Limits {
+    Limits {
+        lock: Duration::from_millis(settings.lock_timeout_ms),
+        statement: Duration::from_millis(settings.statement_timeout_ms),
+        idle_in_transaction: Duration::from_millis(settings.idle_in_transaction_timeout_ms),
+    }
+}
+
 /// Applies pending migrations. Concurrent launches on one database should be staggered
 /// (or the schema migrated beforehand with `cargo run -p migration -- up`).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbSetupError> {
     Migrator::up(db, None).await.map_err(DbSetupError::Migrate)
-}
-
-/// The URL with every credential replaced by `***`, for logs: the password in the user info
-/// (`user:password@`), and any query parameter that sqlx reads a secret from (`password`,
-/// `sslpassword`, and, to be safe, any name containing `pass`, `secret` or `token`).
-pub fn redact(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let mut out = redact_user_info(base);
-    if let Some(query) = query {
-        out.push('?');
-        let params: Vec<String> = query
-            .split('&')
-            .map(|param| match param.split_once('=') {
-                Some((name, _)) if is_secret_param(name) => format!("{name}=***"),
-                _ => param.to_owned(),
-            })
-            .collect();
-        out.push_str(&params.join("&"));
-    }
-    out
-}
-
-/// `scheme://user:password@host/…` with the password replaced. The user info ends at the last
-/// `@` of the authority (a literal `@` in a password is sent percent-encoded).
-fn redact_user_info(base: &str) -> String {
-    let Some(scheme_end) = base.find("://").map(|i| i + 3) else {
-        return base.to_owned();
-    };
-    let authority_end = base[scheme_end..]
-        .find(['/', '#'])
-        .map_or(base.len(), |i| scheme_end + i);
-    let authority = &base[scheme_end..authority_end];
-    match authority.rfind('@') {
-        Some(at) => match authority[..at].split_once(':') {
-            Some((user, _)) => format!(
-                "{}{user}:***{}",
-                &base[..scheme_end],
-                &base[scheme_end + at..]
-            ),
-            None => base.to_owned(),
-        },
-        None => base.to_owned(),
-    }
-}
-
-fn is_secret_param(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    ["pass", "secret", "token"].iter().any(|w| name.contains(w))
 }
 
 #[cfg(test)]
@@ -197,30 +167,5 @@ mod tests {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
-    }
-
-    use super::redact;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact("mysql://root@h/db"), "mysql://root@h/db");
-        assert_eq!(
-            redact("postgres://u@h/db?password=secret&sslmode=disable"),
-            "postgres://u@h/db?password=***&sslmode=disable"
-        );
-        assert_eq!(
-            redact("postgres://u:p%40ss@h/db?sslpassword=k&x=1"),
-            "postgres://u:***@h/db?sslpassword=***&x=1"
-        );
-        // An `@` in the query is no user info.
-        assert_eq!(
-            redact("mysql://h/db?user=a@b&Password=s"),
-            "mysql://h/db?user=a@b&Password=***"
-        );
-        assert_eq!(redact("sqlite://x.db?mode=rwc"), "sqlite://x.db?mode=rwc");
     }
 }
