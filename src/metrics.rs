@@ -65,6 +65,9 @@ pub struct SourceMetrics {
     pub duplicate: IntCounter,
     pub failed: IntCounter,
     pub payload_mismatches: IntCounter,
+    /// Events a handler refused for good (settled `rejected`); not to be confused with
+    /// `rejected`, the deliveries refused before any handler ran.
+    pub handler_rejections: IntCounter,
     pub processed_seconds: Histogram,
     pub duplicate_seconds: Histogram,
     /// `idemhook_events_rejected_total` by reason, in the order of `Rejection::ALL`.
@@ -122,6 +125,7 @@ struct BySource {
     duplicate: IntCounterVec,
     failed: IntCounterVec,
     payload_mismatches: IntCounterVec,
+    handler_rejections: IntCounterVec,
     rejected: IntCounterVec,
     /// From the body being read to the answer, for processed and duplicate events.
     processing_seconds: HistogramVec,
@@ -135,6 +139,7 @@ impl BySource {
             duplicate: self.duplicate.with_label_values(&[label]),
             failed: self.failed.with_label_values(&[label]),
             payload_mismatches: self.payload_mismatches.with_label_values(&[label]),
+            handler_rejections: self.handler_rejections.with_label_values(&[label]),
             processed_seconds: self
                 .processing_seconds
                 .with_label_values(&[label, "processed"]),
@@ -233,6 +238,12 @@ impl Metrics {
                 &r,
                 "idemhook_payload_mismatches_total",
                 "Duplicates whose payload differs from the processed one",
+                &["source"],
+            ),
+            handler_rejections: counter_vec(
+                &r,
+                "idemhook_handler_rejections_total",
+                "Events a handler refused for good, settled as rejected (answered 200 rejected)",
                 &["source"],
             ),
             rejected: counter_vec(

@@ -1,5 +1,6 @@
-//! The retention sweeper: deletes dedupe records, failed-attempt audit rows and inbox rows
-//! older than their retention, so storage stays bounded.
+//! The retention sweeper: deletes dedupe records, failed-attempt audit rows, the payloads kept
+//! for rejected and failed events, and inbox rows older than their retention, so storage stays
+//! bounded.
 //!
 //! It deletes in batches (select up to `sweep_batch` primary keys, delete them, pause), each
 //! batch its own short statement, so it never holds a long lock or starves ingestion. The
@@ -24,7 +25,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::db::Limits;
 use crate::engine::cache::CommittedKeys;
-use crate::entities::{failed_attempt, inbox, processed_event};
+use crate::entities::{event_payload, failed_attempt, inbox, processed_event};
 use crate::event::key::Sha256Digest;
 use crate::metrics::Metrics;
 
@@ -50,6 +51,8 @@ pub struct SweepReport {
     pub processed_events: u64,
     pub failed_attempts: u64,
     pub inbox: u64,
+    /// Raw payloads kept for rejected and failed events.
+    pub event_payloads: u64,
 }
 
 /// The running sweeper: owns its task, and stops it when told to or when dropped (with the
@@ -122,6 +125,7 @@ impl Sweeper {
                         processed_events = r.processed_events,
                         failed_attempts = r.failed_attempts,
                         inbox = r.inbox,
+                        event_payloads = r.event_payloads,
                         "retention sweep done"
                     ),
                     Err(e) => {
@@ -160,6 +164,15 @@ impl Sweeper {
                 |_| None,
             )
             .await?;
+        let event_payloads = self
+            .sweep_table::<event_payload::Entity, Vec<u8>>(
+                "event_payloads",
+                event_payload::Column::KeyDigest,
+                event_payload::Column::StoredAt,
+                cutoff,
+                |_| None,
+            )
+            .await?;
         let inbox = self
             .sweep_table::<inbox::Entity, i64>(
                 "inbox",
@@ -176,6 +189,7 @@ impl Sweeper {
             processed_events,
             failed_attempts,
             inbox,
+            event_payloads,
         })
     }
 

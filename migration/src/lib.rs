@@ -15,6 +15,7 @@ pub mod limits;
 mod m20261122_000001_create_events;
 mod m20261122_000002_create_business;
 mod m20261123_000001_signed_key;
+mod m20261123_000002_rejections;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_events::Migration),
             Box::new(m20261122_000002_create_business::Migration),
             Box::new(m20261123_000001_signed_key::Migration),
+            Box::new(m20261123_000002_rejections::Migration),
         ]
     }
 }

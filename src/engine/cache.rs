@@ -15,12 +15,12 @@ use moka::future::Cache;
 use prometheus::{Histogram, IntCounter};
 
 use crate::event::key::{EventKey, Sha256Digest};
-use crate::event::Outcome;
+use crate::event::{Outcome, Settled};
 
 #[derive(Clone)]
 pub struct CommittedKeys {
-    /// key digest -> payload SHA-256 of the delivery that committed.
-    inner: Cache<Sha256Digest, Sha256Digest, DigestHasher>,
+    /// key digest -> what its settled record says (payload SHA-256, processed or rejected).
+    inner: Cache<Sha256Digest, Settled, DigestHasher>,
     /// Counted here, by the one function that answers from the cache, so a hit is counted the
     /// same wherever it happens (on the request task or in the shard).
     hits: IntCounter,
@@ -87,12 +87,12 @@ impl CommittedKeys {
         Some(Outcome::duplicate(key, payload_sha256, Some(stored)))
     }
 
-    pub async fn get(&self, key: &Sha256Digest) -> Option<Sha256Digest> {
+    pub async fn get(&self, key: &Sha256Digest) -> Option<Settled> {
         self.inner.get(key).await
     }
 
-    pub async fn insert(&self, key: Sha256Digest, payload: Sha256Digest) {
-        self.inner.insert(key, payload).await;
+    pub async fn insert(&self, key: Sha256Digest, settled: Settled) {
+        self.inner.insert(key, settled).await;
     }
 
     /// Forgets a key whose record the retention sweeper deleted.
@@ -111,6 +111,13 @@ impl CommittedKeys {
 mod tests {
     use super::*;
 
+    fn processed(payload_sha256: Sha256Digest) -> Settled {
+        Settled {
+            payload_sha256,
+            rejected: false,
+        }
+    }
+
     fn cache() -> CommittedKeys {
         let hits = IntCounter::new("hits", "hits").unwrap();
         let seconds = Histogram::with_opts(prometheus::HistogramOpts::new("s", "s")).unwrap();
@@ -121,8 +128,8 @@ mod tests {
     async fn holds_what_was_inserted_and_forgets_on_invalidate() {
         let cache = cache();
         let (a, b) = ([1u8; 32], [2u8; 32]);
-        cache.insert(a, [9; 32]).await;
-        assert_eq!(cache.get(&a).await, Some([9; 32]));
+        cache.insert(a, processed([9; 32])).await;
+        assert_eq!(cache.get(&a).await, Some(processed([9; 32])));
         assert_eq!(cache.get(&b).await, None);
         cache.invalidate(&a).await;
         assert_eq!(cache.get(&a).await, None);
@@ -134,7 +141,7 @@ mod tests {
         let key = EventKey::new("s", "t".into(), "e".into()).unwrap();
         let digest = key.digest();
         assert_eq!(cache.duplicate(&key, &digest, &[1; 32]).await, None);
-        cache.insert(digest, [1; 32]).await;
+        cache.insert(digest, processed([1; 32])).await;
         assert_eq!(
             cache.duplicate(&key, &digest, &[1; 32]).await,
             Some(Outcome::Duplicate {

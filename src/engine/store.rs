@@ -32,9 +32,9 @@ use sea_orm::{
 use super::db_error::{classify, DbErrorKind};
 use crate::clock::Clock;
 use crate::db::Limits;
-use crate::entities::{failed_attempt, processed_event};
+use crate::entities::{event_payload, failed_attempt, processed_event};
 use crate::event::key::Sha256Digest;
-use crate::event::{EngineError, Event};
+use crate::event::{EngineError, Event, Settled};
 use crate::handlers::{Handler, HandlerError};
 use crate::metrics::Metrics;
 
@@ -46,16 +46,20 @@ const MAX_ERROR_CHARS: usize = 2000;
 pub enum Committed {
     /// This delivery's transaction committed the event.
     Processed,
-    /// The event was committed before; `stored_payload` is the SHA-256 recorded then.
-    Duplicate {
-        stored_payload: Option<Sha256Digest>,
-    },
+    /// A handler refused the event for good: its writes were rolled back, and this delivery
+    /// settled it as rejected.
+    Rejected,
+    /// The event was settled before; `stored` is what its record says, when it could be read
+    /// (`None` also when the record found was another key's: the same signed bytes).
+    Duplicate { stored: Option<Settled> },
 }
 
 /// Why one attempt at the transaction did not commit.
 enum AttemptError {
     Db(DbErr),
     Handler(String),
+    /// A handler's [`HandlerError::Reject`].
+    Reject(String),
     /// The client-side bound on the whole transaction ran out: the database stopped answering.
     Stalled,
 }
@@ -72,7 +76,7 @@ pub enum BatchFailure {
 
 /// A committed outcome and how long the dedupe insert took (the idempotency check's share
 /// of the transaction).
-pub struct Settled {
+pub struct Verdict {
     pub committed: Committed,
     pub check: Duration,
 }
@@ -128,7 +132,7 @@ impl Store {
         &self,
         event: &Event,
         handlers: &[Arc<dyn Handler>],
-    ) -> Result<Settled, EngineError> {
+    ) -> Result<Verdict, EngineError> {
         let mut attempt = 0;
         loop {
             let bounded =
@@ -148,6 +152,23 @@ impl Store {
                 AttemptError::Handler(msg) => {
                     self.record_failure(event, &msg).await;
                     return Err(EngineError::HandlerFailed(msg));
+                }
+                AttemptError::Reject(reason) => {
+                    let started = Instant::now();
+                    let settle = self.record_rejection(event, &reason);
+                    let committed =
+                        match tokio::time::timeout(self.bounds.transaction, settle).await {
+                            Ok(result) => result?,
+                            Err(_) => {
+                                return Err(EngineError::Unavailable(
+                                    "the database did not record the rejection in time".into(),
+                                ))
+                            }
+                        };
+                    return Ok(Verdict {
+                        committed,
+                        check: started.elapsed(),
+                    });
                 }
                 AttemptError::Db(db_err) => match classify(&db_err) {
                     DbErrorKind::Retryable if attempt < self.max_retries => {
@@ -182,7 +203,7 @@ impl Store {
         &self,
         event: &Event,
         handlers: &[Arc<dyn Handler>],
-    ) -> Result<Settled, AttemptError> {
+    ) -> Result<Verdict, AttemptError> {
         let started = Instant::now();
         let txn = self.begin().await.map_err(AttemptError::Db)?;
         let record = dedupe_record(event, self.clock.now());
@@ -195,9 +216,9 @@ impl Store {
                 return Err(AttemptError::Db(err));
             }
             let check = started.elapsed();
-            let stored_payload = self.stored_payload(&event.digest).await.unwrap_or(None);
-            return Ok(Settled {
-                committed: Committed::Duplicate { stored_payload },
+            let stored = self.settled(&event.digest).await.unwrap_or(None);
+            return Ok(Verdict {
+                committed: Committed::Duplicate { stored },
                 check,
             });
         }
@@ -219,11 +240,12 @@ impl Store {
                 return Err(match err {
                     HandlerError::Db(db) => AttemptError::Db(db),
                     HandlerError::Failed(msg) => AttemptError::Handler(msg),
+                    HandlerError::Reject(reason) => AttemptError::Reject(reason),
                 });
             }
         }
         txn.commit().await.map_err(AttemptError::Db)?;
-        Ok(Settled {
+        Ok(Verdict {
             committed: Committed::Processed,
             check,
         })
@@ -286,15 +308,62 @@ impl Store {
         Ok(check)
     }
 
-    /// The payload digest recorded with a committed event.
-    pub async fn stored_payload(
-        &self,
-        digest: &Sha256Digest,
-    ) -> Result<Option<Sha256Digest>, DbErr> {
+    /// What the record of a settled event says.
+    pub async fn settled(&self, digest: &Sha256Digest) -> Result<Option<Settled>, DbErr> {
         let row = processed_event::Entity::find_by_id(digest.to_vec())
             .one(&self.db)
             .await?;
-        Ok(row.and_then(|r| r.payload_sha256.try_into().ok()))
+        Ok(row.and_then(|r| {
+            Some(Settled {
+                payload_sha256: r.payload_sha256.try_into().ok()?,
+                rejected: r.status == processed_event::REJECTED,
+            })
+        }))
+    }
+
+    /// Settles a rejected event in a transaction of its own (the handlers' was rolled back):
+    /// its dedupe record says `rejected` with the reason, and its raw payload is kept for a
+    /// replay. If another delivery settled it meanwhile, that one stands.
+    async fn record_rejection(
+        &self,
+        event: &Event,
+        reason: &str,
+    ) -> Result<Committed, EngineError> {
+        let reason: String = reason.chars().take(MAX_ERROR_CHARS).collect();
+        let write = async {
+            let txn = self.begin().await?;
+            let mut record = dedupe_record(event, self.clock.now());
+            record.status = Set(processed_event::REJECTED.to_owned());
+            record.reason = Set(Some(reason.clone()));
+            processed_event::Entity::insert(record)
+                .exec_without_returning(&txn)
+                .await?;
+            keep_payload(&txn, event, self.clock.now()).await?;
+            txn.commit().await
+        };
+        match write.await {
+            Ok(()) => {
+                tracing::warn!(
+                    source = %event.key.source,
+                    event_type = %event.key.event_type,
+                    event_id = %event.key.event_id,
+                    %reason,
+                    "event rejected by a handler: settled as rejected, payload kept for a replay"
+                );
+                Ok(Committed::Rejected)
+            }
+            Err(err) => match classify(&err) {
+                DbErrorKind::UniqueViolation => Ok(Committed::Duplicate {
+                    stored: self.settled(&event.digest).await.unwrap_or(None),
+                }),
+                DbErrorKind::Unavailable => Err(EngineError::Unavailable(err.to_string())),
+                DbErrorKind::Timeout => Err(EngineError::Timeout(err.to_string())),
+                DbErrorKind::Retryable => Err(EngineError::Conflict(err.to_string())),
+                DbErrorKind::Other => Err(EngineError::Internal(format!(
+                    "cannot record the rejection: {err}"
+                ))),
+            },
+        }
     }
 
     /// Audit only: counts the failed attempt. Best effort, since the database may be the
@@ -313,6 +382,10 @@ impl Store {
 
     async fn write_failure(&self, event: &Event, error: &str) {
         let now = self.clock.now();
+        // The payload first, so a failed event can be replayed from what idemhook kept.
+        if let Err(err) = keep_payload(&self.db, event, now).await {
+            tracing::warn!(error = %err, "could not keep the failed event's payload");
+        }
         let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
         let row = failed_attempt::ActiveModel {
             key_digest: Set(event.digest.to_vec()),
@@ -376,7 +449,32 @@ fn by_handler<'a>(
     groups
 }
 
-/// The dedupe record of an event: its existence, once committed, is the fact "processed".
+/// Keeps (or refreshes) the raw payload of a rejected or failed event, for a replay.
+async fn keep_payload(
+    db: &impl sea_orm::ConnectionTrait,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let row = event_payload::ActiveModel {
+        key_digest: Set(event.digest.to_vec()),
+        payload: Set(event.body.clone()),
+        stored_at: Set(now),
+    };
+    event_payload::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(event_payload::Column::KeyDigest)
+                .update_columns([
+                    event_payload::Column::Payload,
+                    event_payload::Column::StoredAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await
+        .map(|_| ())
+}
+
+/// The dedupe record of an event: its existence, once committed, is the fact "settled".
 fn dedupe_record(event: &Event, processed_at: DateTime<Utc>) -> processed_event::ActiveModel {
     processed_event::ActiveModel {
         key_digest: Set(event.digest.to_vec()),
@@ -387,6 +485,8 @@ fn dedupe_record(event: &Event, processed_at: DateTime<Utc>) -> processed_event:
         signed_key: Set(event.signed_key.map(|k| k.to_vec())),
         received_at: Set(event.received_at),
         processed_at: Set(processed_at),
+        status: Set(processed_event::PROCESSED.to_owned()),
+        reason: Set(None),
     }
 }
 

@@ -23,9 +23,9 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Mutex};
 
 use super::cache::CommittedKeys;
-use super::store::{BatchFailure, Committed, Settled, Store};
+use super::store::{BatchFailure, Committed, Store, Verdict};
 use super::Job;
-use crate::event::{EngineError, Outcome};
+use crate::event::{EngineError, Outcome, Settled};
 use crate::metrics::Metrics;
 
 /// What a writer needs. Deliberately not the shards' context: writers must not hold the
@@ -135,7 +135,7 @@ async fn process_batch(ctx: &WriterContext, jobs: &[&Job]) -> Vec<Result<Outcome
                 for job in jobs {
                     ctx.metrics.check_miss.observe(check.as_secs_f64());
                     ctx.cache
-                        .insert(job.event.digest, job.event.payload_sha256)
+                        .insert(job.event.digest, settled(&job.event.payload_sha256, false))
                         .await;
                 }
                 return jobs.iter().map(|_| Ok(Outcome::Processed)).collect();
@@ -159,15 +159,21 @@ async fn process_batch(ctx: &WriterContext, jobs: &[&Job]) -> Vec<Result<Outcome
 /// One event in its own transaction, with per-event duplicate detection, retries and audit.
 async fn process_one(ctx: &WriterContext, job: &Job) -> Result<Outcome, EngineError> {
     let event = &job.event;
-    let Settled { committed, check } = ctx.store.process(event, &job.handlers).await?;
+    let Verdict { committed, check } = ctx.store.process(event, &job.handlers).await?;
     ctx.metrics.check_miss.observe(check.as_secs_f64());
     match committed {
         Committed::Processed => {
-            ctx.cache.insert(event.digest, event.payload_sha256).await;
+            let processed = settled(&event.payload_sha256, false);
+            ctx.cache.insert(event.digest, processed).await;
             Ok(Outcome::Processed)
         }
-        Committed::Duplicate { stored_payload } => {
-            match stored_payload {
+        Committed::Rejected => {
+            let rejected = settled(&event.payload_sha256, true);
+            ctx.cache.insert(event.digest, rejected).await;
+            Ok(Outcome::Rejected { replayed: false })
+        }
+        Committed::Duplicate { stored } => {
+            match stored {
                 Some(stored) => ctx.cache.insert(event.digest, stored).await,
                 // No record under this key: the unique key that refused it was the signed one.
                 None if event.signed_key.is_some() => tracing::warn!(
@@ -182,9 +188,16 @@ async fn process_one(ctx: &WriterContext, job: &Job) -> Result<Outcome, EngineEr
             Ok(Outcome::duplicate(
                 &event.key,
                 &event.payload_sha256,
-                stored_payload,
+                stored,
             ))
         }
+    }
+}
+
+fn settled(payload_sha256: &crate::event::key::Sha256Digest, rejected: bool) -> Settled {
+    Settled {
+        payload_sha256: *payload_sha256,
+        rejected,
     }
 }
 

@@ -1,4 +1,6 @@
-//! The dedupe record. A row exists if, and only if, the event's handlers committed.
+//! The dedupe record. A row exists if, and only if, the event is settled: its handlers
+//! committed (`status = "processed"`), or one of them refused it for good (`"rejected"`, with
+//! the reason, and nothing else written).
 
 use sea_orm::entity::prelude::*;
 
@@ -17,7 +19,16 @@ pub struct Model {
     pub signed_key: Option<Vec<u8>>,
     pub received_at: DateTimeUtc,
     pub processed_at: DateTimeUtc,
+    /// `processed` or `rejected`.
+    pub status: String,
+    /// Why a handler rejected the event.
+    pub reason: Option<String>,
 }
+
+/// `status` of an event whose handlers committed.
+pub const PROCESSED: &str = "processed";
+/// `status` of an event a handler refused for good.
+pub const REJECTED: &str = "rejected";
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}

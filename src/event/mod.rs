@@ -66,7 +66,7 @@ impl Event {
     }
 }
 
-/// What a delivery amounts to once the engine is done with it. Both answer 200.
+/// What a delivery amounts to once the engine is done with it. All answer 200.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// This delivery's transaction committed the event.
@@ -74,17 +74,34 @@ pub enum Outcome {
     /// The event was committed before (by this delivery's predecessor, here or on another
     /// instance); nothing ran.
     Duplicate { payload_mismatch: bool },
+    /// A handler refused the event for good; it is settled as rejected and nothing of it was
+    /// applied. `replayed`: it was rejected before, for an earlier delivery.
+    Rejected { replayed: bool },
+}
+
+/// What the dedupe record of a settled event says, as the cache and a duplicate's lookup
+/// report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// The SHA-256 of the payload that settled it.
+    pub payload_sha256: Sha256Digest,
+    /// Settled as rejected rather than processed.
+    pub rejected: bool,
 }
 
 impl Outcome {
-    /// A duplicate of the event `key`, whose committed payload had the SHA-256 `stored` (when
-    /// known): a different payload under the same key is noted and logged, never applied.
+    /// Another delivery of the event `key`, settled before as `stored` says (when known): a
+    /// rejected event is answered rejected again; a different payload under the same key is
+    /// noted and logged, never applied.
     pub fn duplicate(
         key: &EventKey,
         payload_sha256: &Sha256Digest,
-        stored: Option<Sha256Digest>,
+        stored: Option<Settled>,
     ) -> Self {
-        let mismatch = stored.is_some_and(|p| p != *payload_sha256);
+        if stored.is_some_and(|s| s.rejected) {
+            return Outcome::Rejected { replayed: true };
+        }
+        let mismatch = stored.is_some_and(|s| s.payload_sha256 != *payload_sha256);
         if mismatch {
             tracing::warn!(
                 source = %key.source,

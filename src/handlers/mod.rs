@@ -28,16 +28,26 @@ pub enum HandlerError {
     /// A database error; deadlocks and lost serialization races are retried by the engine.
     #[error("database error: {0}")]
     Db(#[from] DbErr),
-    /// The event cannot be applied (missing or ill-typed fields, a business rule). The event
-    /// is rolled back and answered 500, so the provider retries; fix the cause, and the retry
-    /// succeeds.
+    /// The event cannot be applied now (a dependency is down, a field is missing that a fix
+    /// will tolerate). It is rolled back and answered 500, so the provider retries; fix the
+    /// cause, and the retry succeeds.
     #[error("{0}")]
     Failed(String),
+    /// The event can never be applied (it breaks a business rule: a payment in another
+    /// currency than its order). Its writes are rolled back and it is settled as `rejected`
+    /// with this reason and its raw payload: answered 200 `rejected`, so the provider stops
+    /// retrying, and every later delivery is answered the same way. Replay it after a fix.
+    #[error("rejected: {0}")]
+    Reject(String),
 }
 
 impl HandlerError {
     pub fn failed(msg: impl Into<String>) -> Self {
         Self::Failed(msg.into())
+    }
+
+    pub fn reject(reason: impl Into<String>) -> Self {
+        Self::Reject(reason.into())
     }
 }
 

@@ -9,12 +9,15 @@
 //! - Stripe's `payment_intent.succeeded`: `data.object.metadata.order_id`,
 //!   `data.object.amount_received`, `data.object.currency`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use migration::limits::{MAX_CURRENCY_BYTES, MAX_ORDER_ID_BYTES};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
 use serde_json::Value;
 
 use super::{Handler, HandlerError};
@@ -67,6 +70,13 @@ fn parse(event_type: &str, json: Option<&Value>) -> Result<Option<Payment>, Hand
             .map(str::to_owned)
             .ok_or_else(|| HandlerError::failed(format!("payment event needs a string at {ptr}")))
     };
+    // A Stripe PaymentIntent without our order id (Checkout, invoices) is not for this
+    // handler: processed, with no effect.
+    let absent = |ptr: &str| json.pointer(ptr).is_none_or(Value::is_null);
+    if event_type == "payment_intent.succeeded" && absent(order_ptr) {
+        tracing::info!("payment_intent.succeeded without metadata.order_id: not an order payment");
+        return Ok(None);
+    }
     let order_id = string(order_ptr)?;
     if order_id.len() > MAX_ORDER_ID_BYTES {
         return Err(HandlerError::failed(format!(
@@ -101,8 +111,10 @@ impl Handler for Payments {
         self.handle_batch(&[event], txn).await
     }
 
-    /// Two statements for the whole batch: one multi-row INSERT of the payments, one
-    /// multi-row upsert of the orders they touch.
+    /// Three statements for the whole batch: the orders it touches, read and locked; one
+    /// multi-row INSERT of the payments; one multi-row upsert of the orders. A payment that
+    /// can never apply (another currency than its order's, a total past `i64`) rejects the
+    /// event for good.
     async fn handle_batch(
         &self,
         events: &[&Event],
@@ -117,6 +129,16 @@ impl Handler for Payments {
         if payments.is_empty() {
             return Ok(());
         }
+        let orders = order_totals(payments.iter().map(|(_, p)| p))?;
+        let kept = locked_orders(txn, orders.keys().copied()).await?;
+        for (order_id, (sum, currency)) in &orders {
+            if let Some((paid, kept_in)) = kept.get(*order_id) {
+                same_currency(order_id, currency, kept_in)?;
+                paid.checked_add(*sum).ok_or_else(|| {
+                    HandlerError::reject(format!("order {order_id}'s total would overflow"))
+                })?;
+            }
+        }
         let now = self.clock.now();
         payment::Entity::insert_many(payments.iter().map(|(event, p)| payment::ActiveModel {
             order_id: Set(p.order_id.clone()),
@@ -128,14 +150,13 @@ impl Handler for Payments {
         }))
         .exec_without_returning(txn)
         .await?;
-        let orders = order_totals(payments.iter().map(|(_, p)| p))?;
         let added = excluded(txn.get_database_backend(), "amount_paid");
-        order::Entity::insert_many(orders.into_iter().map(|(order_id, (amount, currency))| {
+        order::Entity::insert_many(orders.iter().map(|(order_id, (amount, currency))| {
             order::ActiveModel {
-                order_id: Set(order_id.to_owned()),
+                order_id: Set((*order_id).to_owned()),
                 status: Set("paid".to_owned()),
-                amount_paid: Set(amount),
-                currency: Set(currency.to_owned()),
+                amount_paid: Set(*amount),
+                currency: Set((*currency).to_owned()),
                 created_at: Set(now),
                 updated_at: Set(now),
             }
@@ -151,25 +172,73 @@ impl Handler for Payments {
         )
         .exec_without_returning(txn)
         .await?;
+        // An order that did not exist when it was read may have been created meanwhile by
+        // another instance, whose currency then stands (the upsert holds its row now).
+        let created: Vec<&str> = orders
+            .keys()
+            .copied()
+            .filter(|id| !kept.contains_key(*id))
+            .collect();
+        if !created.is_empty() {
+            let now_kept = locked_orders(txn, created.iter().copied()).await?;
+            for order_id in created {
+                if let (Some((_, currency)), Some((_, kept_in))) =
+                    (orders.get(order_id), now_kept.get(order_id))
+                {
+                    same_currency(order_id, currency, kept_in)?;
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+/// The orders among `ids` that exist, with their total and currency, locked for the rest of
+/// the transaction (in order id order, as the upsert locks them).
+async fn locked_orders<'a>(
+    txn: &DatabaseTransaction,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<HashMap<String, (i64, String)>, HandlerError> {
+    let rows = order::Entity::find()
+        .filter(order::Column::OrderId.is_in(ids.map(str::to_owned)))
+        .order_by_asc(order::Column::OrderId)
+        .lock_exclusive()
+        .all(txn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|o| (o.order_id, (o.amount_paid, o.currency)))
+        .collect())
+}
+
+/// An order is kept in one currency: a payment in another is refused for good, not summed.
+fn same_currency(order_id: &str, currency: &str, kept_in: &str) -> Result<(), HandlerError> {
+    if currency == kept_in {
+        Ok(())
+    } else {
+        Err(HandlerError::reject(format!(
+            "a payment in {currency} for order {order_id}, which is kept in {kept_in}"
+        )))
     }
 }
 
 /// One row per order with the batch's amounts summed: an upsert may not touch a row twice in
 /// one statement (PostgreSQL refuses it; SQLite would quietly apply both). The map keeps
-/// orders sorted, so two instances' batches lock the same orders in the same order. An
-/// order's currency is its first payment's, as when its events are applied one by one.
+/// orders sorted, so two instances' batches lock the same orders in the same order. Payments
+/// of one order in two currencies, or a sum past `i64`, reject (the batch is then redone
+/// event by event, and only the event at fault is rejected).
 fn order_totals<'a>(
     payments: impl Iterator<Item = &'a Payment>,
 ) -> Result<BTreeMap<&'a str, (i64, &'a str)>, HandlerError> {
     let mut orders: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
     for p in payments {
-        let (sum, _) = orders
+        let (sum, currency) = orders
             .entry(p.order_id.as_str())
             .or_insert((0, p.currency.as_str()));
-        *sum = sum
-            .checked_add(p.amount)
-            .ok_or_else(|| HandlerError::failed("order amount overflows"))?;
+        same_currency(&p.order_id, &p.currency, currency)?;
+        *sum = sum.checked_add(p.amount).ok_or_else(|| {
+            HandlerError::reject(format!("order {}'s total would overflow", p.order_id))
+        })?;
     }
     Ok(orders)
 }
@@ -236,11 +305,20 @@ mod tests {
             amount,
             currency: currency.to_owned(),
         };
-        let payments = [p("o2", 7, "usd"), p("o1", 100, "eur"), p("o1", 20, "gbp")];
+        let payments = [p("o2", 7, "usd"), p("o1", 100, "eur"), p("o1", 20, "eur")];
         let totals: Vec<_> = order_totals(payments.iter()).unwrap().into_iter().collect();
         assert_eq!(totals, [("o1", (120, "eur")), ("o2", (7, "usd"))]);
+        // 250 eur + 100 usd is not "350 eur": refused for good, not summed.
+        let mixed = [p("o1", 250, "eur"), p("o1", 100, "usd")];
+        assert!(matches!(
+            order_totals(mixed.iter()),
+            Err(HandlerError::Reject(_))
+        ));
         let huge = [p("o1", i64::MAX, "eur"), p("o1", 1, "eur")];
-        assert!(order_totals(huge.iter()).is_err());
+        assert!(matches!(
+            order_totals(huge.iter()),
+            Err(HandlerError::Reject(_))
+        ));
     }
 
     /// A batch touching one order twice must add both amounts (one upsert row per order) and
@@ -256,7 +334,7 @@ mod tests {
         let (a, b, c) = (
             Event::payment("e1", "o1", 100, "eur"),
             Event::payment("e2", "o2", 7, "usd"),
-            Event::payment("e3", "o1", 20, "gbp"),
+            Event::payment("e3", "o1", 20, "eur"),
         );
         let mut other = Event::payment("e4", "o1", 1000, "eur");
         other.key = crate::event::key::EventKey::new("test", "refund".into(), "e4".into()).unwrap();
@@ -280,5 +358,27 @@ mod tests {
             .collect();
         assert_eq!(got, [("o1", 120, "eur"), ("o2", 10, "usd")]);
         assert_eq!(payment::Entity::find().all(&db).await.unwrap().len(), 4);
+        // Against the stored order: another currency, or a total past i64, is rejected.
+        for bad in [
+            Event::payment("e6", "o1", 5, "usd"),
+            Event::payment("e7", "o1", i64::MAX, "eur"),
+        ] {
+            let txn = db.begin().await.unwrap();
+            let result = payments.handle(&bad, &txn).await;
+            assert!(matches!(result, Err(HandlerError::Reject(_))), "{result:?}");
+            txn.rollback().await.unwrap();
+        }
+    }
+
+    #[test]
+    fn a_payment_intent_without_an_order_is_not_for_this_handler() {
+        let json =
+            json!({"data": {"object": {"amount_received": 5, "currency": "usd", "metadata": {}}}});
+        assert_eq!(
+            parse("payment_intent.succeeded", Some(&json)).unwrap(),
+            None
+        );
+        let generic = json!({"data": {"amount": 5, "currency": "usd"}});
+        assert!(parse("payment_succeeded", Some(&generic)).is_err());
     }
 }

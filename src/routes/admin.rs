@@ -98,8 +98,10 @@ async fn event(
     let failed_attempts = failed.as_ref().map_or(0, |f| f.attempts);
     let last_error = failed.as_ref().map(|f| f.last_error.clone());
     let body = match (processed, failed) {
+        // Settled: processed, or rejected by a handler (with its reason).
         (Some(p), _) => json!({
-            "status": "processed",
+            "status": p.status,
+            "reason": p.reason,
             "received_at": rfc3339(p.received_at),
             "processed_at": rfc3339(p.processed_at),
             "attempts": failed_attempts + 1,

@@ -81,10 +81,13 @@ pub struct Accepted {
 
 impl<'r> Responder<'r, 'static> for Accepted {
     fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
-        let duplicate = matches!(self.outcome, EngineOutcome::Duplicate { .. });
+        let replayed = matches!(
+            self.outcome,
+            EngineOutcome::Duplicate { .. } | EngineOutcome::Rejected { replayed: true }
+        );
         let key = &self.key;
         let receipt = Receipt {
-            status: if duplicate { "duplicate" } else { "processed" },
+            status: outcome_label(self.outcome),
             source: &key.source,
             event_type: &key.event_type,
             event_id: &key.event_id,
@@ -97,7 +100,7 @@ impl<'r> Responder<'r, 'static> for Accepted {
         response
             .header(ContentType::JSON)
             .sized_body(body.len(), std::io::Cursor::new(body));
-        if duplicate {
+        if replayed {
             response.raw_header("Idempotent-Replayed", "true");
         }
         Ok(response.finalize())
@@ -192,6 +195,7 @@ fn outcome_label(outcome: EngineOutcome) -> &'static str {
     match outcome {
         EngineOutcome::Processed => "processed",
         EngineOutcome::Duplicate { .. } => "duplicate",
+        EngineOutcome::Rejected { .. } => "rejected",
     }
 }
 
@@ -208,6 +212,12 @@ fn count(counters: &SourceMetrics, outcome: EngineOutcome, seconds: f64) {
                 counters.payload_mismatches.inc();
             }
         }
+        // A later delivery of a rejected event is a redelivery like any duplicate.
+        EngineOutcome::Rejected { replayed: true } => {
+            counters.duplicate.inc();
+            counters.duplicate_seconds.observe(seconds);
+        }
+        EngineOutcome::Rejected { replayed: false } => counters.handler_rejections.inc(),
     }
 }
 

@@ -4,6 +4,8 @@
 use rocket::http::Status;
 use std::sync::atomic::Ordering;
 
+use sea_orm::EntityTrait;
+
 use crate::support::*;
 
 on_every_backend!(
@@ -33,6 +35,13 @@ async fn a_failing_handler_rolls_back_and_the_retry_processes_once(backend: Back
     // The payment written before the failing handler was rolled back with it.
     assert_eq!(amount_paid(&conn, "order_f").await, None);
     assert_eq!(rows(&conn).await.processed, 0);
+    // The failed event's raw payload is kept, so it can be replayed after a fix.
+    let kept = idemhook::entities::event_payload::Entity::find()
+        .all(&conn)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].payload, body.as_bytes());
     let audit = app
         .get(
             "/webhooks/flaky/events/evt_flaky?type=payment_succeeded",

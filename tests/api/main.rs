@@ -34,6 +34,8 @@ mod logs;
 mod operations;
 /// A database outage through a proxy, and recovery.
 mod outage;
+/// Events that can never succeed, settled as rejected.
+mod poison;
 /// Each provider's verifier against its own library's signatures.
 mod provider_vectors;
 /// Signed deliveries end to end.

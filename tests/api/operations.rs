@@ -51,7 +51,9 @@ async fn the_sweeper_deletes_what_is_older_than_the_retention_and_nothing_else(b
         SweepReport {
             processed_events: 1,
             failed_attempts: 1,
-            inbox: 1
+            inbox: 1,
+            // The failed event's kept payload goes with its audit row.
+            event_payloads: 1,
         }
     );
     let conn = db.connect().await;

@@ -1,6 +1,7 @@
 //! Upgrades in place: a database that the previous release migrated and filled with live
-//! dedupe records takes the new migrations (a new column and a unique index over the existing
-//! rows) on every backend, and its records keep answering `duplicate`.
+//! dedupe records takes the new migrations (new columns, one with a default, a unique index
+//! over the existing rows, a new table) on every backend, and its records keep answering
+//! `duplicate`.
 
 use chrono::Utc;
 use idemhook::entities::processed_event;
@@ -22,7 +23,7 @@ async fn a_database_of_the_previous_release_migrates_in_place(backend: Backend) 
     Migrator::up(&conn, Some(PREVIOUS_RELEASE_MIGRATIONS))
         .await
         .expect("the previous release's schema");
-    // Records as the previous release wrote them: no signed key column yet.
+    // Records as the previous release wrote them: no signed key, status or reason yet.
     let bodies: Vec<String> = (0..3)
         .map(|i| payment(&format!("old_{i}"), "order_old", 5))
         .collect();
@@ -35,6 +36,8 @@ async fn a_database_of_the_previous_release_migrates_in_place(backend: Backend) 
             event_id: Set(key.event_id.clone()),
             payload_sha256: Set(sha256(body.as_bytes()).to_vec()),
             signed_key: NotSet,
+            status: NotSet,
+            reason: NotSet,
             received_at: Set(Utc::now()),
             processed_at: Set(Utc::now()),
         };

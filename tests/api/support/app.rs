@@ -53,6 +53,9 @@ pub fn test_settings(db: &TestDb) -> Settings {
     settings
         .sources
         .insert("panicky".into(), source(&["inbox", "panicky"]));
+    settings
+        .sources
+        .insert("picky".into(), source(&["inbox", "picky"]));
     settings.sources.insert("gated".into(), source(&["gate"]));
     let signed = |provider, var: &str| SourceConfig {
         provider,

@@ -4,6 +4,7 @@
 //!
 //! - `flaky` fails every event while [`Faults::fail`] is set;
 //! - `panicky` panics on an event of type `boom`;
+//! - `picky` rejects an event of type `poison` for good (`HandlerError::Reject`);
 //! - `gate` blocks inside the transaction until the test adds a permit to [`Faults::gate`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +41,7 @@ impl Faults {
     pub fn register(&self, app: App) -> App {
         app.handler("flaky", Flaky(self.fail.clone()))
             .handler("panicky", Panicky)
+            .handler("picky", Picky)
             .handler(
                 "gate",
                 Gate {
@@ -88,6 +90,18 @@ impl Handler for Gate {
             .await
             .map_err(|_| HandlerError::failed("gate closed"))?
             .forget();
+        Ok(())
+    }
+}
+
+struct Picky;
+
+#[async_trait]
+impl Handler for Picky {
+    async fn handle(&self, event: &Event, _: &DatabaseTransaction) -> Result<(), HandlerError> {
+        if event.key.event_type == "poison" {
+            return Err(HandlerError::reject("poison is never accepted"));
+        }
         Ok(())
     }
 }
