@@ -16,6 +16,9 @@
 //! row held elsewhere) and is bounded as a whole by `db_timeout` on the client (a database
 //! that stopped answering mid-query ends it too).
 
+mod batch;
+mod records;
+
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +27,6 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, TransactionTrait,
 };
@@ -32,8 +34,7 @@ use sea_orm::{
 use super::db_error::{classify, DbErrorKind};
 use crate::clock::Clock;
 use crate::db::Limits;
-use crate::entities::{event_payload, failed_attempt, processed_event};
-use crate::event::key::Sha256Digest;
+use crate::entities::processed_event;
 use crate::event::{EngineError, Event, Settled};
 use crate::handlers::{Handler, HandlerError};
 use crate::metrics::Metrics;
@@ -250,228 +251,6 @@ impl Store {
             check,
         })
     }
-
-    /// Group commit: the events of one batch in a single transaction, with one multi-row
-    /// dedupe insert. `Ok(check)` when every event committed (all were new and every handler
-    /// succeeded). Otherwise nothing was committed, and either the database is unreachable
-    /// (every event is answered 503 at once) or the caller runs each event through
-    /// [`Store::process`], which isolates duplicates, failures, timeouts and retries per
-    /// event. The optimistic path is the common one: duplicates mostly never get here (the
-    /// cache answers them) and handler failures are rare, so a batch of N new events costs
-    /// one BEGIN, one INSERT and one COMMIT instead of N of each, and each handler sees the
-    /// batch's events in one [`Handler::handle_batch`] call.
-    ///
-    /// `events` must be sorted by digest and free of repeats: two batches on two instances
-    /// then take their dedupe-row locks in the same order and cannot deadlock on them.
-    pub async fn commit_batch(
-        &self,
-        events: &[(&Event, &[Arc<dyn Handler>])],
-    ) -> Result<Duration, BatchFailure> {
-        match tokio::time::timeout(self.bounds.transaction, self.try_batch(events)).await {
-            Ok(result) => result,
-            Err(_) => Err(BatchFailure::Unavailable(format!(
-                "the database did not finish a group's transaction within {:?}",
-                self.bounds.transaction
-            ))),
-        }
-    }
-
-    async fn try_batch(
-        &self,
-        events: &[(&Event, &[Arc<dyn Handler>])],
-    ) -> Result<Duration, BatchFailure> {
-        let started = Instant::now();
-        let txn = self.begin().await.map_err(batch_failure)?;
-        let now = self.clock.now();
-        let records = events.iter().map(|(event, _)| dedupe_record(event, now));
-        if let Err(err) = processed_event::Entity::insert_many(records)
-            .exec_without_returning(&txn)
-            .await
-        {
-            let _ = txn.rollback().await;
-            return Err(batch_failure(err));
-        }
-        let check = started.elapsed();
-        for (handler, its_events) in by_handler(events) {
-            let result = AssertUnwindSafe(handler.handle_batch(&its_events, &txn))
-                .catch_unwind()
-                .await;
-            let failure = match result {
-                Ok(Ok(())) => continue,
-                Ok(Err(HandlerError::Db(err))) => batch_failure(err),
-                Ok(Err(_)) | Err(_) => BatchFailure::Redo,
-            };
-            let _ = txn.rollback().await;
-            return Err(failure);
-        }
-        txn.commit().await.map_err(batch_failure)?;
-        Ok(check)
-    }
-
-    /// What the record of a settled event says.
-    pub async fn settled(&self, digest: &Sha256Digest) -> Result<Option<Settled>, DbErr> {
-        let row = processed_event::Entity::find_by_id(digest.to_vec())
-            .one(&self.db)
-            .await?;
-        Ok(row.and_then(|r| {
-            Some(Settled {
-                payload_sha256: r.payload_sha256.try_into().ok()?,
-                rejected: r.status == processed_event::REJECTED,
-            })
-        }))
-    }
-
-    /// Settles a rejected event in a transaction of its own (the handlers' was rolled back):
-    /// its dedupe record says `rejected` with the reason, and its raw payload is kept for a
-    /// replay. If another delivery settled it meanwhile, that one stands.
-    async fn record_rejection(
-        &self,
-        event: &Event,
-        reason: &str,
-    ) -> Result<Committed, EngineError> {
-        let reason: String = reason.chars().take(MAX_ERROR_CHARS).collect();
-        let write = async {
-            let txn = self.begin().await?;
-            let mut record = dedupe_record(event, self.clock.now());
-            record.status = Set(processed_event::REJECTED.to_owned());
-            record.reason = Set(Some(reason.clone()));
-            processed_event::Entity::insert(record)
-                .exec_without_returning(&txn)
-                .await?;
-            keep_payload(&txn, event, self.clock.now()).await?;
-            txn.commit().await
-        };
-        match write.await {
-            Ok(()) => {
-                tracing::warn!(
-                    source = %event.key.source,
-                    event_type = %event.key.event_type,
-                    event_id = %event.key.event_id,
-                    %reason,
-                    "event rejected by a handler: settled as rejected, payload kept for a replay"
-                );
-                Ok(Committed::Rejected)
-            }
-            Err(err) => match classify(&err) {
-                DbErrorKind::UniqueViolation => Ok(Committed::Duplicate {
-                    stored: self.settled(&event.digest).await.unwrap_or(None),
-                }),
-                DbErrorKind::Unavailable => Err(EngineError::Unavailable(err.to_string())),
-                DbErrorKind::Timeout => Err(EngineError::Timeout(err.to_string())),
-                DbErrorKind::Retryable => Err(EngineError::Conflict(err.to_string())),
-                DbErrorKind::Other => Err(EngineError::Internal(format!(
-                    "cannot record the rejection: {err}"
-                ))),
-            },
-        }
-    }
-
-    /// Audit only: counts the failed attempt. Best effort, since the database may be the
-    /// thing that failed; losing an audit row never affects exactly-once.
-    async fn record_failure(&self, event: &Event, error: &str) {
-        // Bounded like the transaction: a database that stopped answering must not hold the
-        // writer on an audit row.
-        let write = self.write_failure(event, error);
-        if tokio::time::timeout(self.bounds.transaction, write)
-            .await
-            .is_err()
-        {
-            tracing::warn!("could not record the failed attempt for audit: the database stalled");
-        }
-    }
-
-    async fn write_failure(&self, event: &Event, error: &str) {
-        let now = self.clock.now();
-        // The payload first, so a failed event can be replayed from what idemhook kept.
-        if let Err(err) = keep_payload(&self.db, event, now).await {
-            tracing::warn!(error = %err, "could not keep the failed event's payload");
-        }
-        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
-        let row = failed_attempt::ActiveModel {
-            key_digest: Set(event.digest.to_vec()),
-            source: Set(event.key.source.clone()),
-            event_type: Set(event.key.event_type.clone()),
-            event_id: Set(event.key.event_id.clone()),
-            payload_sha256: Set(event.payload_sha256.to_vec()),
-            attempts: Set(1),
-            last_error: Set(error.clone()),
-            first_failed_at: Set(now),
-            last_failed_at: Set(now),
-        };
-        let result = failed_attempt::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(failed_attempt::Column::KeyDigest)
-                    .value(
-                        failed_attempt::Column::Attempts,
-                        Expr::col((failed_attempt::Entity, failed_attempt::Column::Attempts))
-                            .add(1),
-                    )
-                    .value(failed_attempt::Column::LastError, Expr::value(error))
-                    .value(failed_attempt::Column::LastFailedAt, Expr::value(now))
-                    .value(
-                        failed_attempt::Column::PayloadSha256,
-                        Expr::value(event.payload_sha256.to_vec()),
-                    )
-                    .to_owned(),
-            )
-            .exec_without_returning(&self.db)
-            .await;
-        if let Err(err) = result {
-            tracing::warn!(error = %err, "could not record the failed attempt for audit");
-        }
-    }
-}
-
-/// A group's database error: an unreachable database fails the whole group, anything else
-/// sends its events through one transaction each.
-fn batch_failure(err: DbErr) -> BatchFailure {
-    match classify(&err) {
-        DbErrorKind::Unavailable => BatchFailure::Unavailable(err.to_string()),
-        _ => BatchFailure::Redo,
-    }
-}
-
-/// Each distinct handler of a batch (in the order sources list them) with the events that run
-/// it, so that a handler sees its events together. Sources naming the same handler share one
-/// instance (the registry's), which is what makes them one group.
-fn by_handler<'a>(
-    events: &[(&'a Event, &'a [Arc<dyn Handler>])],
-) -> Vec<(&'a Arc<dyn Handler>, Vec<&'a Event>)> {
-    let mut groups: Vec<(&Arc<dyn Handler>, Vec<&Event>)> = Vec::new();
-    for (event, handlers) in events {
-        for handler in handlers.iter() {
-            match groups.iter_mut().find(|(h, _)| Arc::ptr_eq(h, handler)) {
-                Some((_, its_events)) => its_events.push(event),
-                None => groups.push((handler, vec![event])),
-            }
-        }
-    }
-    groups
-}
-
-/// Keeps (or refreshes) the raw payload of a rejected or failed event, for a replay.
-async fn keep_payload(
-    db: &impl sea_orm::ConnectionTrait,
-    event: &Event,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let row = event_payload::ActiveModel {
-        key_digest: Set(event.digest.to_vec()),
-        payload: Set(event.body.clone()),
-        stored_at: Set(now),
-    };
-    event_payload::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(event_payload::Column::KeyDigest)
-                .update_columns([
-                    event_payload::Column::Payload,
-                    event_payload::Column::StoredAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await
-        .map(|_| ())
 }
 
 /// The dedupe record of an event: its existence, once committed, is the fact "settled".

@@ -1,0 +1,153 @@
+//! The records written beside an event's own transaction: what a settled record says, a
+//! rejection settled in a transaction of its own, and the audit of a failed attempt (with the
+//! payload kept for a replay).
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{ActiveValue::Set, DbErr, EntityTrait};
+
+use super::{dedupe_record, Committed, Store, MAX_ERROR_CHARS};
+use crate::engine::db_error::{classify, DbErrorKind};
+use crate::entities::{event_payload, failed_attempt, processed_event};
+use crate::event::key::Sha256Digest;
+use crate::event::{EngineError, Event, Settled};
+
+impl Store {
+    /// What the record of a settled event says.
+    pub async fn settled(&self, digest: &Sha256Digest) -> Result<Option<Settled>, DbErr> {
+        let row = processed_event::Entity::find_by_id(digest.to_vec())
+            .one(&self.db)
+            .await?;
+        Ok(row.and_then(|r| {
+            Some(Settled {
+                payload_sha256: r.payload_sha256.try_into().ok()?,
+                rejected: r.status == processed_event::REJECTED,
+            })
+        }))
+    }
+
+    /// Settles a rejected event in a transaction of its own (the handlers' was rolled back):
+    /// its dedupe record says `rejected` with the reason, and its raw payload is kept for a
+    /// replay. If another delivery settled it meanwhile, that one stands.
+    pub(super) async fn record_rejection(
+        &self,
+        event: &Event,
+        reason: &str,
+    ) -> Result<Committed, EngineError> {
+        let reason: String = reason.chars().take(MAX_ERROR_CHARS).collect();
+        let write = async {
+            let txn = self.begin().await?;
+            let mut record = dedupe_record(event, self.clock.now());
+            record.status = Set(processed_event::REJECTED.to_owned());
+            record.reason = Set(Some(reason.clone()));
+            processed_event::Entity::insert(record)
+                .exec_without_returning(&txn)
+                .await?;
+            keep_payload(&txn, event, self.clock.now()).await?;
+            txn.commit().await
+        };
+        match write.await {
+            Ok(()) => {
+                tracing::warn!(
+                    source = %event.key.source,
+                    event_type = %event.key.event_type,
+                    event_id = %event.key.event_id,
+                    %reason,
+                    "event rejected by a handler: settled as rejected, payload kept for a replay"
+                );
+                Ok(Committed::Rejected)
+            }
+            Err(err) => match classify(&err) {
+                DbErrorKind::UniqueViolation => Ok(Committed::Duplicate {
+                    stored: self.settled(&event.digest).await.unwrap_or(None),
+                }),
+                DbErrorKind::Unavailable => Err(EngineError::Unavailable(err.to_string())),
+                DbErrorKind::Timeout => Err(EngineError::Timeout(err.to_string())),
+                DbErrorKind::Retryable => Err(EngineError::Conflict(err.to_string())),
+                DbErrorKind::Other => Err(EngineError::Internal(format!(
+                    "cannot record the rejection: {err}"
+                ))),
+            },
+        }
+    }
+
+    /// Audit only: counts the failed attempt. Best effort, since the database may be the
+    /// thing that failed; losing an audit row never affects exactly-once.
+    pub(super) async fn record_failure(&self, event: &Event, error: &str) {
+        // Bounded like the transaction: a database that stopped answering must not hold the
+        // writer on an audit row.
+        let write = self.write_failure(event, error);
+        if tokio::time::timeout(self.bounds.transaction, write)
+            .await
+            .is_err()
+        {
+            tracing::warn!("could not record the failed attempt for audit: the database stalled");
+        }
+    }
+
+    async fn write_failure(&self, event: &Event, error: &str) {
+        let now = self.clock.now();
+        // The payload first, so a failed event can be replayed from what idemhook kept.
+        if let Err(err) = keep_payload(&self.db, event, now).await {
+            tracing::warn!(error = %err, "could not keep the failed event's payload");
+        }
+        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+        let row = failed_attempt::ActiveModel {
+            key_digest: Set(event.digest.to_vec()),
+            source: Set(event.key.source.clone()),
+            event_type: Set(event.key.event_type.clone()),
+            event_id: Set(event.key.event_id.clone()),
+            payload_sha256: Set(event.payload_sha256.to_vec()),
+            attempts: Set(1),
+            last_error: Set(error.clone()),
+            first_failed_at: Set(now),
+            last_failed_at: Set(now),
+        };
+        let result = failed_attempt::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(failed_attempt::Column::KeyDigest)
+                    .value(
+                        failed_attempt::Column::Attempts,
+                        Expr::col((failed_attempt::Entity, failed_attempt::Column::Attempts))
+                            .add(1),
+                    )
+                    .value(failed_attempt::Column::LastError, Expr::value(error))
+                    .value(failed_attempt::Column::LastFailedAt, Expr::value(now))
+                    .value(
+                        failed_attempt::Column::PayloadSha256,
+                        Expr::value(event.payload_sha256.to_vec()),
+                    )
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "could not record the failed attempt for audit");
+        }
+    }
+}
+
+/// Keeps (or refreshes) the raw payload of a rejected or failed event, for a replay.
+async fn keep_payload(
+    db: &impl sea_orm::ConnectionTrait,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let row = event_payload::ActiveModel {
+        key_digest: Set(event.digest.to_vec()),
+        payload: Set(event.body.clone()),
+        stored_at: Set(now),
+    };
+    event_payload::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(event_payload::Column::KeyDigest)
+                .update_columns([
+                    event_payload::Column::Payload,
+                    event_payload::Column::StoredAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await
+        .map(|_| ())
+}
