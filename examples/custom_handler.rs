@@ -20,8 +20,8 @@ impl Handler for Refunds {
         if event.key.event_type != "refund_issued" {
             return Ok(());
         }
-        let order_id = event
-            .json
+        let json = event.json();
+        let order_id = json
             .as_ref()
             .and_then(|j| j.pointer("/data/order_id"))
             .and_then(|v| v.as_str())

@@ -32,6 +32,7 @@
 //! [`App`] builds the Rocket instance; `main.rs` only launches it. A library user adds their
 //! own handlers with [`App::handler`] and names them in a source's `handlers` list.
 
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -154,7 +155,9 @@ struct AppState {
 
 impl AppState {
     fn manage(self, rocket: Rocket<Build>) -> Rocket<Build> {
+        let budget = budget::Budget::new(self.settings.inflight_budget_mib);
         rocket
+            .manage(budget)
             .manage(self.settings)
             .manage(self.db)
             .manage(self.engine)
@@ -226,7 +229,8 @@ async fn ignite(
             writers: settings.writers,
             bounds: engine::store::Bounds {
                 limits: db::ingest_limits(&settings),
-                transaction: Duration::from_secs(settings.db_timeout_secs),
+                statement: Duration::from_secs(settings.db_timeout_secs),
+                handlers: Duration::from_secs(settings.handler_timeout_secs),
             },
         },
         db.clone(),

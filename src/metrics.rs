@@ -30,10 +30,11 @@ pub enum Rejection {
     QueueFull,
     Unavailable,
     Timeout,
+    OverBudget,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 7] = [
+    const ALL: [Rejection; 8] = [
         Rejection::BadRequest,
         Rejection::Unauthorized,
         Rejection::TooLarge,
@@ -41,6 +42,7 @@ impl Rejection {
         Rejection::QueueFull,
         Rejection::Unavailable,
         Rejection::Timeout,
+        Rejection::OverBudget,
     ];
 
     fn label(self) -> &'static str {
@@ -52,6 +54,7 @@ impl Rejection {
             Rejection::QueueFull => "queue_full",
             Rejection::Unavailable => "unavailable",
             Rejection::Timeout => "timeout",
+            Rejection::OverBudget => "over_budget",
         }
     }
 }

@@ -54,6 +54,9 @@ pub struct Settings {
     #[default = 1024]
     #[validate(range(min = 1))]
     pub shard_queue: usize,
+    #[default = 128]
+    #[validate(range(min = 1, max = 65_536))]
+    pub inflight_budget_mib: u32,
     #[default(MIN_RETENTION_DAYS)]
     #[validate(range(
         min = MIN_RETENTION_DAYS,
@@ -77,6 +80,9 @@ pub struct Settings {
     #[default = 10_000]
     #[validate(range(min = 1, max = 3_600_000))]
     pub idle_in_transaction_timeout_ms: u64,
+    #[default = 30]
+    #[validate(range(min = 1, max = 3600))]
+    pub handler_timeout_secs: u64,
     #[default = 3]
     pub max_retries: u32,
     #[default = 16]

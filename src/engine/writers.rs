@@ -231,7 +231,8 @@ mod tests {
                 3,
                 crate::engine::store::Bounds {
                     limits: crate::db::ingest_limits(&settings),
-                    transaction: Duration::from_secs(5),
+                    statement: Duration::from_secs(5),
+                    handlers: Duration::from_secs(30),
                 },
                 Clock::system(),
                 metrics.clone(),

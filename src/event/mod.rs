@@ -27,12 +27,18 @@ pub struct Event {
     /// Request headers, names lowercased, in the order received.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// The body parsed as JSON, when it is JSON.
-    pub json: Option<serde_json::Value>,
     pub received_at: DateTime<Utc>,
 }
 
 impl Event {
+    /// The body parsed as JSON, or `None` when it is not JSON. Parsed on each call, for the
+    /// handler that needs it, and never kept: a parsed document costs up to 16 times the body
+    /// (an array of small numbers), so an event a handler does not read as JSON (the inbox
+    /// stores bytes) never builds one, and one that is read holds it only while it is used.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -60,7 +66,6 @@ impl Event {
             signed_key: None,
             headers: Vec::new(),
             body,
-            json: Some(json),
             received_at: Utc::now(),
         }
     }

@@ -122,7 +122,11 @@ impl Handler for Payments {
     ) -> Result<(), HandlerError> {
         let mut payments = Vec::with_capacity(events.len());
         for event in events {
-            if let Some(p) = parse(&event.key.event_type, event.json.as_ref())? {
+            // Only a payment's body is parsed, one at a time, and dropped once read.
+            if pointers(&event.key.event_type).is_none() {
+                continue;
+            }
+            if let Some(p) = parse(&event.key.event_type, event.json().as_ref())? {
                 payments.push((*event, p));
             }
         }

@@ -13,7 +13,7 @@
 //! throughput with `Value` was 0.991× (16 connections) and 0.988× (64) of this module's, the
 //! noise of these machines. But a `Value` costs about 16 bytes per body byte for an array of
 //! small numbers, and a duplicate would build one only to drop it: with 64 connections
-//! sending duplicates of one 1 MB body (`bench/big_duplicates.sh`, two runs each), peak RSS
+//! sending duplicates of one 1 MB body (`bench/big_bodies.sh BIN dup 64 640`, two runs each), peak RSS
 //! was 246–267 MB with `Value` against 170–173 MB with this reader. Bounding memory by the
 //! bytes received, not by what they expand to, is the point.
 

@@ -11,6 +11,7 @@ use rocket::{post, routes, Route, State};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
+use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::engine::{Engine, Job};
 use crate::error::{ApiError, Counted};
@@ -139,13 +140,14 @@ async fn ingest(
     sources: &State<Sources>,
     engine: &State<Arc<Engine>>,
     clock: &State<Clock>,
+    budget: &State<Budget>,
 ) -> Result<Accepted, ApiError> {
     let started = Instant::now();
     let configured = sources.get(source);
     let counters = configured.map_or(&engine.metrics().unknown_source, |s| &s.metrics);
     counters.received.inc();
     let result = match configured {
-        Some(configured) => receive(configured, meta, body, engine, clock).await,
+        Some(configured) => receive(configured, meta, body, engine, clock, budget).await,
         None => Err(Refused::new(
             Rejection::UnknownSource,
             ApiError::NotFound("unknown source".to_owned()),
@@ -227,6 +229,7 @@ async fn receive(
     body: Data<'_>,
     engine: &Engine,
     clock: &Clock,
+    budget: &Budget,
 ) -> Result<Received, Refused> {
     if meta.header_bytes > MAX_HEADER_BYTES {
         return Err(Refused::new(
@@ -236,6 +239,19 @@ async fn receive(
             },
         ));
     }
+    // Room for the body, before a byte of it is read; held until the delivery is answered.
+    let declared = meta.content_length.unwrap_or(meta.body_limit);
+    let _reserved = budget
+        .try_reserve(declared.min(meta.body_limit))
+        .ok_or_else(|| {
+            Refused::new(
+                Rejection::OverBudget,
+                ApiError::Unavailable {
+                    message: "too many bytes of deliveries are in flight; retry later",
+                    retry_after_secs: 1,
+                },
+            )
+        })?;
     let body = read_body(body, meta.body_limit, meta.content_length)
         .await
         .map_err(|e| {
@@ -284,8 +300,6 @@ async fn receive(
             body_read,
         });
     }
-    // Only a new event is parsed whole, for its handlers.
-    let json = serde_json::from_slice(&body).ok();
     let event = Arc::new(Event {
         digest,
         key,
@@ -295,7 +309,6 @@ async fn receive(
             .map(|s| signed_key(&source.name, &s)),
         headers: owned_headers(meta.headers),
         body,
-        json,
         received_at: now,
     });
     let job = Job {

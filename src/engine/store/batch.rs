@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use sea_orm::{DbErr, EntityTrait};
+use sea_orm::{DatabaseTransaction, EntityTrait};
 
-use super::{dedupe_record, BatchFailure, Store};
+use super::{dedupe_record, AttemptError, BatchFailure, Store};
 use crate::engine::db_error::{classify, DbErrorKind};
 use crate::entities::processed_event;
 use crate::event::Event;
@@ -30,57 +30,61 @@ impl Store {
         &self,
         events: &[(&Event, &[Arc<dyn Handler>])],
     ) -> Result<Duration, BatchFailure> {
-        match tokio::time::timeout(self.bounds.transaction, self.try_batch(events)).await {
-            Ok(result) => result,
-            Err(_) => Err(BatchFailure::Unavailable(format!(
-                "the database did not finish a group's transaction within {:?}",
-                self.bounds.transaction
-            ))),
-        }
-    }
-
-    async fn try_batch(
-        &self,
-        events: &[(&Event, &[Arc<dyn Handler>])],
-    ) -> Result<Duration, BatchFailure> {
         let started = Instant::now();
-        let txn = self.begin().await.map_err(batch_failure)?;
+        let txn = self.wait(self.begin()).await.map_err(batch_failure)?;
         let now = self.clock.now();
         let records = events.iter().map(|(event, _)| dedupe_record(event, now));
-        if let Err(err) = processed_event::Entity::insert_many(records)
-            .exec_without_returning(&txn)
-            .await
-        {
-            let _ = txn.rollback().await;
+        let inserted =
+            self.wait(processed_event::Entity::insert_many(records).exec_without_returning(&txn));
+        if let Err(err) = inserted.await {
+            self.rollback(txn).await;
             return Err(batch_failure(err));
         }
         let check = started.elapsed();
-        for (handler, its_events) in by_handler(events) {
-            let result = AssertUnwindSafe(handler.handle_batch(&its_events, &txn))
-                .catch_unwind()
-                .await;
-            let failure = match result {
-                Ok(Ok(())) => continue,
-                Ok(Err(HandlerError::Db(err))) => batch_failure(err),
-                Ok(Err(_)) | Err(_) => BatchFailure::Redo,
-            };
-            let _ = txn.rollback().await;
+        let run = tokio::time::timeout(self.bounds.handlers, run_batch(events, &txn));
+        let failure = match run.await {
+            Ok(Ok(())) => None,
+            Ok(Err(HandlerError::Db(err))) => Some(batch_failure(AttemptError::Db(err))),
+            // A handler's failure, rejection, panic or stall: each event alone finds its own.
+            Ok(Err(_)) | Err(_) => Some(BatchFailure::Redo),
+        };
+        if let Some(failure) = failure {
+            self.rollback(txn).await;
             return Err(failure);
         }
-        txn.commit().await.map_err(batch_failure)?;
+        self.wait(txn.commit()).await.map_err(batch_failure)?;
         Ok(check)
     }
 }
 
-/// A group's database error: an unreachable database fails the whole group, anything else
+/// Each handler of the group once, with its events ([`Handler::handle_batch`]); a panic is a
+/// failure like any other.
+async fn run_batch(
+    events: &[(&Event, &[Arc<dyn Handler>])],
+    txn: &DatabaseTransaction,
+) -> Result<(), HandlerError> {
+    for (handler, its_events) in by_handler(events) {
+        AssertUnwindSafe(handler.handle_batch(&its_events, txn))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(HandlerError::failed("a handler panicked in a group")))?;
+    }
+    Ok(())
+}
+
+/// A group's error: an unreachable or stalled database fails the whole group, anything else
 /// sends its events through one transaction each.
-fn batch_failure(err: DbErr) -> BatchFailure {
-    match classify(&err) {
-        DbErrorKind::Unavailable => BatchFailure::Unavailable(err.to_string()),
+fn batch_failure(err: AttemptError) -> BatchFailure {
+    match err {
+        AttemptError::Db(err) if classify(&err) == DbErrorKind::Unavailable => {
+            BatchFailure::Unavailable(err.to_string())
+        }
+        AttemptError::Stalled => {
+            BatchFailure::Unavailable("the database did not answer a statement in time".into())
+        }
         _ => BatchFailure::Redo,
     }
 }
-
 /// Each distinct handler of a batch (in the order sources list them) with the events that run
 /// it, so that a handler sees its events together. Sources naming the same handler share one
 /// instance (the registry's), which is what makes them one group.

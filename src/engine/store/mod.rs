@@ -13,8 +13,9 @@
 //! second proceeds. No lock is taken in the application; the unique key is the arbiter.
 //!
 //! Every transaction sets its [`Limits`] first (a lock or statement timeout ends a wait on a
-//! row held elsewhere) and is bounded as a whole by `db_timeout` on the client (a database
-//! that stopped answering mid-query ends it too).
+//! row held elsewhere). On the client, each statement the engine sends is bounded by
+//! `db_timeout` (a database that stopped answering mid-query, where no error ever comes), and
+//! the handlers together by `handler_timeout` (a handler that hangs would hold a writer).
 
 mod batch;
 mod records;
@@ -61,8 +62,10 @@ enum AttemptError {
     Handler(String),
     /// A handler's [`HandlerError::Reject`].
     Reject(String),
-    /// The client-side bound on the whole transaction ran out: the database stopped answering.
+    /// A statement's client-side bound ran out: the database stopped answering.
     Stalled,
+    /// The handlers ran past their bound.
+    HandlersStalled,
 }
 
 /// Why a group commit did not commit.
@@ -87,8 +90,11 @@ pub struct Verdict {
 pub struct Bounds {
     /// Set on the transaction itself (lock, statement, idle).
     pub limits: Limits,
+    /// The longest the client waits for one statement the engine sends.
+    pub statement: Duration,
+    /// The longest the client waits for the handlers of one event (or one group).
     /// The longest a whole transaction may take, measured by the client.
-    pub transaction: Duration,
+    pub handlers: Duration,
 }
 
 #[derive(Clone)]
@@ -117,6 +123,23 @@ impl Store {
         }
     }
 
+    /// `fut`, a statement the engine sends, within the client-side bound.
+    async fn wait<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, DbErr>>,
+    ) -> Result<T, AttemptError> {
+        match tokio::time::timeout(self.bounds.statement, fut).await {
+            Ok(result) => result.map_err(AttemptError::Db),
+            Err(_) => Err(AttemptError::Stalled),
+        }
+    }
+
+    /// Rolls back without waiting longer than a statement may: on a stalled connection the
+    /// rollback stalls too, and dropping the transaction is then the rollback.
+    async fn rollback(&self, txn: DatabaseTransaction) {
+        let _ = tokio::time::timeout(self.bounds.statement, txn.rollback()).await;
+    }
+
     /// BEGIN, then the transaction's limits.
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
         let txn = self.db.begin().await?;
@@ -136,19 +159,21 @@ impl Store {
     ) -> Result<Verdict, EngineError> {
         let mut attempt = 0;
         loop {
-            let bounded =
-                tokio::time::timeout(self.bounds.transaction, self.attempt(event, handlers));
-            let err = match bounded.await {
-                Ok(Ok(committed)) => return Ok(committed),
-                Ok(Err(err)) => err,
-                Err(_) => AttemptError::Stalled,
+            let err = match self.attempt(event, handlers).await {
+                Ok(committed) => return Ok(committed),
+                Err(err) => err,
             };
             match err {
                 AttemptError::Stalled => {
                     return Err(EngineError::Unavailable(format!(
-                        "the database did not finish the transaction within {:?}",
-                        self.bounds.transaction
+                        "the database did not answer a statement within {:?}",
+                        self.bounds.statement
                     )));
+                }
+                AttemptError::HandlersStalled => {
+                    let msg = format!("the handlers ran longer than {:?}", self.bounds.handlers);
+                    self.record_failure(event, &msg).await;
+                    return Err(EngineError::Timeout(msg));
                 }
                 AttemptError::Handler(msg) => {
                     self.record_failure(event, &msg).await;
@@ -158,7 +183,7 @@ impl Store {
                     let started = Instant::now();
                     let settle = self.record_rejection(event, &reason);
                     let committed =
-                        match tokio::time::timeout(self.bounds.transaction, settle).await {
+                        match tokio::time::timeout(self.bounds.statement * 2, settle).await {
                             Ok(result) => result?,
                             Err(_) => {
                                 return Err(EngineError::Unavailable(
@@ -206,51 +231,65 @@ impl Store {
         handlers: &[Arc<dyn Handler>],
     ) -> Result<Verdict, AttemptError> {
         let started = Instant::now();
-        let txn = self.begin().await.map_err(AttemptError::Db)?;
+        let txn = self.wait(self.begin()).await?;
         let record = dedupe_record(event, self.clock.now());
-        if let Err(err) = processed_event::Entity::insert(record)
-            .exec_without_returning(&txn)
-            .await
-        {
-            let _ = txn.rollback().await;
-            if classify(&err) != DbErrorKind::UniqueViolation {
-                return Err(AttemptError::Db(err));
+        let inserted =
+            self.wait(processed_event::Entity::insert(record).exec_without_returning(&txn));
+        if let Err(err) = inserted.await {
+            self.rollback(txn).await;
+            match err {
+                AttemptError::Db(err) if classify(&err) == DbErrorKind::UniqueViolation => {}
+                err => return Err(err),
             }
             let check = started.elapsed();
-            let stored = self.settled(&event.digest).await.unwrap_or(None);
+            let stored = self.wait(self.settled(&event.digest)).await.unwrap_or(None);
             return Ok(Verdict {
                 committed: Committed::Duplicate { stored },
                 check,
             });
         }
         let check = started.elapsed();
-        for handler in handlers {
-            // A panicking handler fails this event only: the transaction is rolled back and
-            // the shard goes on serving.
-            let result = AssertUnwindSafe(handler.handle(event, &txn))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
-                    Err(HandlerError::failed(format!(
-                        "handler panicked: {}",
-                        panic_message(&panic)
-                    )))
-                });
-            if let Err(err) = result {
-                let _ = txn.rollback().await;
-                return Err(match err {
-                    HandlerError::Db(db) => AttemptError::Db(db),
-                    HandlerError::Failed(msg) => AttemptError::Handler(msg),
-                    HandlerError::Reject(reason) => AttemptError::Reject(reason),
-                });
-            }
+        let run = tokio::time::timeout(self.bounds.handlers, run_handlers(event, handlers, &txn));
+        let failure = match run.await {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(match err {
+                HandlerError::Db(db) => AttemptError::Db(db),
+                HandlerError::Failed(msg) => AttemptError::Handler(msg),
+                HandlerError::Reject(reason) => AttemptError::Reject(reason),
+            }),
+            Err(_) => Some(AttemptError::HandlersStalled),
+        };
+        if let Some(failure) = failure {
+            self.rollback(txn).await;
+            return Err(failure);
         }
-        txn.commit().await.map_err(AttemptError::Db)?;
+        self.wait(txn.commit()).await?;
         Ok(Verdict {
             committed: Committed::Processed,
             check,
         })
     }
+}
+
+/// Runs the handlers in order in `txn`. A panicking handler fails this event only: the
+/// transaction is rolled back and the writer goes on serving.
+async fn run_handlers(
+    event: &Event,
+    handlers: &[Arc<dyn Handler>],
+    txn: &DatabaseTransaction,
+) -> Result<(), HandlerError> {
+    for handler in handlers {
+        AssertUnwindSafe(handler.handle(event, txn))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                Err(HandlerError::failed(format!(
+                    "handler panicked: {}",
+                    panic_message(&panic)
+                )))
+            })?;
+    }
+    Ok(())
 }
 
 /// The dedupe record of an event: its existence, once committed, is the fact "settled".

@@ -77,7 +77,7 @@ impl Store {
         // Bounded like the transaction: a database that stopped answering must not hold the
         // writer on an audit row.
         let write = self.write_failure(event, error);
-        if tokio::time::timeout(self.bounds.transaction, write)
+        if tokio::time::timeout(self.bounds.statement * 2, write)
             .await
             .is_err()
         {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Peak resident memory under large bodies: starts the given idemhook binary on a fresh SQLite
+# database (source `big`: the inbox and payments handlers, as the shipped demo source), and
+# posts ~1 MiB events ({"id":…,"type":"big","pad":[0,0,…]}, an array of small numbers, the
+# shape that costs a parsed serde_json::Value about 16 bytes per body byte) over CONNECTIONS
+# connections, then prints the answers' status counts and the server's peak RSS (VmHWM).
+#   new: REQUESTS distinct events (the hostile load of the hardening issue: 192 at 64);
+#   dup: one event, then REQUESTS duplicates of it.
+#
+# Usage: bench/big_bodies.sh BINARY [new|dup (new)] [connections (64)] [requests (192)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$(realpath "$1")
+MODE=${2:-new}
+CONNECTIONS=${3:-64}
+REQUESTS=${4:-192}
+WORK=$(mktemp -d)
+cat > "$WORK/Rocket.toml" <<TOML
+[default]
+log_level = "off"
+[default.limits]
+webhook = "2 MiB"
+[default.idemhook]
+database_url = "sqlite://$WORK/big.db?mode=rwc"
+[default.idemhook.sources.big]
+handlers = ["inbox", "payments"]
+TOML
+python3 - "$WORK" "$MODE" "$REQUESTS" <<'PY'
+import os, sys
+work, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pad = ",".join(["0"] * 500_000)
+for i in range(n if mode == "new" else 1):
+    open(os.path.join(work, f"body{i}.json"), "w").write(
+        '{"id":"evt_big_%d","type":"big","pad":[%s]}' % (i, pad))
+PY
+( cd "$WORK" && RUST_LOG=warn ROCKET_CONFIG="$WORK/Rocket.toml" exec "$BIN" ) > "$WORK/server.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8000/health/ready >/dev/null && break; sleep 0.1; done
+post() { curl -s -o /dev/null -w '%{http_code}\n' --data-binary @"$WORK/body$1.json" http://127.0.0.1:8000/webhooks/big; }
+export -f post; export WORK
+if [ "$MODE" = dup ]; then
+  [ "$(post 0)" = 200 ] || { echo "the first delivery was refused" >&2; exit 1; }
+  seq 1 "$REQUESTS" | sed 's/.*/0/' | xargs -P "$CONNECTIONS" -I{} bash -c 'post {}' | sort | uniq -c | tr '\n' ' '
+else
+  seq 0 $((REQUESTS - 1)) | xargs -P "$CONNECTIONS" -I{} bash -c 'post {}' | sort | uniq -c | tr '\n' ' '
+fi
+PEAK=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
+echo "mode $MODE, $REQUESTS requests at $CONNECTIONS connections; peak RSS ${PEAK} KiB"
