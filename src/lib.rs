@@ -216,7 +216,7 @@ async fn ignite(
     let db = db::connect(&url, &settings)
         .await
         .map_err(|e| format!("{e} (database: {})", db::redact(&url)))?;
-    db::migrate(&db).await.map_err(|e| e.to_string())?;
+    db::migrate(&url, &db).await.map_err(|e| e.to_string())?;
     tracing::info!(database = %db::redact(&url), shards = settings.shards, "database ready");
     let engine = Engine::start(
         EngineConfig {
@@ -228,7 +228,7 @@ async fn ignite(
             max_batch: settings.max_batch,
             writers: settings.writers,
             bounds: engine::store::Bounds {
-                limits: db::ingest_limits(&settings),
+                limits: db::per_transaction_limits(&url, &settings),
                 statement: Duration::from_secs(settings.db_timeout_secs),
                 handlers: Duration::from_secs(settings.handler_timeout_secs),
             },

@@ -2,18 +2,21 @@
 //!
 //! Without these, a row locked elsewhere (another instance's slow transaction, an operator's
 //! open `SELECT … FOR UPDATE`) holds every transaction that needs it for as long as the lock
-//! is held, and a database that stops answering holds them forever. Each backend gets its own
-//! form, set at the start of each transaction that wants it, never on the connection: the
-//! migrations run without them, and the sweeper sets its own.
+//! is held, and a database that stops answering holds them forever. They are set where the
+//! ingest transactions get them and nowhere else: the migrations run without them, and the
+//! sweeper sets its own.
 //!
 //! | backend    | lock wait                   | one statement          | idle in a transaction |
 //! |------------|-----------------------------|------------------------|-----------------------|
-//! | PostgreSQL | `SET LOCAL lock_timeout`    | `statement_timeout`    | `idle_in_transaction_session_timeout` |
+//! | PostgreSQL | `lock_timeout`              | `statement_timeout`    | `idle_in_transaction_session_timeout` |
 //! | MariaDB    | `innodb_lock_wait_timeout`  | `max_statement_time`   | (none)                |
 //! | SQLite     | `busy_timeout` (connection) | (none)                 | (none)                |
 //!
+//! PostgreSQL: the pool's sessions start with them (connection options, no round trip per
+//! transaction), the migrations get a connection of their own, and the sweeper overrides them
+//! with `SET LOCAL` ([`Limits::apply`]).
 //! MariaDB has no `SET LOCAL`: its two variables are set for the session at the start of each
-//! transaction, so whoever uses the connection next sets its own again. A lock or statement
+//! ingest transaction ([`Limits::apply`]), and whoever uses the connection next sets its own. A lock or statement
 //! timeout is answered 503 after one attempt ([`super::super::engine::db_error`] sorts it as
 //! `Timeout`); the whole transaction is also bounded by a client-side timer, so a connection
 //! that stopped answering fails too.

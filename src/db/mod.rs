@@ -33,12 +33,30 @@ pub async fn connect(url: &str, settings: &Settings) -> Result<DatabaseConnectio
         .connect_timeout(timeout)
         .acquire_timeout(timeout)
         .sqlx_logging(false);
-    if let Some(capacity) = statement_cache_capacity(url, settings) {
-        if url.starts_with("postgres") {
-            opts.map_sqlx_postgres_opts(move |o| o.statement_cache_capacity(capacity));
-        } else {
-            opts.map_sqlx_mysql_opts(move |o| o.statement_cache_capacity(capacity));
-        }
+    let cache = statement_cache_capacity(url, settings);
+    if is_postgres(url) {
+        // The ingest limits as session defaults, sent with the connection's startup: no round
+        // trip per transaction. The migrations run on a connection of their own without them
+        // ([`migrate`]); the sweeper overrides them with `SET LOCAL`.
+        let limits = ingest_limits(settings);
+        let ms = |d: Duration| d.as_millis().to_string();
+        let session = [
+            ("lock_timeout", ms(limits.lock)),
+            ("statement_timeout", ms(limits.statement)),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(limits.idle_in_transaction),
+            ),
+        ];
+        opts.map_sqlx_postgres_opts(move |o| {
+            let o = o.options(session.clone());
+            match cache {
+                Some(capacity) => o.statement_cache_capacity(capacity),
+                None => o,
+            }
+        });
+    } else if let Some(capacity) = cache {
+        opts.map_sqlx_mysql_opts(move |o| o.statement_cache_capacity(capacity));
     }
     if url == IN_MEMORY_DATABASE_URL {
         // Each SQLite `:memory:` connection is its own database, so the pool holds exactly one
@@ -101,10 +119,33 @@ pub fn ingest_limits(settings: &Settings) -> Limits {
     }
 }
 
-/// Applies pending migrations. Concurrent launches on one database should be staggered
-/// (or the schema migrated beforehand with `cargo run -p migration -- up`).
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbSetupError> {
-    Migrator::up(db, None).await.map_err(DbSetupError::Migrate)
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres:") || url.starts_with("postgresql:")
+}
+
+/// The limits an ingest transaction must set itself: on MariaDB/MySQL (session variables at
+/// each BEGIN). `None` on PostgreSQL, whose pool's sessions start with them, and on SQLite,
+/// whose busy timeout is the connection's.
+pub fn per_transaction_limits(url: &str, settings: &Settings) -> Option<Limits> {
+    let server = ["mysql:", "mariadb:"].iter().any(|s| url.starts_with(s));
+    server.then(|| ingest_limits(settings))
+}
+
+/// Applies pending migrations. On PostgreSQL they get a connection of their own: the pool's
+/// sessions carry the ingest timeouts, which a long migration must not hit. (Elsewhere the
+/// pool is used: no session limits there, and an in-memory SQLite database exists only on its
+/// one connection.) Concurrent launches on one database should be staggered (or the schema
+/// migrated beforehand with `cargo run -p migration -- up`).
+pub async fn migrate(url: &str, db: &DatabaseConnection) -> Result<(), DbSetupError> {
+    if !is_postgres(url) {
+        return Migrator::up(db, None).await.map_err(DbSetupError::Migrate);
+    }
+    let plain = Database::connect(url)
+        .await
+        .map_err(DbSetupError::Connect)?;
+    let migrated = Migrator::up(&plain, None).await;
+    let _ = plain.close().await;
+    migrated.map_err(DbSetupError::Migrate)
 }
 
 #[cfg(test)]

@@ -217,7 +217,9 @@ mod tests {
         let db = crate::db::connect(crate::config::IN_MEMORY_DATABASE_URL, &settings)
             .await
             .expect("in-memory database");
-        crate::db::migrate(&db).await.expect("migrations");
+        crate::db::migrate(crate::config::IN_MEMORY_DATABASE_URL, &db)
+            .await
+            .expect("migrations");
         let metrics = Arc::new(Metrics::new());
         let cache = CommittedKeys::new(
             1000,
@@ -230,7 +232,7 @@ mod tests {
                 db,
                 3,
                 crate::engine::store::Bounds {
-                    limits: crate::db::ingest_limits(&settings),
+                    limits: None,
                     statement: Duration::from_secs(5),
                     handlers: Duration::from_secs(30),
                 },

@@ -1,5 +1,6 @@
 //! The transactional inbox: every processed event, for downstream consumers to read at their
-//! own pace. Written by the `inbox` handler inside the event's transaction.
+//! own pace. Written by the `inbox` handler inside the event's transaction. Ids are unique
+//! and increasing at insert, not at commit: see `handlers::inbox` for how to read it.
 
 use sea_orm::entity::prelude::*;
 

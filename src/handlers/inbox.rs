@@ -1,5 +1,11 @@
 //! `inbox`: the transactional-inbox pattern. Downstream consumers read the `inbox` table
-//! instead of receiving webhooks themselves, so they see each event once, in commit order.
+//! instead of receiving webhooks themselves, and see each event once (its key digest is
+//! unique in the table).
+//!
+//! Ids do **not** follow commit order: an id is taken when the row is inserted, and with
+//! several writers or instances the transaction holding id N can commit after the one holding
+//! N+1. A consumer that tails `id > last id seen` skips N. README ("Reading the inbox") gives
+//! the consumer query that does not, and `tests/api/inbox.rs` shows both.
 
 use async_trait::async_trait;
 use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait};
@@ -16,7 +22,7 @@ impl Handler for Inbox {
         self.handle_batch(&[event], txn).await
     }
 
-    /// One multi-row INSERT; rows keep the batch's order, so ids still follow commit order.
+    /// One multi-row INSERT for the group.
     async fn handle_batch(
         &self,
         events: &[&Event],

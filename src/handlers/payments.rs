@@ -334,7 +334,9 @@ mod tests {
         let db = crate::db::connect(crate::config::IN_MEMORY_DATABASE_URL, &settings)
             .await
             .unwrap();
-        crate::db::migrate(&db).await.unwrap();
+        crate::db::migrate(crate::config::IN_MEMORY_DATABASE_URL, &db)
+            .await
+            .unwrap();
         let (a, b, c) = (
             Event::payment("e1", "o1", 100, "eur"),
             Event::payment("e2", "o2", 7, "usd"),

@@ -22,6 +22,8 @@ mod flood;
 mod galera;
 /// Malformed and hostile requests over a raw socket.
 mod hostile;
+/// Inbox ids follow inserts, not commits: how to read the inbox without a gap.
+mod inbox;
 /// The basic contract: processed, duplicate, exact identity, bad requests.
 mod ingest;
 /// Launch-time refusals of a bad configuration, and the in-memory store.

@@ -88,8 +88,9 @@ pub struct Verdict {
 /// What bounds an ingest transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
-    /// Set on the transaction itself (lock, statement, idle).
-    pub limits: Limits,
+    /// Set on the transaction itself (lock, statement, idle), where the backend's sessions do
+    /// not start with them.
+    pub limits: Option<Limits>,
     /// The longest the client waits for one statement the engine sends.
     pub statement: Duration,
     /// The longest the client waits for the handlers of one event (or one group).
@@ -143,7 +144,10 @@ impl Store {
     /// BEGIN, then the transaction's limits.
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
         let txn = self.db.begin().await?;
-        if let Err(err) = self.bounds.limits.apply(&txn).await {
+        let Some(limits) = &self.bounds.limits else {
+            return Ok(txn);
+        };
+        if let Err(err) = limits.apply(&txn).await {
             let _ = txn.rollback().await;
             return Err(err);
         }
