@@ -40,6 +40,7 @@ async fn a_row_locked_elsewhere_delays_only_its_own_event(backend: Backend) {
     let mut bodies = vec![payment("lock_blocked", "order_locked", 5)];
     bodies.extend((0..300).map(|i| payment(&format!("free_{i}"), &format!("order_{}", i % 30), 2)));
     let permits = Arc::new(Semaphore::new(16));
+    let started = std::time::Instant::now();
     let replies = tokio::time::timeout(
         PATIENCE,
         join_all(bodies.iter().map(|body| {
@@ -52,6 +53,11 @@ async fn a_row_locked_elsewhere_delays_only_its_own_event(backend: Backend) {
     )
     .await
     .expect("every event is answered while the row is still locked");
+    // A figure for the record (the assertions below are on order, not on time).
+    eprintln!(
+        "locks on {backend:?}: 301 answers in {:?} with the row held",
+        started.elapsed()
+    );
     let (blocked, free) = replies.split_first().unwrap();
     assert_eq!(blocked.0, 503, "{blocked:?}");
     assert!(blocked.2.is_some(), "503 without Retry-After");
