@@ -134,15 +134,21 @@ impl Handler for Payments {
             return Ok(());
         }
         let orders = order_totals(payments.iter().map(|(_, p)| p))?;
-        let kept = existing_orders(txn, orders.keys().copied()).await?;
-        for (order_id, (sum, currency)) in &orders {
-            if let Some((paid, kept_in)) = kept.get(*order_id) {
-                same_currency(order_id, currency, kept_in)?;
-                paid.checked_add(*sum).ok_or_else(|| {
-                    HandlerError::reject(format!("order {order_id}'s total would overflow"))
-                })?;
+        let backend = txn.get_database_backend();
+        // MySQL's upsert has no condition: there the orders are read first (one round trip).
+        // PostgreSQL and SQLite check in the upsert itself, for free.
+        let read_first = backend == DbBackend::MySql;
+        let kept = if read_first {
+            let kept = existing_orders(txn, orders.keys().copied()).await?;
+            for (order_id, (sum, currency)) in &orders {
+                if let Some((paid, kept_in)) = kept.get(*order_id) {
+                    refuse_unless_applicable(order_id, *sum, currency, *paid, kept_in)?;
+                }
             }
-        }
+            Some(kept)
+        } else {
+            None
+        };
         let now = self.clock.now();
         payment::Entity::insert_many(payments.iter().map(|(event, p)| payment::ActiveModel {
             order_id: Set(p.order_id.clone()),
@@ -154,42 +160,70 @@ impl Handler for Payments {
         }))
         .exec_without_returning(txn)
         .await?;
-        let added = excluded(txn.get_database_backend(), "amount_paid");
-        order::Entity::insert_many(orders.iter().map(|(order_id, (amount, currency))| {
-            order::ActiveModel {
-                order_id: Set((*order_id).to_owned()),
-                status: Set("paid".to_owned()),
-                amount_paid: Set(*amount),
-                currency: Set((*currency).to_owned()),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-        }))
-        .on_conflict(
-            OnConflict::column(order::Column::OrderId)
-                .value(
-                    order::Column::AmountPaid,
-                    Expr::col((order::Entity, order::Column::AmountPaid)).add(added),
+        let added = excluded(backend, "amount_paid");
+        let mut upsert = OnConflict::column(order::Column::OrderId);
+        upsert
+            .value(
+                order::Column::AmountPaid,
+                Expr::col((order::Entity, order::Column::AmountPaid)).add(added.clone()),
+            )
+            .value(order::Column::UpdatedAt, Expr::value(now));
+        if !read_first {
+            // The row is updated only in its own currency and below i64::MAX; a row left
+            // alone is missing from the count of rows the statement applied.
+            upsert
+                .action_and_where(
+                    Expr::col((order::Entity, order::Column::Currency))
+                        .eq(excluded(backend, "currency")),
                 )
-                .value(order::Column::UpdatedAt, Expr::value(now))
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-        // An order that did not exist when it was read may have been created meanwhile by
-        // another instance, whose currency then stands (the upsert holds its row now).
-        let created: Vec<&str> = orders
-            .keys()
-            .copied()
-            .filter(|id| !kept.contains_key(*id))
-            .collect();
-        if !created.is_empty() {
-            let now_kept = existing_orders(txn, created.iter().copied()).await?;
-            for order_id in created {
-                if let (Some((_, currency)), Some((_, kept_in))) =
-                    (orders.get(order_id), now_kept.get(order_id))
-                {
-                    same_currency(order_id, currency, kept_in)?;
+                .action_and_where(
+                    Expr::col((order::Entity, order::Column::AmountPaid))
+                        .lte(Expr::val(i64::MAX).sub(added)),
+                );
+        }
+        let applied =
+            order::Entity::insert_many(orders.iter().map(|(order_id, (amount, currency))| {
+                order::ActiveModel {
+                    order_id: Set((*order_id).to_owned()),
+                    status: Set("paid".to_owned()),
+                    amount_paid: Set(*amount),
+                    currency: Set((*currency).to_owned()),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+            }))
+            .on_conflict(upsert.to_owned())
+            .exec_without_returning(txn)
+            .await?;
+        match kept {
+            None if applied < orders.len() as u64 => {
+                // Which order, and why: read only on this rare path (the upsert holds the rows).
+                let now_kept = existing_orders(txn, orders.keys().copied()).await?;
+                for (order_id, (sum, currency)) in &orders {
+                    if let Some((paid, kept_in)) = now_kept.get(*order_id) {
+                        refuse_unless_applicable(order_id, *sum, currency, *paid, kept_in)?;
+                    }
+                }
+                Err(HandlerError::reject("an order refused a payment"))?;
+            }
+            None => {}
+            Some(kept) => {
+                // An order that did not exist when it was read may have been created meanwhile
+                // by another instance, whose currency then stands (the upsert holds its row).
+                let created: Vec<&str> = orders
+                    .keys()
+                    .copied()
+                    .filter(|id| !kept.contains_key(*id))
+                    .collect();
+                if !created.is_empty() {
+                    let now_kept = existing_orders(txn, created.iter().copied()).await?;
+                    for order_id in created {
+                        if let (Some((_, currency)), Some((_, kept_in))) =
+                            (orders.get(order_id), now_kept.get(order_id))
+                        {
+                            same_currency(order_id, currency, kept_in)?;
+                        }
+                    }
                 }
             }
         }
@@ -214,6 +248,21 @@ async fn existing_orders<'a>(
         .into_iter()
         .map(|o| (o.order_id, (o.amount_paid, o.currency)))
         .collect())
+}
+
+/// A payment of `sum` in `currency` onto an order holding `paid` in `kept_in`: refused for good
+/// in another currency, or past `i64`.
+fn refuse_unless_applicable(
+    order_id: &str,
+    sum: i64,
+    currency: &str,
+    paid: i64,
+    kept_in: &str,
+) -> Result<(), HandlerError> {
+    same_currency(order_id, currency, kept_in)?;
+    paid.checked_add(sum)
+        .map(|_| ())
+        .ok_or_else(|| HandlerError::reject(format!("order {order_id}'s total would overflow")))
 }
 
 /// An order is kept in one currency: a payment in another is refused for good, not summed.
