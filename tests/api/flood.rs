@@ -2,8 +2,6 @@
 //! refused with 503 and Retry-After instead of queueing without bound, every 200 is committed,
 //! and nothing refused is lost once the provider retries.
 
-use std::time::Duration;
-
 use futures::future::join_all;
 
 use crate::support::*;
@@ -53,14 +51,7 @@ async fn a_flood_past_the_queue_bound_gets_503s_and_every_200_is_committed(backe
     );
     // The providers retry what was refused, until it goes through.
     for i in refused {
-        let mut reply = (0, String::new(), None);
-        for _ in 0..100 {
-            reply = post(&client, &server, "demo", &bodies[i], &[]).await;
-            if reply.0 == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let reply = post_until_ok(&client, &server, "demo", &bodies[i]).await;
         assert!(reply.1.contains(r#""status":"processed""#), "{reply:?}");
     }
     assert_eq!(rows(&conn).await.processed, 40);

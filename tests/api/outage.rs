@@ -2,8 +2,6 @@
 //! the test controls, and the proxy cuts it off. Only a server can go away on its own, so
 //! this runs on PostgreSQL and MariaDB only.
 
-use std::time::Duration;
-
 use futures::future::join_all;
 
 use crate::support::*;
@@ -56,14 +54,7 @@ async fn a_database_outage_answers_503_and_the_same_instance_recovers(backend: B
     assert_eq!(ready, 200);
     // The providers retry everything that was not answered 200.
     for i in 10..20 {
-        let mut reply = (0, String::new(), None);
-        for _ in 0..50 {
-            reply = post(&client, &server, "demo", &body(i), &[]).await;
-            if reply.0 == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let reply = post_until_ok(&client, &server, "demo", &body(i)).await;
         assert!(reply.1.contains(r#""status":"processed""#), "{reply:?}");
     }
     for i in 0..20 {
@@ -125,14 +116,7 @@ async fn a_partitioned_database_fails_the_whole_group_fast(backend: Backend) {
     proxy.restore();
     assert_eq!(server.ready_within(10).await, 200);
     for i in 1..17 {
-        let mut reply = (0, String::new(), None);
-        for _ in 0..50 {
-            reply = post(&client, &server, "demo", &body(i), &[]).await;
-            if reply.0 == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let reply = post_until_ok(&client, &server, "demo", &body(i)).await;
         assert_eq!(reply.0, 200, "{reply:?}");
     }
     let conn = db.connect().await;

@@ -60,6 +60,25 @@ handlers = ["inbox", "payments"]
     )
 }
 
+/// Posts `body` as a provider retries: until it is answered 200 (every 100 ms, at most 100
+/// times, while the server recovers); returns the last answer.
+pub async fn post_until_ok(
+    client: &reqwest::Client,
+    server: &Server,
+    source: &str,
+    body: &str,
+) -> (u16, String, Option<String>) {
+    let mut reply = (0, String::new(), None);
+    for _ in 0..100 {
+        reply = post(client, server, source, body, &[]).await;
+        if reply.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    reply
+}
+
 /// Posts `body` to `/webhooks/<source>`: (status, body, Retry-After). Status 0 means no
 /// answer (the connection failed), with the error as the body.
 pub async fn post(
