@@ -16,6 +16,7 @@ mod m20261122_000001_create_events;
 mod m20261122_000002_create_business;
 mod m20261123_000001_signed_key;
 mod m20261123_000002_rejections;
+mod m20261123_000003_attempt_token;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_business::Migration),
             Box::new(m20261123_000001_signed_key::Migration),
             Box::new(m20261123_000002_rejections::Migration),
+            Box::new(m20261123_000003_attempt_token::Migration),
         ]
     }
 }

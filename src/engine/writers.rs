@@ -273,6 +273,47 @@ mod tests {
             .collect()
     }
 
+    /// A delivery whose COMMIT failed on the client but was applied meets its own record when
+    /// it is redone: its attempt token says so, and it is `processed`. Another delivery of the
+    /// same event meets the same record as a `duplicate`.
+    #[tokio::test]
+    async fn a_commit_that_landed_is_recognised_by_its_own_attempt() {
+        let writers = writers(16, 1).await;
+        let handlers: Arc<[Arc<dyn Handler>]> =
+            Arc::new([Arc::new(Payments::new(Clock::system())) as Arc<dyn Handler>]);
+        let first = Event::payment("landed", "o1", 1, "eur");
+        let token = first.attempt_token;
+        let outcome = |event: Event| {
+            let (tx, rx) = oneshot::channel();
+            writers.submit(Pending {
+                job: Job {
+                    event: Arc::new(event),
+                    handlers: handlers.clone(),
+                },
+                done: Box::new(move |result| {
+                    let _ = tx.send(result);
+                }),
+            });
+            rx
+        };
+        assert!(matches!(
+            outcome(first).await.unwrap(),
+            Ok(Outcome::Processed)
+        ));
+        // The same delivery again, as a rerun after a lost COMMIT answer would be.
+        let mut rerun = Event::payment("landed", "o1", 1, "eur");
+        rerun.attempt_token = token;
+        assert!(matches!(
+            outcome(rerun).await.unwrap(),
+            Ok(Outcome::Processed)
+        ));
+        let other = Event::payment("landed", "o1", 1, "eur");
+        assert!(matches!(
+            outcome(other).await.unwrap(),
+            Ok(Outcome::Duplicate { .. })
+        ));
+    }
+
     /// More events than fit in one group: the rest make the next group, and every one is
     /// committed although nothing else ever arrives.
     #[tokio::test]

@@ -23,6 +23,8 @@ pub struct Model {
     pub status: String,
     /// Why a handler rejected the event.
     pub reason: Option<String>,
+    /// The token of the delivery that wrote the record (`Event::attempt_token`).
+    pub attempt_token: Option<Vec<u8>>,
 }
 
 /// `status` of an event whose handlers committed.

@@ -77,6 +77,26 @@ pub fn signed_key(source: &str, signed_sha256: &Sha256Digest) -> Sha256Digest {
     hasher.finalize().into()
 }
 
+/// A token for one delivery, unique within the process and across processes in practice:
+/// the SHA-256 of the event's digest, the wall clock's nanoseconds and a process-wide counter.
+/// It identifies, not protects: nothing depends on it being unguessable.
+pub fn attempt_token(digest: &Sha256Digest) -> [u8; 16] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut hasher = Sha256::new();
+    hasher.update(digest);
+    hasher.update(nanos.to_be_bytes());
+    hasher.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    hasher.update(std::process::id().to_be_bytes());
+    let full: [u8; 32] = hasher.finalize().into();
+    let mut token = [0u8; 16];
+    token.copy_from_slice(&full[..16]);
+    token
+}
+
 /// The id used for an event without one: `sha256:` + lowercase hex of the raw body.
 pub fn payload_hash_id(payload_sha256: &Sha256Digest) -> String {
     format!("sha256:{}", hex::encode(payload_sha256))

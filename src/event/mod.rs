@@ -24,6 +24,10 @@ pub struct Event {
     /// the same signed bytes commit once whatever unsigned id comes with them. `None` for an
     /// unsigned source, or one that opted out (`dedupe_signed_bytes = false`).
     pub signed_key: Option<Sha256Digest>,
+    /// This delivery's [`key::attempt_token`], stored with the dedupe record its transaction
+    /// writes: if a COMMIT fails on the client but was applied, the rerun recognises the record
+    /// as its own and answers `processed`, not `duplicate`.
+    pub attempt_token: [u8; 16],
     /// Request headers, names lowercased, in the order received.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -59,11 +63,13 @@ impl Event {
         let body = json.to_string().into_bytes();
         let key =
             EventKey::new("test", "payment_succeeded".into(), id.into()).expect("a valid test key");
+        let digest = key.digest();
         Event {
-            digest: key.digest(),
+            digest,
             key,
             payload_sha256: key::sha256(&body),
             signed_key: None,
+            attempt_token: key::attempt_token(&digest),
             headers: Vec::new(),
             body,
             received_at: Utc::now(),

@@ -15,7 +15,7 @@ use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::engine::{Engine, Job};
 use crate::error::{ApiError, Counted};
-use crate::event::key::{sha256, signed_key, EventKey};
+use crate::event::key::{attempt_token, sha256, signed_key, EventKey};
 use crate::event::{Event, Outcome as EngineOutcome};
 use crate::metrics::{Rejection, SourceMetrics};
 use crate::providers::{Delivery, Source, Sources};
@@ -307,6 +307,7 @@ async fn receive(
         signed_key: signed
             .filter(|_| source.dedupe_signed_bytes)
             .map(|s| signed_key(&source.name, &s)),
+        attempt_token: attempt_token(&digest),
         headers: owned_headers(meta.headers),
         body,
         received_at: now,

@@ -38,6 +38,7 @@ async fn a_database_of_the_previous_release_migrates_in_place(backend: Backend) 
             signed_key: NotSet,
             status: NotSet,
             reason: NotSet,
+            attempt_token: NotSet,
             received_at: Set(Utc::now()),
             processed_at: Set(Utc::now()),
         };

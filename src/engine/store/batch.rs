@@ -52,7 +52,13 @@ impl Store {
             self.rollback(txn).await;
             return Err(failure);
         }
-        self.wait(txn.commit()).await.map_err(batch_failure)?;
+        if let Err(err) = self.wait(txn.commit()).await {
+            // Applied after all? Then every event of the group is (one transaction).
+            let (first, _) = events.first().copied().ok_or(BatchFailure::Redo)?;
+            if !self.committed_by(first).await {
+                return Err(batch_failure(err));
+            }
+        }
         Ok(check)
     }
 }

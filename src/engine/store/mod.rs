@@ -246,11 +246,21 @@ impl Store {
                 err => return Err(err),
             }
             let check = started.elapsed();
-            let stored = self.wait(self.settled(&event.digest)).await.unwrap_or(None);
-            return Ok(Verdict {
-                committed: Committed::Duplicate { stored },
-                check,
-            });
+            let found = self
+                .wait(self.settled_by(&event.digest))
+                .await
+                .unwrap_or(None);
+            // This delivery's own record: an earlier attempt's COMMIT failed on the client
+            // but was applied.
+            let own = matches!(&found, Some((_, Some(token))) if *token == event.attempt_token);
+            let committed = if own {
+                Committed::Processed
+            } else {
+                Committed::Duplicate {
+                    stored: found.map(|(settled, _)| settled),
+                }
+            };
+            return Ok(Verdict { committed, check });
         }
         let check = started.elapsed();
         let run = tokio::time::timeout(self.bounds.handlers, run_handlers(event, handlers, &txn));
@@ -267,7 +277,11 @@ impl Store {
             self.rollback(txn).await;
             return Err(failure);
         }
-        self.wait(txn.commit()).await?;
+        if let Err(err) = self.wait(txn.commit()).await {
+            if !self.committed_by(event).await {
+                return Err(err);
+            }
+        }
         Ok(Verdict {
             committed: Committed::Processed,
             check,
@@ -309,6 +323,7 @@ fn dedupe_record(event: &Event, processed_at: DateTime<Utc>) -> processed_event:
         processed_at: Set(processed_at),
         status: Set(processed_event::PROCESSED.to_owned()),
         reason: Set(None),
+        attempt_token: Set(Some(event.attempt_token.to_vec())),
     }
 }
 

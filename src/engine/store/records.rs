@@ -15,15 +15,33 @@ use crate::event::{EngineError, Event, Settled};
 impl Store {
     /// What the record of a settled event says.
     pub async fn settled(&self, digest: &Sha256Digest) -> Result<Option<Settled>, DbErr> {
+        Ok(self.settled_by(digest).await?.map(|(settled, _)| settled))
+    }
+
+    /// What the record of a settled event says, and the attempt token of the delivery that
+    /// wrote it.
+    pub(super) async fn settled_by(
+        &self,
+        digest: &Sha256Digest,
+    ) -> Result<Option<(Settled, Option<Vec<u8>>)>, DbErr> {
         let row = processed_event::Entity::find_by_id(digest.to_vec())
             .one(&self.db)
             .await?;
         Ok(row.and_then(|r| {
-            Some(Settled {
+            let settled = Settled {
                 payload_sha256: r.payload_sha256.try_into().ok()?,
                 rejected: r.status == processed_event::REJECTED,
-            })
+            };
+            Some((settled, r.attempt_token))
         }))
+    }
+
+    /// Whether `event`'s own transaction wrote its record: a COMMIT that failed on the client
+    /// may have been applied by the server. Asked on another connection; `false` when it
+    /// cannot be told.
+    pub(super) async fn committed_by(&self, event: &Event) -> bool {
+        let found = self.wait(self.settled_by(&event.digest)).await;
+        matches!(found, Ok(Some((_, Some(token)))) if token == event.attempt_token)
     }
 
     /// Settles a rejected event in a transaction of its own (the handlers' was rolled back):
