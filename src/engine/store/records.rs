@@ -44,10 +44,29 @@ impl Store {
         matches!(found, Ok(Some((_, Some(token)))) if token == event.attempt_token)
     }
 
+    /// [`Store::settle_rejection`], bounded like the writes beside a transaction: a database
+    /// that stopped answering must not hold the writer.
+    pub(super) async fn record_rejection(
+        &self,
+        event: &Event,
+        reason: &str,
+    ) -> Result<Committed, EngineError> {
+        tokio::time::timeout(
+            self.bounds.statement * 2,
+            self.settle_rejection(event, reason),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(EngineError::Unavailable(
+                "the database did not record the rejection in time".into(),
+            ))
+        })
+    }
+
     /// Settles a rejected event in a transaction of its own (the handlers' was rolled back):
     /// its dedupe record says `rejected` with the reason, and its raw payload is kept for a
     /// replay. If another delivery settled it meanwhile, that one stands.
-    pub(super) async fn record_rejection(
+    async fn settle_rejection(
         &self,
         event: &Event,
         reason: &str,
