@@ -1,9 +1,12 @@
-//! Reading key parts from the body: one pass over it for every pointer a provider needs.
+//! Reading key parts from the body: one pass over it for every pointer a provider needs. The
+//! reading itself is `wire`'s (where it is fuzzed); this names the pointers in errors.
 
 use std::sync::LazyLock;
 
+use wire::key::KeyError;
+use wire::pointer::{self, Found, Pointer};
+
 use super::delivery::{Delivery, ProviderError};
-use super::pointer::{self, Found, Pointer};
 
 /// The values at these body pointers, read in one pass; `fields` are `(pointer, what)`,
 /// and a body that is not JSON is refused naming the first.
@@ -26,33 +29,31 @@ pub(crate) fn required_string(
     pointer: &str,
     what: &'static str,
 ) -> Result<String, ProviderError> {
-    body_value(found, pointer, what, false)?.ok_or_else(|| ProviderError::MissingField {
-        what,
-        pointer: pointer.to_owned(),
-    })
-}
-
-/// A key part found in the body: `None` when absent or null; integers only where
-/// `allow_integer` (some senders number their events), in decimal form.
-pub(crate) fn body_value(
-    found: Found,
-    pointer: &str,
-    what: &'static str,
-    allow_integer: bool,
-) -> Result<Option<String>, ProviderError> {
-    match found {
-        Found::Missing | Found::Null => Ok(None),
-        Found::String(s) => Ok(Some(s)),
-        Found::Integer(n) if allow_integer => Ok(Some(n)),
-        Found::Integer(_) | Found::Other => Err(ProviderError::WrongType {
+    wire::key::body_value(found, what, false)
+        .map_err(|e| key_error(e, "", pointer))?
+        .ok_or_else(|| ProviderError::MissingField {
             what,
             pointer: pointer.to_owned(),
-            expected: if allow_integer {
-                "string or an integer"
-            } else {
-                "string"
-            },
-        }),
+        })
+}
+
+/// `wire`'s reason, with the header and pointer the source reads that part from.
+pub(crate) fn key_error(e: KeyError, header: &str, pointer: &str) -> ProviderError {
+    match e {
+        KeyError::NotJson { what } => ProviderError::NotJson {
+            what,
+            pointer: pointer.to_owned(),
+        },
+        KeyError::WrongType { what, expected } => ProviderError::WrongType {
+            what,
+            pointer: pointer.to_owned(),
+            expected,
+        },
+        KeyError::Contradicts { what } => ProviderError::Contradicts {
+            what,
+            header: header.to_owned(),
+            pointer: pointer.to_owned(),
+        },
     }
 }
 

@@ -3,7 +3,7 @@
 use rocket::http::HeaderMap;
 
 /// What a provider sees of a delivery. The headers are Rocket's own map, borrowed, and the
-/// body is raw bytes, read with [`super::pointer::find`]: most deliveries are duplicates answered
+/// body is raw bytes, read with [`wire::pointer::find`]: most deliveries are duplicates answered
 /// from the cache, and those never need a copy of the headers or a parsed document.
 pub struct Delivery<'a> {
     pub headers: &'a HeaderMap<'a>,

@@ -5,11 +5,12 @@
 //! base64, in `signature_header`, after an optional `signature_prefix`. With a
 //! `timestamp_header`, what is signed is `<timestamp>.<raw body>` and the tolerance applies.
 
-use base64::Engine as _;
+use wire::key::{KeyError, Places};
+use wire::pointer::Pointer;
+use wire::signature::{generic_signature, Encoding};
 
-use super::body::{body_fields, body_value};
+use super::body::key_error;
 use super::delivery::{Delivery, ProviderError};
-use super::pointer::{self, Found, Pointer};
 use super::signature::Verifier;
 use super::signature::{check_timestamp, parse_timestamp, signed_digest, SignatureError, Signed};
 use crate::config::{OnMissingId, SignatureAlgorithm, SignatureEncoding, SourceConfig};
@@ -57,21 +58,11 @@ impl Generic {
         let value = d
             .header(&self.signature_header)
             .ok_or(SignatureError::Missing(SIGNATURE))?;
-        let malformed = |reason| SignatureError::Malformed {
-            header: SIGNATURE,
-            reason,
+        let encoding = match self.signature_encoding {
+            SignatureEncoding::Hex => Encoding::Hex,
+            SignatureEncoding::Base64 => Encoding::Base64,
         };
-        let encoded = value
-            .strip_prefix(self.signature_prefix.as_str())
-            .ok_or(malformed("the configured prefix is missing"))?;
-        let signature = match self.signature_encoding {
-            SignatureEncoding::Hex => {
-                hex::decode(encoded).map_err(|_| malformed("the signature is not hex"))?
-            }
-            SignatureEncoding::Base64 => base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|_| malformed("the signature is not base64"))?,
-        };
+        let signature = generic_signature(value, &self.signature_prefix, encoding, SIGNATURE)?;
         let timestamp = if self.timestamp_header.is_empty() {
             None
         } else {
@@ -93,42 +84,38 @@ impl Generic {
         Ok(Some(signed_digest(&signed)))
     }
 
-    /// A header, when present, wins over the body (even empty: the key check refuses that),
-    /// except that on a signed source it may not contradict the body (see [`Generic::agrees`]);
-    /// an empty header name or pointer disables that place. The type is settled before the id
-    /// is looked at, so errors name the type first. The body is read at most once, for both
-    /// pointers.
+    /// The key by `wire::key`'s rules (a header, when present, wins over the body; the type is
+    /// settled before the id), then this source's answer to a missing id. On a signed source
+    /// a header may not contradict the body (`wire::key::agrees`).
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {
-        // The id as the body has it, when the body was read for the type.
-        let mut id_in_body = None;
-        let event_type = match header(d, &self.type_header)? {
-            Some(t) => Some(t),
-            None if self.type_pointer.is_empty() => None,
-            None => {
-                let [type_found, id_found] =
-                    body_fields(d, [(&self.type_pointer, "type"), (&self.id_pointer, "id")])?;
-                id_in_body = Some(id_found);
-                body_value(type_found, self.type_pointer.as_str(), "type", false)?
+        // An ambiguous id header is reported once the type is settled, and the body is not
+        // read for an id in its place.
+        let id_header = header(d, &self.id_header);
+        let no_pointer = Pointer::new("");
+        let places = Places {
+            type_header: header(d, &self.type_header)?,
+            id_header: id_header.as_ref().ok().copied().flatten(),
+            type_pointer: &self.type_pointer,
+            id_pointer: if id_header.is_ok() {
+                &self.id_pointer
+            } else {
+                &no_pointer
+            },
+        };
+        let named = |e: KeyError| match e {
+            KeyError::NotJson { what: "id" }
+            | KeyError::WrongType { what: "id", .. }
+            | KeyError::Contradicts { what: "id" } => {
+                key_error(e, &self.id_header, self.id_pointer.as_str())
             }
-        }
-        .ok_or_else(|| ProviderError::MissingType {
+            _ => key_error(e, &self.type_header, self.type_pointer.as_str()),
+        };
+        let (event_type, event_id) = wire::key::read(&places, d.body).map_err(named)?;
+        let event_type = event_type.ok_or_else(|| ProviderError::MissingType {
             header: self.type_header.clone(),
             pointer: self.type_pointer.as_str().to_owned(),
         })?;
-        let event_id = match header(d, &self.id_header)? {
-            Some(id) => Some(id),
-            None if self.id_pointer.is_empty() => None,
-            None => {
-                let found = match id_in_body {
-                    Some(found) => found,
-                    None => {
-                        let [id_found] = body_fields(d, [(&self.id_pointer, "id")])?;
-                        id_found
-                    }
-                };
-                body_value(found, self.id_pointer.as_str(), "id", true)?
-            }
-        };
+        id_header?;
         let event_id = match (event_id, self.on_missing_id) {
             (Some(id), _) => id,
             (None, OnMissingId::PayloadHash) => payload_hash_id(d.payload_sha256),
@@ -140,58 +127,18 @@ impl Generic {
             }
         };
         if self.verifier.secrets.is_some() {
-            self.agrees(d, &event_type, &event_id)?;
+            wire::key::agrees(&places, d.body, &event_type, &event_id).map_err(named)?;
         }
         Ok((event_type, event_id))
-    }
-
-    /// On a signed source the signature covers the body, not the headers: a header that names
-    /// a key part differently from the signed body would let anyone who captured a delivery
-    /// change what it means (a `payment_failed` body replayed as `payment_succeeded`). So
-    /// where the body has the part, the header must say the same.
-    fn agrees(
-        &self,
-        d: &Delivery<'_>,
-        event_type: &str,
-        event_id: &str,
-    ) -> Result<(), ProviderError> {
-        let Ok([type_found, id_found]) =
-            pointer::find(d.body, [&self.type_pointer, &self.id_pointer])
-        else {
-            return Ok(()); // not JSON: the body says nothing a header could contradict
-        };
-        for (found, value, what, header, pointer) in [
-            (
-                type_found,
-                event_type,
-                "type",
-                &self.type_header,
-                &self.type_pointer,
-            ),
-            (id_found, event_id, "id", &self.id_header, &self.id_pointer),
-        ] {
-            let in_body = match found {
-                Found::String(s) | Found::Integer(s) => s,
-                Found::Missing | Found::Null | Found::Other => continue,
-            };
-            if !pointer.is_empty() && in_body != value {
-                return Err(ProviderError::Contradicts {
-                    what,
-                    header: header.clone(),
-                    pointer: pointer.as_str().to_owned(),
-                });
-            }
-        }
-        Ok(())
     }
 }
 
 /// The header's value, if the header name is configured and the header was sent.
-fn header(d: &Delivery<'_>, name: &str) -> Result<Option<String>, ProviderError> {
+fn header<'a>(d: &'a Delivery<'_>, name: &str) -> Result<Option<&'a str>, ProviderError> {
     if name.is_empty() {
         return Ok(None);
     }
-    Ok(d.key_header(name)?.map(str::to_owned))
+    d.key_header(name)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use super::delivery::{required_header, Delivery, ProviderError};
 use super::signature::{SignatureError, Signed, Verifier};
 
-pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
+pub const SIGNATURE_HEADER: &str = wire::signature::GITHUB_HEADER;
 pub const ID_HEADER: &str = "X-GitHub-Delivery";
 pub const TYPE_HEADER: &str = "X-GitHub-Event";
 
@@ -14,23 +14,10 @@ pub struct Github {
     pub verifier: Verifier,
 }
 
-pub fn parse_signature(value: &str) -> Result<Vec<u8>, SignatureError> {
-    let hex_sig = value
-        .strip_prefix("sha256=")
-        .ok_or(SignatureError::Malformed {
-            header: SIGNATURE_HEADER,
-            reason: "expected sha256=<hex>",
-        })?;
-    hex::decode(hex_sig).map_err(|_| SignatureError::Malformed {
-        header: SIGNATURE_HEADER,
-        reason: "the signature is not hex",
-    })
-}
-
 impl Github {
     pub fn verify(&self, d: &Delivery<'_>, _now: i64) -> Result<Signed, SignatureError> {
         self.verifier
-            .verify_body(d, SIGNATURE_HEADER, parse_signature)
+            .verify_body(d, SIGNATURE_HEADER, wire::signature::github_signature)
     }
 
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {

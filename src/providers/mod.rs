@@ -14,7 +14,8 @@
 //! - [`delivery`]: the request as a provider sees it (borrowed headers, raw body), and
 //!   [`ProviderError`].
 //! - [`signature`]: secrets, HMAC, constant-time comparison, timestamps; [`Verifier`].
-//! - [`body`] and [`pointer`]: key parts read from the body without building a document.
+//! - [`body`]: key parts read from the body without building a document (the reader and
+//!   the header parsers are in the `wire` crate, with few dependencies, where they are fuzzed).
 //! - one file per provider, and this file's [`Provider`], which dispatches to them.
 //! - [`sources`]: the configured sources, built at launch (secrets, handlers, metrics).
 
@@ -22,7 +23,6 @@ pub mod body;
 pub mod delivery;
 pub mod generic;
 pub mod github;
-pub mod pointer;
 pub mod shopify;
 pub mod signature;
 pub mod sources;
@@ -32,6 +32,8 @@ pub mod stripe;
 pub use delivery::{Delivery, ProviderError};
 pub use signature::Verifier;
 pub use sources::{Source, Sources};
+/// The body reader lives in `wire` (fuzzed there); re-exported for the handlers' pointers.
+pub use wire::pointer;
 
 use signature::{SignatureError, Signed};
 

@@ -3,12 +3,10 @@
 //! for every webhook one event triggers and for retries), else `X-Shopify-Webhook-Id` (older
 //! API versions; also stable across retries); the type is `X-Shopify-Topic`.
 
-use base64::Engine as _;
-
 use super::delivery::{required_header, Delivery, ProviderError};
 use super::signature::{SignatureError, Signed, Verifier};
 
-pub const SIGNATURE_HEADER: &str = "X-Shopify-Hmac-Sha256";
+pub const SIGNATURE_HEADER: &str = wire::signature::SHOPIFY_HEADER;
 pub const EVENT_ID_HEADER: &str = "X-Shopify-Event-Id";
 pub const WEBHOOK_ID_HEADER: &str = "X-Shopify-Webhook-Id";
 pub const TYPE_HEADER: &str = "X-Shopify-Topic";
@@ -19,14 +17,8 @@ pub struct Shopify {
 
 impl Shopify {
     pub fn verify(&self, d: &Delivery<'_>, _now: i64) -> Result<Signed, SignatureError> {
-        self.verifier.verify_body(d, SIGNATURE_HEADER, |value| {
-            base64::engine::general_purpose::STANDARD
-                .decode(value.trim())
-                .map_err(|_| SignatureError::Malformed {
-                    header: SIGNATURE_HEADER,
-                    reason: "the signature is not base64",
-                })
-        })
+        self.verifier
+            .verify_body(d, SIGNATURE_HEADER, wire::signature::shopify_signature)
     }
 
     pub fn extract(&self, d: &Delivery<'_>) -> Result<(String, String), ProviderError> {

@@ -76,7 +76,7 @@ impl Sources {
 fn build_provider(name: &str, cfg: &SourceConfig, env: &Environment) -> Result<Provider, String> {
     let signs = cfg.provider != ProviderKind::Generic || !cfg.signature_header.is_empty();
     let decode: fn(&str) -> Result<Vec<u8>, String> = match cfg.provider {
-        ProviderKind::Standard => standard::decode_secret,
+        ProviderKind::Standard => wire::signature::standard_secret,
         _ => |s| Ok(s.as_bytes().to_vec()),
     };
     let verifier = Verifier {

@@ -9,6 +9,7 @@ use crate::support::*;
 on_server_backends!(
     a_database_outage_answers_503_and_the_same_instance_recovers,
     a_partitioned_database_fails_the_whole_group_fast,
+    a_commit_whose_answer_is_lost_is_answered_processed,
 );
 
 /// idemhook's database URL through a new proxy.
@@ -121,6 +122,45 @@ async fn a_partitioned_database_fails_the_whole_group_fast(backend: Backend) {
     }
     let conn = db.connect().await;
     assert_eq!(amount_paid(&conn, "order_part").await, Some(170));
+    drop(server);
+    drop(proxy);
+    db.drop_db().await;
+}
+
+/// The COMMIT reaches the database and commits; its answer never comes back (the proxy drops
+/// the connection instead). The delivery that applied the event must be answered
+/// `processed`, not 503 (the provider would redeliver and be told `duplicate` for an event
+/// it was never told was processed): the engine finds its own attempt token on the record,
+/// over another connection. The payment is applied once.
+async fn a_commit_whose_answer_is_lost_is_answered_processed(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let (proxy, mut url) = proxied(&db).await;
+    if backend == Backend::Postgres {
+        // The proxy must read the statements: no TLS on this connection.
+        url.push_str(if url.contains('?') {
+            "&sslmode=disable"
+        } else {
+            "?sslmode=disable"
+        });
+    }
+    let server = Server::start(&config(&url, "shards = 2"), &ENV).await;
+    let client = reqwest::Client::new();
+    let first = payment("lost_0", "order_lost", 10);
+    assert_eq!(post(&client, &server, "demo", &first, &[]).await.0, 200);
+    proxy.lose_next_commit_answer();
+    let body = payment("lost_1", "order_lost", 25);
+    let (status, text, _) = post(&client, &server, "demo", &body, &[]).await;
+    assert!(
+        proxy.commit_answer_lost(),
+        "no COMMIT went through the proxy"
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(r#""status":"processed""#), "{text}");
+    let (_, again, _) = post(&client, &server, "demo", &body, &[]).await;
+    assert!(again.contains(r#""status":"duplicate""#), "{again}");
+    let conn = db.connect().await;
+    assert_eq!(rows(&conn).await.processed, 2);
+    assert_eq!(amount_paid(&conn, "order_lost").await, Some(35));
     drop(server);
     drop(proxy);
     db.drop_db().await;

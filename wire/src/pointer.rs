@@ -41,8 +41,9 @@ pub enum Found {
 }
 
 impl Found {
-    /// What `Value::pointer` found, in these terms.
-    fn of(value: Option<&Value>) -> Self {
+    /// What `Value::pointer` found, in these terms (the reference the tests and fuzz targets
+    /// hold [`find`] to).
+    pub fn of(value: Option<&Value>) -> Self {
         match value {
             None => Found::Missing,
             Some(Value::Null) => Found::Null,
