@@ -31,6 +31,9 @@ pub enum ApiError {
     /// 404: unknown source, event or order.
     #[error("{0}")]
     NotFound(String),
+    /// 409: the request conflicts with the resource's state (a redelivery already pending).
+    #[error("{0}")]
+    Conflict(String),
     /// 413: body over the `webhook` limit.
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => Status::Unauthorized,
             ApiError::Forbidden(_) => Status::Forbidden,
             ApiError::NotFound(_) => Status::NotFound,
+            ApiError::Conflict(_) => Status::Conflict,
             ApiError::PayloadTooLarge { .. } => Status::PayloadTooLarge,
             ApiError::HeadersTooLarge { .. } => Status::RequestHeaderFieldsTooLarge,
             ApiError::Unavailable { .. } => Status::ServiceUnavailable,

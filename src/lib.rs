@@ -40,6 +40,7 @@ pub mod engine;
 pub mod entities;
 pub mod error;
 pub mod event;
+pub mod forward;
 pub mod handlers;
 pub mod metrics;
 pub mod providers;
@@ -151,7 +152,11 @@ struct AppState {
     clock: Clock,
     /// Rocket state so that it lives, and stops, with the app.
     sweeper: SweeperTask,
+    forwarder: Forwarding,
 }
+
+/// The delivery worker, when a source forwards (Rocket state, stopped at shutdown).
+struct Forwarding(Option<forward::ForwarderTask>);
 
 impl AppState {
     fn manage(self, rocket: Rocket<Build>) -> Rocket<Build> {
@@ -165,6 +170,7 @@ impl AppState {
             .manage(self.admin_token)
             .manage(self.clock)
             .manage(self.sweeper)
+            .manage(self.forwarder)
             .manage(routes::health::Readiness::default())
     }
 }
@@ -185,6 +191,11 @@ async fn shutdown(rocket: &Rocket<rocket::Orbit>) {
     let left = engine
         .drain(Duration::from_secs(settings.shutdown_grace_secs))
         .await;
+    // After the shards: every event they committed is in the outbox for whichever instance
+    // delivers it next.
+    if let Some(Forwarding(Some(forwarder))) = rocket.state::<Forwarding>() {
+        forwarder.stop().await;
+    }
     if left == 0 {
         tracing::info!("shards drained; every accepted event was answered");
     } else {
@@ -205,7 +216,13 @@ async fn ignite(
     let settings = Settings::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
     settings.validate().map_err(|e| e.to_string())?;
     let metrics = Arc::new(Metrics::new());
-    let sources = Sources::build(&settings, registry, env, &metrics)?;
+    // `forward` needs each source's ordering pointer, so it is built with the settings.
+    let registry = registry.clone().with(
+        config::FORWARD_HANDLER,
+        forward::Forward::new(&settings, clock.clone()),
+    );
+    let sources = Sources::build(&settings, &registry, env, &metrics)?;
+    let targets = forward::targets(&settings, env)?;
     let url = settings.database_url(env).map_err(|e| e.to_string())?;
     if url == IN_MEMORY_DATABASE_URL {
         tracing::warn!(
@@ -239,6 +256,19 @@ async fn ignite(
     )
     .await
     .map_err(|e| e.to_string())?;
+    let forwarder = if targets.is_empty() {
+        None
+    } else {
+        let forward_metrics = forward::metrics::ForwardMetrics::new(metrics.registry());
+        let worker = forward::Forwarder::new(
+            db.clone(),
+            targets,
+            clock.clone(),
+            forward_metrics,
+            Duration::from_millis(settings.forward_poll_ms),
+        )?;
+        Some(worker.spawn(Duration::from_secs(settings.shutdown_grace_secs)))
+    };
     let sweeper = Sweeper::new(
         db.clone(),
         engine.cache().clone(),
@@ -266,5 +296,6 @@ async fn ignite(
         admin_token,
         clock,
         sweeper,
+        forwarder: Forwarding(forwarder),
     })
 }

@@ -306,6 +306,11 @@ impl Metrics {
         self.by_source.handles(label)
     }
 
+    /// The registry, for a part of the app that keeps its own metrics (`forward`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

@@ -1,6 +1,6 @@
 //! The retention sweeper: deletes dedupe records, failed-attempt audit rows, the payloads kept
-//! for rejected and failed events, and inbox rows older than their retention, so storage stays
-//! bounded.
+//! for rejected and failed events, inbox rows and settled outbox rows older than their
+//! retention (pending deliveries never), so storage stays bounded.
 //!
 //! It deletes in batches (select up to `sweep_batch` primary keys, delete them, pause), each
 //! batch its own short statement, so it never holds a long lock or starves ingestion. The
@@ -17,16 +17,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, TryGetableMany, Value,
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait, TryGetableMany, Value,
 };
 use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::db::Limits;
 use crate::engine::cache::CommittedKeys;
-use crate::entities::{event_payload, failed_attempt, inbox, processed_event};
+use crate::entities::{delivery, event_payload, failed_attempt, inbox, processed_event};
 use crate::event::key::Sha256Digest;
+use crate::forward::outbox::{DEAD, DELIVERED};
 use crate::metrics::Metrics;
 
 /// The sweeper's waits: a batch gives way quickly to a row an event holds (the next sweep
@@ -53,6 +54,9 @@ pub struct SweepReport {
     pub inbox: u64,
     /// Raw payloads kept for rejected and failed events.
     pub event_payloads: u64,
+    /// Outbox rows: delivered ones past the inbox retention, dead ones past the retention.
+    /// Pending ones are never swept.
+    pub deliveries: u64,
 }
 
 /// The running sweeper: owns its task, and stops it when told to or when dropped (with the
@@ -152,6 +156,7 @@ impl Sweeper {
                 processed_event::Column::KeyDigest,
                 processed_event::Column::ProcessedAt,
                 cutoff,
+                Condition::all(),
                 |key| <[u8; 32]>::try_from(key.as_slice()).ok(),
             )
             .await?;
@@ -161,6 +166,7 @@ impl Sweeper {
                 failed_attempt::Column::KeyDigest,
                 failed_attempt::Column::LastFailedAt,
                 cutoff,
+                Condition::all(),
                 |_| None,
             )
             .await?;
@@ -170,6 +176,7 @@ impl Sweeper {
                 event_payload::Column::KeyDigest,
                 event_payload::Column::StoredAt,
                 cutoff,
+                Condition::all(),
                 |_| None,
             )
             .await?;
@@ -179,9 +186,23 @@ impl Sweeper {
                 inbox::Column::Id,
                 inbox::Column::ReceivedAt,
                 inbox_cutoff,
+                Condition::all(),
                 |_| None,
             )
             .await?;
+        let mut deliveries = 0;
+        for (status, before) in [(DELIVERED, inbox_cutoff), (DEAD, cutoff)] {
+            deliveries += self
+                .sweep_table::<delivery::Entity, i64>(
+                    "deliveries",
+                    delivery::Column::Id,
+                    delivery::Column::CreatedAt,
+                    before,
+                    Condition::all().add(delivery::Column::Status.eq(status)),
+                    |_| None,
+                )
+                .await?;
+        }
         self.metrics
             .sweeper_last_run
             .set(self.clock.now().timestamp() as f64);
@@ -190,6 +211,7 @@ impl Sweeper {
             failed_attempts,
             inbox,
             event_payloads,
+            deliveries,
         })
     }
 
@@ -201,6 +223,7 @@ impl Sweeper {
         key: E::Column,
         time: E::Column,
         cutoff: DateTime<Utc>,
+        only: Condition,
         cached: fn(&K) -> Option<Sha256Digest>,
     ) -> Result<u64, DbErr>
     where
@@ -217,6 +240,7 @@ impl Sweeper {
                 .select_only()
                 .column(key)
                 .filter(time.lt(cutoff))
+                .filter(only.clone())
                 .order_by_asc(time)
                 .limit(self.config.batch)
                 .into_tuple()

@@ -48,3 +48,14 @@ pub fn payload<T: IntoIden>(backend: DatabaseBackend, name: T) -> ColumnDef {
     col.not_null();
     col
 }
+
+/// [`utc_time`] that may be absent (a lease not held, a delivery not yet made).
+pub fn utc_time_null<T: IntoIden>(backend: DatabaseBackend, name: T) -> ColumnDef {
+    let mut col = ColumnDef::new(name);
+    match backend {
+        DatabaseBackend::MySql => col.custom(Alias::new("DATETIME(6)")),
+        _ => col.timestamp_with_time_zone(),
+    };
+    col.null();
+    col
+}

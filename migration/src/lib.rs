@@ -17,6 +17,7 @@ mod m20261122_000002_create_business;
 mod m20261123_000001_signed_key;
 mod m20261123_000002_rejections;
 mod m20261123_000003_attempt_token;
+mod m20261123_000004_outbox;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_signed_key::Migration),
             Box::new(m20261123_000002_rejections::Migration),
             Box::new(m20261123_000003_attempt_token::Migration),
+            Box::new(m20261123_000004_outbox::Migration),
         ]
     }
 }

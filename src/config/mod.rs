@@ -14,7 +14,10 @@ use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 pub use migration::limits::{MAX_KEY_PART_BYTES, MAX_SOURCE_BYTES};
 
+mod forward;
 mod source;
+
+pub use forward::{ForwardConfig, FORWARD_HANDLER};
 
 pub use source::{
     OnMissingId, ProviderKind, SecretEnv, SignatureAlgorithm, SignatureEncoding, SourceConfig,
@@ -101,6 +104,10 @@ pub struct Settings {
     pub sweep_pause_ms: u64,
     #[default = 20]
     pub shutdown_grace_secs: u64,
+    /// How often the delivery worker looks for due deliveries when it found none.
+    #[default = 200]
+    #[validate(range(min = 10, max = 60000))]
+    pub forward_poll_ms: u64,
     #[default(LogFormat::Text)]
     pub log_format: LogFormat,
     pub sources: BTreeMap<String, SourceConfig>,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use smart_default::SmartDefault;
 use validator::Validate;
 
+use super::forward::{ForwardConfig, FORWARD_HANDLER};
 use super::{invalid, ConfigError, MAX_SOURCE_BYTES};
 
 /// `[default.idemhook.sources.<name>]`: where a provider's webhooks come in, and what runs.
@@ -45,6 +46,8 @@ pub struct SourceConfig {
     pub signature_encoding: SignatureEncoding,
     pub signature_prefix: String,
     pub timestamp_header: String,
+    /// Where the `forward` handler delivers (required when it is listed).
+    pub forward: Option<ForwardConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -127,6 +130,24 @@ impl SourceConfig {
                  source would accept unsigned deliveries: name the header that carries the \
                  signature, or remove secret_env"
             )));
+        }
+        let forwards = self.handlers.iter().any(|h| h == FORWARD_HANDLER);
+        match (&self.forward, forwards) {
+            (Some(forward), true) => forward.validate_named(&table)?,
+            (None, true) => {
+                return Err(ConfigError::Invalid(format!(
+                    "{table}.handlers lists \"forward\" but {table}.forward.url is not set: \
+                     add a [{table}.forward] table with url and secret_env"
+                )))
+            }
+            (Some(_), false) => {
+                // Configured but never written: deliveries the operator expects would never
+                // happen.
+                return Err(ConfigError::Invalid(format!(
+                    "{table}.forward is set but {table}.handlers does not list \"forward\""
+                )));
+            }
+            (None, false) => {}
         }
         if self
             .secret_env

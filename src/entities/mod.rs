@@ -3,6 +3,7 @@
 //!
 //! Digests are stored as raw 32-byte binaries; the API renders them as lowercase hex.
 
+pub mod delivery;
 pub mod event_payload;
 pub mod failed_attempt;
 pub mod inbox;

@@ -6,17 +6,21 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::status;
 use rocket::serde::json::{json, Json, Value};
-use rocket::{get, routes, FromForm, Route, State};
+use rocket::{get, post, routes, FromForm, Route, State};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use subtle::ConstantTimeEq;
 
-use crate::entities::{failed_attempt, order as order_entity, payment, processed_event};
+use crate::clock::Clock;
+use crate::entities::{delivery, failed_attempt, order as order_entity, payment, processed_event};
 use crate::error::ApiError;
 use crate::event::key::{sha256, EventKey};
+use crate::forward::attempt::idempotency_key;
+use crate::forward::lease::{self, Redelivery};
 
 pub fn routes() -> Vec<Route> {
-    routes![event, order]
+    routes![event, redeliver, order]
 }
 
 /// The admin token, if the admin API is enabled.
@@ -68,6 +72,31 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// The key named by the path and the required `type` parameter.
+fn key_of(source: &str, event_id: &str, query: &EventQuery<'_>) -> Result<EventKey, ApiError> {
+    let event_type = query
+        .event_type
+        .ok_or_else(|| ApiError::BadRequest("the query parameter `type` is required".into()))?;
+    Ok(EventKey::new(
+        source,
+        event_type.to_owned(),
+        event_id.to_owned(),
+    )?)
+}
+
+/// The outbox row's state, for a forwarding source's event.
+fn delivery_view(d: &delivery::Model) -> Value {
+    json!({
+        "status": d.status,
+        "idempotency_key": idempotency_key(&d.key_digest),
+        "attempts": d.attempts,
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+        "next_attempt_at": (d.status == crate::forward::outbox::PENDING).then(|| rfc3339(d.next_attempt_at)),
+        "delivered_at": d.delivered_at.map(rfc3339),
+    })
+}
+
 #[derive(FromForm)]
 struct EventQuery<'r> {
     #[field(name = "type")]
@@ -84,15 +113,16 @@ async fn event(
     db: &State<DatabaseConnection>,
 ) -> Result<Json<Value>, ApiError> {
     admin?;
-    let event_type = query
-        .event_type
-        .ok_or_else(|| ApiError::BadRequest("the query parameter `type` is required".into()))?;
-    let key = EventKey::new(source, event_type.to_owned(), event_id.to_owned())?;
+    let key = key_of(source, event_id, &query)?;
     let digest = key.digest().to_vec();
     let processed = processed_event::Entity::find_by_id(digest.clone())
         .one(db.inner())
         .await?;
-    let failed = failed_attempt::Entity::find_by_id(digest)
+    let failed = failed_attempt::Entity::find_by_id(digest.clone())
+        .one(db.inner())
+        .await?;
+    let delivery = delivery::Entity::find()
+        .filter(delivery::Column::KeyDigest.eq(digest))
         .one(db.inner())
         .await?;
     let failed_attempts = failed.as_ref().map_or(0, |f| f.attempts);
@@ -121,7 +151,41 @@ async fn event(
     body["event_type"] = json!(key.event_type);
     body["event_id"] = json!(key.event_id);
     body["last_error"] = json!(last_error);
+    body["delivery"] = delivery.as_ref().map_or(Value::Null, delivery_view);
     Ok(Json(body))
+}
+
+/// Schedules a new round of delivery attempts for a delivered or dead event, with the same
+/// `Idempotency-Key`: 202; 404 for an event with no delivery; 409 while one is pending.
+#[post("/webhooks/<source>/events/<event_id>/redeliver?<query..>")]
+async fn redeliver(
+    admin: Result<Admin, ApiError>,
+    source: &str,
+    event_id: &str,
+    query: EventQuery<'_>,
+    db: &State<DatabaseConnection>,
+    clock: &State<Clock>,
+) -> Result<status::Accepted<Json<Value>>, ApiError> {
+    admin?;
+    let key = key_of(source, event_id, &query)?;
+    let digest = key.digest();
+    match lease::redeliver(db.inner(), &digest, clock.now()).await? {
+        Redelivery::Scheduled => {
+            tracing::info!(source = %key.source, "redelivery scheduled by an operator");
+            Ok(status::Accepted(Json(json!({
+                "status": "scheduled",
+                "idempotency_key": idempotency_key(&digest),
+            }))))
+        }
+        Redelivery::AlreadyPending => Err(ApiError::Conflict(
+            "a delivery of this event is already pending".into(),
+        )),
+        Redelivery::NoDelivery => Err(ApiError::NotFound(
+            "no delivery of this event (unknown event, a source that does not forward, or a \
+             delivery past its retention)"
+                .into(),
+        )),
+    }
 }
 
 #[get("/orders/<order_id>")]

@@ -18,6 +18,8 @@ mod crash;
 mod failures;
 /// A flood past the shard queue bound.
 mod flood;
+/// Forwarding to the user's app: signed, retried, dead and redelivered, ordered, crash-safe.
+mod forward;
 /// Three instances on a three-node Galera cluster (slow).
 mod galera;
 /// Malformed and hostile requests over a raw socket.

@@ -54,6 +54,7 @@ async fn the_sweeper_deletes_what_is_older_than_the_retention_and_nothing_else(b
             inbox: 1,
             // The failed event's kept payload goes with its audit row.
             event_payloads: 1,
+            deliveries: 0,
         }
     );
     let conn = db.connect().await;

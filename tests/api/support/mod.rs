@@ -11,6 +11,7 @@
 //!   ([`config`], [`ENV`]) and an HTTP client helper ([`post`]).
 //! - [`socket`]: raw bytes on a fresh connection to it ([`raw`], [`request`]).
 //! - [`proxy`]: a TCP proxy between the binary and its database server, to cut it off.
+//! - [`receiver`]: the user's app that forwarded events are delivered to ([`Receiver`]).
 //!
 //! The macros below run a scenario on each backend. A variant that cannot run is compiled as
 //! ignored, with the reason (see `build.rs`), so it is reported as skipped, never as passed.
@@ -21,6 +22,7 @@ pub mod faults;
 pub mod fleet;
 pub mod process;
 pub mod proxy;
+pub mod receiver;
 pub mod socket;
 
 pub use app::*;
@@ -28,6 +30,7 @@ pub use db::*;
 pub use fleet::*;
 pub use process::*;
 pub use proxy::*;
+pub use receiver::*;
 pub use socket::*;
 
 /// Runs each scenario (an `async fn(Backend)` in the calling module) once per backend: `mod

@@ -1,0 +1,80 @@
+//! `[default.idemhook.sources.<name>.forward]`: where the `forward` handler's outbox delivers
+//! a source's events (see `crate::forward`). Each field carries its default and bounds;
+//! Rocket.toml describes what each key does.
+
+use serde::{Deserialize, Serialize};
+use smart_default::SmartDefault;
+use validator::Validate;
+
+use super::{invalid, ConfigError};
+
+/// The handler name that writes the outbox row.
+pub const FORWARD_HANDLER: &str = "forward";
+
+#[derive(Debug, Clone, Serialize, Deserialize, SmartDefault, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// `http://` or `https://` URL of the user's app.
+    pub url: String,
+    /// Env var holding the signing secret, `whsec_<base64>` (Standard Webhooks).
+    pub secret_env: String,
+    /// JSON pointer into the payload; deliveries whose values are equal go one at a time, in
+    /// commit order. Empty: no ordering.
+    pub ordering: String,
+    #[default = 10]
+    #[validate(range(min = 1, max = 3600))]
+    pub timeout_secs: u64,
+    #[default = 10]
+    #[validate(range(min = 1, max = 1000))]
+    pub max_attempts: u32,
+    #[default = 1000]
+    #[validate(range(min = 1))]
+    pub backoff_base_ms: u64,
+    #[default = 3600]
+    #[validate(range(min = 1))]
+    pub backoff_max_secs: u64,
+    #[default = 16]
+    #[validate(range(min = 1, max = 1024))]
+    pub concurrency: usize,
+}
+
+impl ForwardConfig {
+    /// Checks what the field bounds cannot: the URL, the secret's variable, the pointer.
+    pub(super) fn validate_named(&self, table: &str) -> Result<(), ConfigError> {
+        let table = format!("{table}.forward");
+        Validate::validate(self).map_err(|e| invalid(&table, &e))?;
+        let bad = |msg: String| Err(ConfigError::Invalid(msg));
+        if self.url.trim().is_empty() {
+            return bad(format!(
+                "{table}.url is required: the address of the app to deliver to"
+            ));
+        }
+        match url::Url::parse(&self.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            Ok(_) => {
+                return bad(format!(
+                    "{table}.url = {:?} must be http or https",
+                    self.url
+                ))
+            }
+            Err(e) => return bad(format!("{table}.url = {:?} is not a URL: {e}", self.url)),
+        }
+        if self.secret_env.trim().is_empty() {
+            return bad(format!(
+                "{table}.secret_env is required: deliveries are signed (Standard Webhooks)"
+            ));
+        }
+        if !self.ordering.is_empty() && !self.ordering.starts_with('/') {
+            return bad(format!(
+                "{table}.ordering = {:?} is not a JSON pointer (it must start with '/')",
+                self.ordering
+            ));
+        }
+        if self.backoff_max_secs.saturating_mul(1000) < self.backoff_base_ms {
+            return bad(format!(
+                "{table}.backoff_max_secs must not be below backoff_base_ms"
+            ));
+        }
+        Ok(())
+    }
+}

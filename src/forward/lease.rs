@@ -1,0 +1,237 @@
+//! The outbox's statements: claim due deliveries under a lease, settle an attempt, release a
+//! lease at shutdown, reschedule on an operator's request. Each is one short transaction (or
+//! one statement): nothing here is held while an HTTP attempt runs.
+//!
+//! **One in flight per event, across instances.** A claim sets `lease_until` and a fresh
+//! random `lease_token` on rows that are pending, due, and not leased (or whose lease ran
+//! out: the instance that held it crashed). PostgreSQL and MariaDB select the candidates
+//! `FOR UPDATE SKIP LOCKED`, so concurrent claims take different rows; SQLite has one writer
+//! at a time. The UPDATE repeats the conditions, so a row another claim took in between is not
+//! taken twice; on Galera, where row locks are local to a node, two nodes' claims of one row
+//! collide at COMMIT (error 1213) and one of them claims nothing. Every later statement on the
+//! row names the token (a fence): an instance whose lease expired and was taken over cannot
+//! settle a row it no longer holds.
+//!
+//! **Order.** With an ordering key, a row is claimable only while no earlier row (smaller id)
+//! of the same key is pending: delivery N+1 does not start until N is delivered or dead.
+//! Ids follow insert order, which is commit order for events posted one after another.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use super::outbox::{DEAD, DELIVERED, PENDING};
+use crate::entities::delivery::{self, Column};
+
+/// How an attempt settles its row.
+pub enum Settle {
+    Delivered {
+        status: u16,
+    },
+    Retry {
+        at: DateTime<Utc>,
+        status: Option<u16>,
+        error: String,
+    },
+    Dead {
+        status: Option<u16>,
+        error: String,
+    },
+}
+
+/// Claims up to `limit` due deliveries of `source` until `lease_until`, under `token`; returns
+/// the claimed rows, their `attempts` already counting this attempt. A claim that lost a race
+/// to another node claims nothing (`Ok(vec![])`).
+pub async fn claim(
+    db: &DatabaseConnection,
+    source: &str,
+    limit: u64,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    token: &[u8; 16],
+) -> Result<Vec<delivery::Model>, DbErr> {
+    let backend = db.get_database_backend();
+    let txn = db.begin().await?;
+    let mut candidates = delivery::Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(claimable(source, now))
+        .order_by_asc(Column::NextAttemptAt)
+        .order_by_asc(Column::Id)
+        .limit(limit);
+    if backend != DatabaseBackend::Sqlite {
+        candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let ids: Vec<i64> = candidates.into_tuple().all(&txn).await?;
+    if ids.is_empty() {
+        txn.rollback().await?;
+        return Ok(Vec::new());
+    }
+    delivery::Entity::update_many()
+        .col_expr(Column::LeaseUntil, Expr::val(lease_until))
+        .col_expr(Column::LeaseToken, Expr::val(token.to_vec()))
+        .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+        .filter(Column::Id.is_in(ids.clone()))
+        .filter(unleased(now))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    delivery::Entity::find()
+        .filter(Column::Id.is_in(ids))
+        .filter(Column::LeaseToken.eq(token.to_vec()))
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
+}
+
+/// Pending and not leased (or the lease ran out). The UPDATE that takes a lease repeats this
+/// (MySQL refuses an UPDATE whose subquery reads its own table, so the ordering check is the
+/// SELECT's, under its row locks).
+fn unleased(now: DateTime<Utc>) -> Condition {
+    Condition::all().add(Column::Status.eq(PENDING)).add(
+        Condition::any()
+            .add(Column::LeaseUntil.is_null())
+            .add(Column::LeaseUntil.lt(now)),
+    )
+}
+
+/// Pending, due, not leased (or the lease ran out), and first of its ordering key.
+fn claimable(source: &str, now: DateTime<Utc>) -> Condition {
+    let earlier = Alias::new("earlier");
+    let table = Alias::new("deliveries");
+    let earlier_pending = Query::select()
+        .expr(Expr::val(1))
+        .from_as(delivery::Entity, earlier.clone())
+        .and_where(
+            Expr::col((earlier.clone(), Column::OrderingKey))
+                .equals((table.clone(), Column::OrderingKey)),
+        )
+        .and_where(Expr::col((earlier.clone(), Column::Status)).eq(PENDING))
+        .and_where(Expr::col((earlier, Column::Id)).lt(Expr::col((table, Column::Id))))
+        .to_owned();
+    unleased(now)
+        .add(Column::Source.eq(source))
+        .add(Column::NextAttemptAt.lte(now))
+        .add(
+            Condition::any()
+                .add(Column::OrderingKey.is_null())
+                .add(Expr::exists(earlier_pending).not()),
+        )
+}
+
+/// Records an attempt's end on the row this lease holds. `false`: the lease was lost (it ran
+/// out and another instance took the row), and nothing was written.
+pub async fn settle(
+    db: &DatabaseConnection,
+    id: i64,
+    token: &[u8; 16],
+    settle: Settle,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let update = delivery::Entity::update_many()
+        .col_expr(Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
+        .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>));
+    let update = match settle {
+        Settle::Delivered { status } => update
+            .col_expr(Column::Status, Expr::val(DELIVERED))
+            .col_expr(Column::DeliveredAt, Expr::val(now))
+            .col_expr(Column::LastStatus, Expr::val(i32::from(status)))
+            .col_expr(Column::LastError, Expr::val(None::<String>)),
+        Settle::Retry { at, status, error } => update
+            .col_expr(Column::NextAttemptAt, Expr::val(at))
+            .col_expr(Column::LastStatus, Expr::val(status.map(i32::from)))
+            .col_expr(Column::LastError, Expr::val(error)),
+        Settle::Dead { status, error } => update
+            .col_expr(Column::Status, Expr::val(DEAD))
+            .col_expr(Column::LastStatus, Expr::val(status.map(i32::from)))
+            .col_expr(Column::LastError, Expr::val(error)),
+    };
+    let result = update
+        .filter(Column::Id.eq(id))
+        .filter(Column::LeaseToken.eq(token.to_vec()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Gives back leases this instance holds without an answer (at shutdown): the rows are due at
+/// once for any instance, and the attempt that never finished is not counted.
+pub async fn release(db: &DatabaseConnection, leases: &[(i64, [u8; 16])]) -> Result<u64, DbErr> {
+    let mut released = 0;
+    for (id, token) in leases {
+        let result = delivery::Entity::update_many()
+            .col_expr(Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
+            .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>))
+            .col_expr(Column::Attempts, Expr::col(Column::Attempts).sub(1))
+            .filter(Column::Id.eq(*id))
+            .filter(Column::LeaseToken.eq(token.to_vec()))
+            .exec(db)
+            .await?;
+        released += result.rows_affected;
+    }
+    Ok(released)
+}
+
+/// What an operator's redelivery found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Redelivery {
+    Scheduled,
+    AlreadyPending,
+    NoDelivery,
+}
+
+/// Schedules a new round of attempts for a delivered or dead event (same row, same
+/// `Idempotency-Key`), due now. A pending one is left alone.
+pub async fn redeliver(
+    db: &impl ConnectionTrait,
+    key_digest: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Redelivery, DbErr> {
+    let result = delivery::Entity::update_many()
+        .col_expr(Column::Status, Expr::val(PENDING))
+        .col_expr(Column::Attempts, Expr::val(0))
+        .col_expr(Column::NextAttemptAt, Expr::val(now))
+        .col_expr(Column::DeliveredAt, Expr::val(None::<DateTime<Utc>>))
+        .filter(Column::KeyDigest.eq(key_digest.to_vec()))
+        .filter(Column::Status.is_in([DELIVERED, DEAD]))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 1 {
+        return Ok(Redelivery::Scheduled);
+    }
+    let exists = delivery::Entity::find()
+        .filter(Column::KeyDigest.eq(key_digest.to_vec()))
+        .one(db)
+        .await?;
+    Ok(if exists.is_some() {
+        Redelivery::AlreadyPending
+    } else {
+        Redelivery::NoDelivery
+    })
+}
+
+/// Per source: pending deliveries, the oldest pending one's creation, dead deliveries.
+pub async fn backlog(
+    db: &DatabaseConnection,
+    source: &str,
+) -> Result<(u64, Option<DateTime<Utc>>, u64), DbErr> {
+    let count = |status: &'static str| {
+        delivery::Entity::find()
+            .filter(Column::Source.eq(source))
+            .filter(Column::Status.eq(status))
+    };
+    let pending = sea_orm::PaginatorTrait::count(count(PENDING), db).await?;
+    let dead = sea_orm::PaginatorTrait::count(count(DEAD), db).await?;
+    let oldest: Option<DateTime<Utc>> = count(PENDING)
+        .select_only()
+        .column(Column::CreatedAt)
+        .order_by_asc(Column::CreatedAt)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok((pending, oldest, dead))
+}

@@ -1,0 +1,155 @@
+//! The forwarding metrics: what an operator pages on (dead deliveries, an old pending one)
+//! and what tells them how far behind the app is.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+/// Commit to delivered: from a few milliseconds (the poll interval) to the backoff cap.
+const DELIVERY_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
+];
+
+/// How an attempt ended, as the attempts counter labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Success,
+    Redirect,
+    ClientError,
+    ServerError,
+    Timeout,
+    Connect,
+}
+
+impl Class {
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            200..=299 => Class::Success,
+            300..=399 => Class::Redirect,
+            400..=499 => Class::ClientError,
+            _ => Class::ServerError,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Class::Success => "2xx",
+            Class::Redirect => "3xx",
+            Class::ClientError => "4xx",
+            Class::ServerError => "5xx",
+            Class::Timeout => "timeout",
+            Class::Connect => "connect",
+        }
+    }
+}
+
+/// What an attempt led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Delivered,
+    Retry,
+    Dead,
+}
+
+impl Settled {
+    pub fn label(self) -> &'static str {
+        match self {
+            Settled::Delivered => "delivered",
+            Settled::Retry => "retry",
+            Settled::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ForwardMetrics {
+    attempts: IntCounterVec,
+    latency: HistogramVec,
+    pub pending: IntGaugeVec,
+    pub oldest_pending_seconds: IntGaugeVec,
+    pub dead: IntGaugeVec,
+    /// Claims lost to another instance (a Galera certification conflict at COMMIT).
+    pub claims_lost: IntCounter,
+}
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
+    if let Err(e) = registry.register(Box::new(c.clone())) {
+        tracing::warn!(error = %e, "forwarding metric not registered");
+    }
+    c
+}
+
+impl ForwardMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        let gauge = |name: &str, help: &str| {
+            register(
+                registry,
+                IntGaugeVec::new(Opts::new(name, help), &["source"]).expect("valid metric"),
+            )
+        };
+        Self {
+            attempts: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "idemhook_delivery_attempts_total",
+                        "Delivery attempts to the app, by what the attempt led to and how it ended",
+                    ),
+                    &["source", "outcome", "class"],
+                )
+                .expect("valid metric"),
+            ),
+            latency: register(
+                registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "idemhook_delivery_latency_seconds",
+                        "From the event's commit to its delivery (2xx from the app)",
+                    )
+                    .buckets(DELIVERY_BUCKETS.to_vec()),
+                    &["source"],
+                )
+                .expect("valid metric"),
+            ),
+            pending: gauge(
+                "idemhook_deliveries_pending",
+                "Deliveries committed and not yet delivered or dead",
+            ),
+            oldest_pending_seconds: gauge(
+                "idemhook_delivery_oldest_pending_seconds",
+                "Age of the oldest pending delivery (0 when none)",
+            ),
+            dead: gauge(
+                "idemhook_deliveries_dead",
+                "Deliveries that ran out of attempts (kept, redeliverable)",
+            ),
+            claims_lost: register(
+                registry,
+                IntCounter::new(
+                    "idemhook_delivery_claims_lost_total",
+                    "Delivery claims another instance won (nothing delivered twice)",
+                )
+                .expect("valid metric"),
+            ),
+        }
+    }
+
+    pub fn attempt(&self, source: &str, settled: Settled, class: Class) {
+        self.attempts
+            .with_label_values(&[source, settled.label(), class.label()])
+            .inc();
+    }
+
+    pub fn latency(&self, source: &str) -> Histogram {
+        self.latency.with_label_values(&[source])
+    }
+
+    pub fn gauges(&self, source: &str) -> [IntGauge; 3] {
+        [
+            self.pending.with_label_values(&[source]),
+            self.oldest_pending_seconds.with_label_values(&[source]),
+            self.dead.with_label_values(&[source]),
+        ]
+    }
+}

@@ -1,0 +1,91 @@
+//! Forwarding: every event of a source that lists the `forward` handler is delivered to the
+//! user's own app, at least once, never lost, signed, with a key that lets the app apply it
+//! once.
+//!
+//! The flow after the commit, continuing the crate's (route → key → shard → cache →
+//! transaction):
+//!
+//! 1. [`outbox`]: the `forward` handler writes the event's outbox row (`deliveries`) in the
+//!    event's transaction. Recorded and scheduled together, or neither.
+//! 2. [`worker`]: each instance's worker claims due rows under a lease ([`lease`]), at most
+//!    `concurrency` per source in flight, and
+//! 3. [`attempt`]: sends each one (no transaction and no ingest connection held meanwhile),
+//!    then settles the row: delivered on a 2xx; otherwise retried after a backoff with full
+//!    jitter (`Retry-After` honoured), and dead after `max_attempts`, kept and redeliverable.
+//!
+//! A down or slow app never touches ingestion: the answer to the provider is given at commit,
+//! and the backlog lives in the database, not in memory (the worker holds at most
+//! `concurrency` rows per source).
+
+pub mod attempt;
+pub mod lease;
+pub mod metrics;
+pub mod outbox;
+pub mod worker;
+
+use std::time::Duration;
+
+pub use outbox::Forward;
+pub use worker::{Forwarder, ForwarderTask};
+
+use crate::config::{Environment, Settings};
+
+/// A forwarding source, resolved at launch.
+pub struct Target {
+    pub source: String,
+    pub url: url::Url,
+    /// The decoded `whsec_` key.
+    pub secret: Vec<u8>,
+    pub timeout: Duration,
+    /// A little longer than `timeout`: a delivery cut off by a crash is retried by another
+    /// instance once its lease runs out, about `timeout` later.
+    pub lease: Duration,
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub concurrency: usize,
+}
+
+/// How much longer than the attempt's timeout a lease lasts: the time to settle the row.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// The forwarding sources, their secrets read from the environment. A missing, empty or
+/// undecodable secret refuses to launch, naming the variable.
+pub fn targets(settings: &Settings, env: &Environment) -> Result<Vec<Target>, String> {
+    let mut targets = Vec::new();
+    for (name, cfg) in &settings.sources {
+        let Some(forward) = &cfg.forward else {
+            continue;
+        };
+        let key = format!("idemhook.sources.{name}.forward.secret_env");
+        let var = &forward.secret_env;
+        let value = env.get(var).map(str::trim).unwrap_or("");
+        if value.is_empty() {
+            return Err(format!(
+                "{key} names {var}, which is not set or empty: deliveries must be signed"
+            ));
+        }
+        let secret = wire::signature::standard_secret(value)
+            .map_err(|e| format!("the forward secret in {var} is invalid: {e}"))?;
+        if secret.is_empty() {
+            return Err(format!(
+                "the forward secret in {var} is empty once decoded: anyone could sign with it"
+            ));
+        }
+        let url = url::Url::parse(&forward.url)
+            .map_err(|e| format!("idemhook.sources.{name}.forward.url: {e}"))?;
+        let timeout = Duration::from_secs(forward.timeout_secs);
+        targets.push(Target {
+            source: name.clone(),
+            url,
+            secret,
+            timeout,
+            lease: timeout + LEASE_MARGIN,
+            max_attempts: forward.max_attempts,
+            backoff_base: Duration::from_millis(forward.backoff_base_ms),
+            backoff_max: Duration::from_secs(forward.backoff_max_secs),
+            concurrency: forward.concurrency,
+        });
+    }
+    Ok(targets)
+}

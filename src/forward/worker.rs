@@ -1,0 +1,293 @@
+//! The delivery worker: one task per instance. It claims due deliveries of each forwarding
+//! source (as many as that source has free slots), runs each attempt on its own task, and
+//! sleeps `forward_poll_ms` when there was nothing to claim.
+//!
+//! Memory is bounded by `concurrency` rows per source, whatever the backlog. The leases this
+//! instance holds are listed (a `DashMap`, shared with the attempt tasks), so that a shutdown
+//! can give back the ones whose attempts it did not wait for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use dashmap::DashMap;
+use sea_orm::DatabaseConnection;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::attempt::{self, Answer};
+use super::lease::{self, Settle};
+use super::metrics::{ForwardMetrics, Settled};
+use super::Target;
+use crate::clock::Clock;
+use crate::engine::db_error::{classify, DbErrorKind};
+use crate::entities::delivery;
+
+/// How often the backlog gauges are refreshed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
+/// The pause after a failed claim (the database is down): no tight loop of errors.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+pub struct Forwarder {
+    db: DatabaseConnection,
+    client: reqwest::Client,
+    targets: Vec<(Arc<Target>, Arc<Semaphore>)>,
+    clock: Clock,
+    metrics: ForwardMetrics,
+    poll: Duration,
+    /// Leases held by this instance's attempts in flight: row id → token.
+    leases: Arc<DashMap<i64, [u8; 16]>>,
+}
+
+/// The running worker; stops with the app (see `ForwarderTask::stop`).
+pub struct ForwarderTask {
+    stop: watch::Sender<bool>,
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Forwarder {
+    pub fn new(
+        db: DatabaseConnection,
+        targets: Vec<Target>,
+        clock: Clock,
+        metrics: ForwardMetrics,
+        poll: Duration,
+    ) -> Result<Self, String> {
+        // One pool of connections to the app, reused across attempts.
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("idemhook/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the forwarding HTTP client: {e}"))?;
+        let targets = targets
+            .into_iter()
+            .map(|t| {
+                let slots = Arc::new(Semaphore::new(t.concurrency));
+                (Arc::new(t), slots)
+            })
+            .collect();
+        Ok(Self {
+            db,
+            client,
+            targets,
+            clock,
+            metrics,
+            poll,
+            leases: Arc::new(DashMap::new()),
+        })
+    }
+
+    /// Starts the worker; `grace` bounds how long a stop waits for attempts in flight.
+    pub fn spawn(self, grace: Duration) -> ForwarderTask {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(self.run(stopped, grace));
+        ForwarderTask {
+            stop,
+            task: tokio::sync::Mutex::new(Some(task)),
+        }
+    }
+
+    async fn run(self, mut stopped: watch::Receiver<bool>, grace: Duration) {
+        let this = Arc::new(self);
+        let mut attempts = JoinSet::new();
+        let mut gauges_at = tokio::time::Instant::now();
+        while !*stopped.borrow() {
+            while attempts.try_join_next().is_some() {}
+            if gauges_at.elapsed() >= GAUGE_INTERVAL {
+                this.refresh_gauges().await;
+                gauges_at = tokio::time::Instant::now();
+            }
+            let claimed = match this.claim_all(&mut attempts).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "forwarding: cannot claim deliveries");
+                    Self::pause(&mut stopped, ERROR_PAUSE).await;
+                    continue;
+                }
+            };
+            if claimed == 0 {
+                Self::pause(&mut stopped, this.poll).await;
+            }
+        }
+        this.shutdown(attempts, grace).await;
+    }
+
+    async fn pause(stopped: &mut watch::Receiver<bool>, d: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = stopped.changed() => {}
+        }
+    }
+
+    /// Claims, for every source, as many due rows as it has free slots, and starts an attempt
+    /// for each. Returns how many were claimed.
+    async fn claim_all(
+        self: &Arc<Self>,
+        attempts: &mut JoinSet<()>,
+    ) -> Result<usize, sea_orm::DbErr> {
+        let mut claimed = 0;
+        for (target, slots) in &self.targets {
+            let free = slots.available_permits();
+            if free == 0 {
+                continue;
+            }
+            let now = self.clock.now();
+            let token: [u8; 16] = rand::random();
+            let lease_until = now + TimeDelta::from_std(target.lease).unwrap_or(TimeDelta::MAX);
+            let rows = match lease::claim(
+                &self.db,
+                &target.source,
+                free as u64,
+                now,
+                lease_until,
+                &token,
+            )
+            .await
+            {
+                Ok(rows) => rows,
+                Err(e) if classify(&e) == DbErrorKind::Retryable => {
+                    // Another node won the same rows (Galera): nothing was claimed here.
+                    self.metrics.claims_lost.inc();
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            claimed += rows.len();
+            for row in rows {
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    break; // cannot happen: at most `free` rows were claimed
+                };
+                self.leases.insert(row.id, token);
+                let (this, target) = (self.clone(), target.clone());
+                attempts.spawn(async move {
+                    this.deliver(&target, row, token).await;
+                    drop(permit);
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// One attempt, then its row settled.
+    async fn deliver(&self, target: &Target, row: delivery::Model, token: [u8; 16]) {
+        let answer = attempt::send(&self.client, target, &row, self.clock.now()).await;
+        let now = self.clock.now();
+        let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
+        let (settled, settle) = outcome(target, &answer, attempts, now);
+        match lease::settle(&self.db, row.id, &token, settle, now).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                source = %row.source,
+                "forwarding: a delivery's lease ran out before its attempt settled; another \
+                 instance has it (the app may see it twice, with the same Idempotency-Key)"
+            ),
+            Err(e) => tracing::warn!(
+                source = %row.source,
+                error = %e,
+                "forwarding: cannot record an attempt; it is retried when its lease runs out"
+            ),
+        }
+        self.leases.remove(&row.id);
+        self.metrics.attempt(&row.source, settled, answer.class);
+        if settled == Settled::Delivered {
+            let latency = (now - row.created_at).to_std().unwrap_or_default();
+            self.metrics
+                .latency(&row.source)
+                .observe(latency.as_secs_f64());
+        } else if settled == Settled::Dead {
+            tracing::warn!(
+                source = %row.source,
+                attempts,
+                error = %answer.error,
+                "forwarding: a delivery is dead after its last attempt; redeliver it once the \
+                 app is fixed"
+            );
+        }
+    }
+
+    async fn refresh_gauges(&self) {
+        let now = self.clock.now();
+        for (target, _) in &self.targets {
+            let Ok((pending, oldest, dead)) = lease::backlog(&self.db, &target.source).await else {
+                continue;
+            };
+            let [p, age, d] = self.metrics.gauges(&target.source);
+            p.set(i64::try_from(pending).unwrap_or(i64::MAX));
+            age.set(oldest.map_or(0, |t| (now - t).num_seconds().max(0)));
+            d.set(i64::try_from(dead).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Waits up to `grace` for attempts in flight, then gives back the leases of those it
+    /// stopped waiting for: nothing is marked delivered that the app did not answer 2xx, and
+    /// the rest are due at once for another instance.
+    async fn shutdown(&self, mut attempts: JoinSet<()>, grace: Duration) {
+        let finished = tokio::time::timeout(grace, async {
+            while attempts.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_ok() {
+            return;
+        }
+        attempts.abort_all();
+        let held: Vec<(i64, [u8; 16])> =
+            self.leases.iter().map(|e| (*e.key(), *e.value())).collect();
+        match lease::release(&self.db, &held).await {
+            Ok(n) => tracing::info!(released = n, "forwarding: leases given back at shutdown"),
+            Err(e) => tracing::warn!(error = %e, "forwarding: leases not given back; they expire"),
+        }
+    }
+}
+
+/// What an answer does to the row: delivered, retried after the backoff, or dead.
+fn outcome(
+    target: &Target,
+    answer: &Answer,
+    attempts: u32,
+    now: DateTime<Utc>,
+) -> (Settled, Settle) {
+    if answer.delivered() {
+        let status = answer.status.unwrap_or(200);
+        return (Settled::Delivered, Settle::Delivered { status });
+    }
+    if attempts >= target.max_attempts {
+        return (
+            Settled::Dead,
+            Settle::Dead {
+                status: answer.status,
+                error: answer.error.clone(),
+            },
+        );
+    }
+    let wait = attempt::backoff(
+        target.backoff_base,
+        target.backoff_max,
+        attempts,
+        answer.retry_after,
+    );
+    let at = now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX);
+    (
+        Settled::Retry,
+        Settle::Retry {
+            at,
+            status: answer.status,
+            error: answer.error.clone(),
+        },
+    )
+}
+
+impl ForwarderTask {
+    /// Stops claiming, and waits for the worker to finish its shutdown.
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ForwarderTask {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

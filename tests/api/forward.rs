@@ -1,0 +1,438 @@
+//! Forwarding to the user's app, for real: the binary on a real socket, the app a real HTTP
+//! server ([`Receiver`]) that answers as each test says or is down, on every backend.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use hmac::{KeyInit, Mac};
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::support::*;
+
+on_every_backend!(
+    every_event_is_delivered_signed_and_unchanged_and_a_rolled_back_one_never,
+    failures_and_timeouts_are_retried_with_the_same_key,
+    a_dead_delivery_is_redelivered_with_the_same_key,
+    ordering_holds_across_a_retried_first_event,
+    the_app_down_never_slows_ingestion_and_nothing_is_lost,
+    kill_9_mid_delivery_then_restart_delivers_everything,
+);
+
+/// `whsec_` + base64 of the key the app verifies with.
+const SECRET_KEY: &[u8] = b"forward-secret-key-for-tests";
+const ADMIN: &str = "admin-token-for-forward-tests";
+
+fn env() -> Vec<(&'static str, String)> {
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(SECRET_KEY)
+    );
+    let mut env: Vec<(&str, String)> = ENV.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    env.push(("FWD_SECRET", secret));
+    env.push(("IDEMHOOK_ADMIN_TOKEN", ADMIN.to_owned()));
+    env
+}
+
+/// The shared config plus a `fwd` source (generic, unsigned) that forwards to `url`, its
+/// payments applied in the same transaction; `forward` adds keys to its forward table.
+fn fwd_config(db_url: &str, url: &str, forward: &str) -> String {
+    let timeout = if forward.contains("timeout_secs") {
+        ""
+    } else {
+        "timeout_secs = 2"
+    };
+    config(
+        db_url,
+        &format!(
+            r#"forward_poll_ms = 50
+[default.idemhook.sources.fwd]
+handlers = ["forward", "payments"]
+[default.idemhook.sources.fwd.forward]
+url = "{url}"
+secret_env = "FWD_SECRET"
+backoff_base_ms = 50
+backoff_max_secs = 1
+{timeout}
+{forward}
+"#
+        ),
+    )
+}
+
+async fn start(cfg: &str) -> Server {
+    let env = env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::start(cfg, &env).await
+}
+
+/// The admin view of an event of `fwd`.
+async fn lookup(client: &reqwest::Client, server: &Server, id: &str) -> serde_json::Value {
+    client
+        .get(format!(
+            "{}/webhooks/fwd/events/{id}?type=payment_succeeded",
+            server.base
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn redeliver(client: &reqwest::Client, server: &Server, id: &str) -> u16 {
+    client
+        .post(format!(
+            "{}/webhooks/fwd/events/{id}/redeliver?type=payment_succeeded",
+            server.base
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Polls the admin view until the delivery has `status` (at most `secs`).
+async fn wait_for_delivery(
+    client: &reqwest::Client,
+    server: &Server,
+    id: &str,
+    status: &str,
+    secs: u64,
+) -> serde_json::Value {
+    for _ in 0..secs * 20 {
+        let view = lookup(client, server, id).await;
+        if view["delivery"]["status"] == status {
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{id}: no {status} delivery after {secs} s: {}",
+        lookup(client, server, id).await
+    );
+}
+
+/// Verifies a delivery as a Standard Webhooks library does, with its own HMAC.
+fn verify(r: &Received) {
+    let (id, ts) = (r.header("webhook-id"), r.header("webhook-timestamp"));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET_KEY).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(&r.body);
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    assert_eq!(r.header("webhook-signature"), expected, "{r:?}");
+    assert_eq!(r.header("idempotency-key"), id);
+}
+
+fn percent_decoded(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
+}
+
+async fn deliveries_in_db(db: &TestDb) -> i64 {
+    let conn = db.connect().await;
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM deliveries",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// Each event reaches the app once, byte for byte, signed, with its exact key parts; the
+/// key is stable and distinct per event. An event whose transaction rolled back (a payment
+/// the handler cannot read) has no outbox row and is never delivered.
+async fn every_event_is_delivered_signed_and_unchanged_and_a_rolled_back_one_never(
+    backend: Backend,
+) {
+    let db = TestDb::create(backend).await;
+    let app = Receiver::start().await;
+    let server = start(&fwd_config(&db.url, &app.url(), "")).await;
+    let client = reqwest::Client::new();
+    let ids = ["evt_a", "Évt b/ü", "evt_c"];
+    for (i, id) in ids.iter().enumerate() {
+        let body = payment(id, &format!("order_{i}"), 100);
+        let headers = [
+            ("Webhook-Id", *id),
+            ("Content-Type", "application/json; charset=utf-8"),
+        ];
+        let (status, text, _) = post(&client, &server, "fwd", &body, &headers).await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let broken = r#"{"id":"evt_broken","type":"payment_succeeded","data":{"order_id":"o","amount":"x","currency":"eur"}}"#;
+    assert_eq!(post(&client, &server, "fwd", broken, &[]).await.0, 500);
+    let keys = app.wait_for_delivered(3, 30).await;
+    assert_eq!(keys.len(), 3);
+    assert_eq!(
+        deliveries_in_db(&db).await,
+        3,
+        "a rolled-back event left an outbox row"
+    );
+    for r in app.received() {
+        verify(&r);
+        let id = percent_decoded(r.header("idemhook-event-id"));
+        assert!(ids.contains(&id.as_str()), "{id:?}");
+        let i = ids.iter().position(|x| *x == id).unwrap();
+        assert_eq!(
+            r.body,
+            payment(&id, &format!("order_{i}"), 100).into_bytes()
+        );
+        assert_eq!(r.header("content-type"), "application/json; charset=utf-8");
+        assert_eq!(percent_decoded(r.header("idemhook-source")), "fwd");
+        assert_eq!(r.header("idemhook-event-type"), "payment_succeeded");
+        assert_eq!(r.header("idemhook-attempt"), "1");
+        let view = lookup(&client, &server, &urlencode(&id)).await;
+        assert_eq!(view["delivery"]["status"], "delivered", "{view}");
+        assert_eq!(
+            view["delivery"]["idempotency_key"],
+            r.header("idempotency-key")
+        );
+        assert_eq!(view["delivery"]["last_status"], 200);
+    }
+    assert!(!app
+        .received()
+        .iter()
+        .any(|r| r.header("idemhook-event-id") == "evt_broken"));
+    // A duplicate is answered from the dedupe record and schedules nothing.
+    assert!(post(
+        &client,
+        &server,
+        "fwd",
+        &payment("evt_a", "order_0", 100),
+        &[("Webhook-Id", "evt_a")]
+    )
+    .await
+    .1
+    .contains("duplicate"));
+    assert_eq!(deliveries_in_db(&db).await, 3);
+    drop(server);
+    db.drop_db().await;
+}
+
+fn urlencode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A 500, then a hang past `timeout_secs`, then a 2xx: three attempts of one delivery, the
+/// same key on each, numbered 1, 2, 3.
+async fn failures_and_timeouts_are_retried_with_the_same_key(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = Receiver::start().await;
+    app.script(&[Answer::Status(500), Answer::Hang, Answer::RetryAfter(0)]);
+    let server = start(&fwd_config(&db.url, &app.url(), "timeout_secs = 1")).await;
+    let client = reqwest::Client::new();
+    let body = payment("evt_retry", "order_r", 5);
+    assert_eq!(post(&client, &server, "fwd", &body, &[]).await.0, 200);
+    app.wait_for_delivered(1, 30).await;
+    let received = app.received();
+    assert_eq!(received.len(), 4, "{received:#?}");
+    let key = received[0].header("idempotency-key");
+    for (i, r) in received.iter().enumerate() {
+        verify(r);
+        assert_eq!(r.header("idempotency-key"), key);
+        assert_eq!(r.header("idemhook-attempt"), (i + 1).to_string());
+        assert_eq!(r.body, body.as_bytes());
+    }
+    let view = wait_for_delivery(&client, &server, "evt_retry", "delivered", 10).await;
+    assert_eq!(view["delivery"]["attempts"], 4, "{view}");
+    drop(server);
+    db.drop_db().await;
+}
+
+/// The app fails every attempt: after `max_attempts` the delivery is dead, kept and visible.
+/// An operator redelivers it (202; a second request while it is pending is 409); it is
+/// delivered with the same key. An event that has no delivery is 404.
+async fn a_dead_delivery_is_redelivered_with_the_same_key(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = Receiver::start().await;
+    app.answer(Answer::Status(502));
+    let server = start(&fwd_config(
+        &db.url,
+        &app.url(),
+        "max_attempts = 3\ntimeout_secs = 1",
+    ))
+    .await;
+    let client = reqwest::Client::new();
+    let body = payment("evt_dead", "order_d", 7);
+    assert_eq!(post(&client, &server, "fwd", &body, &[]).await.0, 200);
+    let view = wait_for_delivery(&client, &server, "evt_dead", "dead", 30).await;
+    assert_eq!(view["delivery"]["attempts"], 3, "{view}");
+    assert_eq!(view["delivery"]["last_status"], 502);
+    assert!(view["delivery"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("HTTP 502"));
+    assert_eq!(app.received().len(), 3);
+    app.answer(Answer::Hang);
+    assert_eq!(redeliver(&client, &server, "evt_dead").await, 202);
+    assert_eq!(redeliver(&client, &server, "evt_dead").await, 409);
+    app.answer(Answer::Ok);
+    wait_for_delivery(&client, &server, "evt_dead", "delivered", 30).await;
+    let received = app.received();
+    let keys: std::collections::BTreeSet<_> = received
+        .iter()
+        .map(|r| r.header("idempotency-key"))
+        .collect();
+    assert_eq!(
+        keys.len(),
+        1,
+        "one key for every attempt and the redelivery"
+    );
+    assert_eq!(redeliver(&client, &server, "evt_unknown").await, 404);
+    drop(server);
+    db.drop_db().await;
+}
+
+/// With `ordering`, one customer's events are delivered in the order they committed, even
+/// when the first needs retries: the second is not sent until the first is delivered.
+async fn ordering_holds_across_a_retried_first_event(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = Receiver::start().await;
+    app.script(&[Answer::Status(500), Answer::Status(503)]);
+    let server = start(&fwd_config(
+        &db.url,
+        &app.url(),
+        r#"ordering = "/data/customer""#,
+    ))
+    .await;
+    let client = reqwest::Client::new();
+    let event = |n: usize| {
+        format!(
+            r#"{{"id":"evt_o{n}","type":"customer.updated","data":{{"customer":"cus_1","n":{n}}}}}"#
+        )
+    };
+    for n in 1..=5 {
+        assert_eq!(post(&client, &server, "fwd", &event(n), &[]).await.0, 200);
+    }
+    app.wait_for_delivered(5, 30).await;
+    let order: Vec<String> = app
+        .received()
+        .iter()
+        .map(|r| percent_decoded(r.header("idemhook-event-id")))
+        .collect();
+    assert_eq!(
+        order,
+        ["evt_o1", "evt_o1", "evt_o1", "evt_o2", "evt_o3", "evt_o4", "evt_o5"],
+        "delivery order"
+    );
+    drop(server);
+    db.drop_db().await;
+}
+
+/// The app is down: every event is still answered 200 at once (the outbox absorbs it), and
+/// once it is back every event is delivered; none is lost.
+async fn the_app_down_never_slows_ingestion_and_nothing_is_lost(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let mut app = Receiver::start().await;
+    app.stop();
+    let server = start(&fwd_config(&db.url, &app.url(), "")).await;
+    let client = reqwest::Client::new();
+    for i in 0..20 {
+        let (status, text, _) = post(
+            &client,
+            &server,
+            "fwd",
+            &payment(&format!("evt_down_{i}"), "o", 1),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+    }
+    // Every event was answered while the app was down; some attempts failed meanwhile.
+    server
+        .wait_for_metric(r#"idemhook_delivery_attempts_total{class="connect""#, 1.0)
+        .await;
+    assert!(app.received().is_empty());
+    app.restart().await;
+    let keys = app.wait_for_delivered(20, 60).await;
+    assert_eq!(keys.len(), 20);
+    drop(server);
+    db.drop_db().await;
+}
+
+/// The process is killed (SIGKILL) while the app holds its deliveries unanswered. After a
+/// restart, once the leases run out, every event is delivered; the app, deduplicating by
+/// `Idempotency-Key`, applies each exactly once.
+async fn kill_9_mid_delivery_then_restart_delivers_everything(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = Receiver::start().await;
+    app.answer(Answer::Hang);
+    let cfg = fwd_config(&db.url, &app.url(), "");
+    let mut server = start(&cfg).await;
+    let client = reqwest::Client::new();
+    for i in 0..5 {
+        let body = payment(&format!("evt_kill_{i}"), "o", 1);
+        assert_eq!(post(&client, &server, "fwd", &body, &[]).await.0, 200);
+    }
+    for _ in 0..200 {
+        if app.received().len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.received().len(),
+        5,
+        "every delivery in flight before the kill"
+    );
+    server.signal("KILL");
+    server.wait().await;
+    app.answer(Answer::Ok);
+    let server = start(&cfg).await;
+    let keys = app.wait_for_delivered(5, 60).await;
+    assert_eq!(keys.len(), 5);
+    drop(server);
+    db.drop_db().await;
+}
+
+/// Several instances on one database server.
+mod fleet {
+    use super::*;
+
+    on_server_backends!(three_instances_deliver_every_event_never_two_at_once);
+
+    /// Three instances forward from one outbox while events arrive at all of them, and one is
+    /// killed (SIGKILL) halfway. Every event is delivered; no event is ever being delivered by
+    /// two instances at once (the app sees no overlapping requests for one key).
+    async fn three_instances_deliver_every_event_never_two_at_once(backend: Backend) {
+        let db = TestDb::create(backend).await;
+        let app = Receiver::start().await;
+        app.answer(Answer::Slow(20));
+        let cfg = fwd_config(&db.url, &app.url(), "concurrency = 4");
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            servers.push(start(&cfg).await);
+        }
+        let client = reqwest::Client::new();
+        for i in 0..60 {
+            if i == 30 {
+                servers[0].signal("KILL");
+                servers[0].wait().await;
+            }
+            let server = &servers[if i >= 30 { 1 + i % 2 } else { i % 3 }];
+            let body = payment(&format!("evt_fleet_{i}"), &format!("o{i}"), 1);
+            let (status, text, _) = post_until_ok(&client, server, "fwd", &body).await;
+            assert_eq!(status, 200, "{text}");
+        }
+        let keys = app.wait_for_delivered(60, 90).await;
+        assert_eq!(keys.len(), 60);
+        assert_eq!(
+            app.overlaps(),
+            0,
+            "one event delivered by two instances at once"
+        );
+        drop(servers);
+        db.drop_db().await;
+    }
+}
