@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 
 use crate::support::*;
 
@@ -16,6 +16,7 @@ on_every_backend!(
     ordering_holds_across_a_retried_first_event,
     the_app_down_never_slows_ingestion_and_nothing_is_lost,
     kill_9_mid_delivery_then_restart_delivers_everything,
+    shutdown_gives_back_the_leases_it_did_not_wait_for,
 );
 
 /// `whsec_` + base64 of the key the app verifies with.
@@ -396,6 +397,52 @@ async fn kill_9_mid_delivery_then_restart_delivers_everything(backend: Backend) 
     db.drop_db().await;
 }
 
+/// SIGTERM while the app holds a delivery unanswered, with a grace shorter than the
+/// attempt's timeout: the process exits, the delivery is not marked delivered, its lease is
+/// given back (due at once for any instance, not after the lease would run out) and the
+/// attempt that never finished is not counted. The next instance delivers it.
+async fn shutdown_gives_back_the_leases_it_did_not_wait_for(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = Receiver::start().await;
+    app.answer(Answer::Hang);
+    let cfg = fwd_config(&db.url, &app.url(), "timeout_secs = 60").replacen(
+        "forward_poll_ms = 50",
+        "forward_poll_ms = 50\nshutdown_grace_secs = 1",
+        1,
+    );
+    let mut server = start(&cfg).await;
+    let client = reqwest::Client::new();
+    let body = payment("evt_term", "o", 1);
+    assert_eq!(post(&client, &server, "fwd", &body, &[]).await.0, 200);
+    for _ in 0..200 {
+        if !app.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.received().len(), 1, "the delivery is in flight");
+    server.signal("TERM");
+    assert!(server.wait().await.success());
+    let conn = db.connect().await;
+    let row = idemhook::entities::delivery::Entity::find()
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, "pending");
+    assert_eq!(
+        (row.lease_until, row.lease_token),
+        (None, None),
+        "lease given back"
+    );
+    assert_eq!(row.attempts, 0, "the unanswered attempt is not counted");
+    app.answer(Answer::Ok);
+    let server = start(&cfg).await;
+    app.wait_for_delivered(1, 30).await;
+    drop(server);
+    db.drop_db().await;
+}
+
 /// Several instances on one database server.
 mod fleet {
     use super::*;
@@ -433,6 +480,71 @@ mod fleet {
             "one event delivered by two instances at once"
         );
         drop(servers);
+        db.drop_db().await;
+    }
+}
+
+/// Retention: the sweeper deletes delivered rows past the inbox retention and dead rows past
+/// the retention, and never a pending one, however old.
+mod retention {
+    use chrono::{TimeDelta, Utc};
+    use idemhook::entities::delivery;
+    use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, EntityTrait};
+
+    use crate::support::*;
+
+    on_every_backend!(the_sweeper_keeps_pending_deliveries_and_drops_settled_old_ones);
+
+    async fn the_sweeper_keeps_pending_deliveries_and_drops_settled_old_ones(backend: Backend) {
+        let db = TestDb::create(backend).await;
+        let mut settings = test_settings(&db);
+        settings.inbox_retention_days = 7;
+        let app = TestApp::spawn(&settings).await;
+        let conn = db.connect().await;
+        let days = |d: i64| Utc::now() - TimeDelta::days(d);
+        let inbox_days = i64::from(settings.inbox_retention_days);
+        let retention = i64::from(settings.retention_days);
+        let rows = [
+            ("delivered", days(inbox_days + 1)), // swept
+            ("delivered", days(inbox_days - 1)), // kept
+            ("dead", days(inbox_days + 1)),      // kept: dead rows stay for the retention
+            ("dead", days(retention + 1)),       // swept
+            ("pending", days(retention + 100)),  // kept: never swept
+        ];
+        for (i, (status, created)) in rows.iter().enumerate() {
+            let row = delivery::ActiveModel {
+                id: NotSet,
+                key_digest: Set(vec![i as u8; 32]),
+                source: Set("fwd".into()),
+                event_type: Set("t".into()),
+                event_id: Set(format!("e{i}")),
+                content_type: Set(None),
+                payload: Set(b"{}".to_vec()),
+                ordering_key: Set(None),
+                status: Set((*status).into()),
+                attempts: Set(1),
+                next_attempt_at: Set(*created),
+                lease_until: Set(None),
+                lease_token: Set(None),
+                last_status: Set(None),
+                last_error: Set(None),
+                created_at: Set(*created),
+                delivered_at: Set(None),
+            };
+            delivery::Entity::insert(row).exec(&conn).await.unwrap();
+        }
+        let report = app.sweeper().sweep_once().await.unwrap();
+        assert_eq!(report.deliveries, 2);
+        let mut left: Vec<String> = delivery::Entity::find()
+            .all(&conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.event_id)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["e1", "e2", "e4"]);
+        drop(app);
         db.drop_db().await;
     }
 }

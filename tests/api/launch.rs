@@ -110,3 +110,63 @@ async fn the_in_memory_store_processes_and_dedupes() {
     assert_eq!(ready.status, Status::Ok);
     db.drop_db().await;
 }
+
+/// Forwarding that could not deliver, or could not sign, refuses to launch, naming the key
+/// or the variable: `forward` listed without a URL, a URL that is not http(s), no secret, a
+/// secret that decodes to nothing, and a forward table that no handler list uses.
+#[tokio::test]
+async fn forwarding_misconfigurations_refuse_to_launch() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let source = |handlers: &str, forward: &str| {
+        format!(
+            "[default.idemhook.sources.app]\nhandlers = {handlers}\n{}",
+            if forward.is_empty() {
+                String::new()
+            } else {
+                format!("[default.idemhook.sources.app.forward]\n{forward}\n")
+            }
+        )
+    };
+    let good = r#"url = "http://127.0.0.1:9/hooks"
+secret_env = "FWD_SECRET""#;
+    let cases = [
+        (
+            source(r#"["forward"]"#, ""),
+            "idemhook.sources.app.forward.url",
+        ),
+        (
+            source(r#"["forward"]"#, r#"secret_env = "FWD_SECRET""#),
+            "idemhook.sources.app.forward.url",
+        ),
+        (
+            source(r#"["forward"]"#, &good.replace("http://", "ftp://")),
+            "idemhook.sources.app.forward.url",
+        ),
+        (
+            source(
+                r#"["forward"]"#,
+                &good.replace("http://127.0.0.1:9/hooks", "not a url"),
+            ),
+            "idemhook.sources.app.forward.url",
+        ),
+        (
+            source(r#"["forward"]"#, &good.replace("FWD_SECRET", "NO_SUCH_VAR")),
+            "NO_SUCH_VAR",
+        ),
+        (source(r#"["inbox"]"#, good), "idemhook.sources.app.forward"),
+    ];
+    let mut env = ENV.to_vec();
+    env.push(("FWD_SECRET", "whsec_Zm9yd2FyZA=="));
+    for (extra, key) in &cases {
+        refuses_naming(&config(&db.url, extra), &env, key).await;
+    }
+    let mut empty = ENV.to_vec();
+    empty.push(("FWD_SECRET", "whsec_"));
+    refuses_naming(
+        &config(&db.url, &source(r#"["forward"]"#, good)),
+        &empty,
+        "FWD_SECRET",
+    )
+    .await;
+    db.drop_db().await;
+}
