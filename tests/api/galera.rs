@@ -27,7 +27,7 @@ use crate::support::*;
 ///
 /// When `IDEMHOOK_TEST_GALERA_URLS` does not list three: the test is ignored unless asked for,
 /// and then it needs the cluster.
-fn node_urls() -> Vec<String> {
+pub(crate) fn node_urls() -> Vec<String> {
     let urls: Vec<String> = std::env::var("IDEMHOOK_TEST_GALERA_URLS")
         .unwrap_or_default()
         .split(',')
