@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Forwarding on PostgreSQL: the time to drain a 100,000-event backlog to a bare receiver with
+# ingestion idle, next to the ingest rate that built it; then the commit → delivered latency
+# with events arriving at half that rate.
+#
+# Usage: bench/forward.sh [events (100000)] [connections (16)]
+# Needs the release binaries (cargo build --release; cargo build --release -p idemhook-bench)
+# and PostgreSQL as on the developers' machines. The receiver is the bench tool's bare Rocket
+# route (baseline-server), which answers 200 to any JSON body.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS=${1:-100000}
+CONNS=${2:-16}
+BIN=$PWD/target/release/idemhook
+BENCH=$PWD/target/release/idemhook-bench
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+DBNAME=idemhook_forward_bench
+URL="postgres://postgres@127.0.0.1:5432/$DBNAME"
+psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $DBNAME WITH (FORCE)" -qc "CREATE DATABASE $DBNAME"
+sql() { psql -h 127.0.0.1 -U postgres -d "$DBNAME" -Atqc "$1"; }
+export FORWARD_SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
+
+config() { # poll_ms
+  cat > "$WORK/Rocket.toml" <<TOML
+[default]
+port = 8000
+log_level = "critical"
+[default.idemhook]
+database_url = "$URL"
+forward_poll_ms = $1
+[default.idemhook.sources.demo]
+handlers = ["forward"]
+[default.idemhook.sources.demo.forward]
+url = "http://127.0.0.1:8001/webhooks/app"
+secret_env = "FORWARD_SECRET"
+concurrency = 32
+TOML
+}
+start() {
+  (cd "$WORK" && RUST_LOG=error exec "$BIN") &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do curl -sf localhost:8000/health/ready >/dev/null && return; sleep 0.1; done
+  echo "idemhook did not start" >&2; exit 1
+}
+stop() { kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; }
+now() { date +%s.%N; }
+
+echo "== ingest $EVENTS new events at $CONNS connections (receiver down, the worker idle)"
+config 60000
+start
+"$BENCH" http --url http://127.0.0.1:8000 --source demo -c "$CONNS" --events "$EVENTS" --no-check --label ingest --json "$WORK/ingest.json" | tail -n 3
+stop
+echo "pending: $(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")"
+
+echo "== drain the backlog to a bare receiver, ingestion idle"
+"$BENCH" baseline-server --port 8001 &
+PIDS+=($!)
+sleep 1
+config 50
+T0=$(now)
+start
+while [ "$(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")" != 0 ]; do sleep 0.2; done
+T1=$(now)
+python3 - "$T0" "$T1" "$EVENTS" <<'PY'
+import sys
+t0, t1, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+print(f"drained {n} deliveries in {t1 - t0:.1f} s (from launch): {n / (t1 - t0):,.0f} deliveries/s")
+PY
+echo "attempts: $(sql "SELECT sum(attempts), count(*) FILTER (WHERE status = 'delivered') FROM deliveries")"
+
+RATE=$(python3 -c "import json,sys; d=json.load(open('$WORK/ingest.json')); print(int(d['throughput_per_sec'] / 2))" 2>/dev/null || echo 0)
+if [ "$RATE" -gt 0 ]; then
+  echo "== latency, commit to delivered, events at $RATE/s (half the ingest rate) for 20 s"
+  sql "TRUNCATE deliveries" >/dev/null
+  "$BENCH" http --url http://127.0.0.1:8000 --source demo -c "$CONNS" --duration 20 --rate "$RATE" --no-check --label half | tail -n 3
+  while [ "$(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")" != 0 ]; do sleep 0.2; done
+  sql "SELECT count(*) || ' delivered; latency ms p50 ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ', p90 ' || round(percentile_cont(0.9) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ', p99 ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ', max ' || round(max(ms)::numeric, 1) FROM (SELECT extract(epoch FROM delivered_at - created_at) * 1000 AS ms FROM deliveries) t"
+fi
