@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Forwarding on PostgreSQL: the time to drain a 100,000-event backlog to a bare receiver with
 # ingestion idle, next to the ingest rate that built it; then the commit → delivered latency
-# with events arriving at half that rate.
+# with events arriving at half that rate (RATES="half 1000 500" adds paced rates).
 #
 # Usage: bench/forward.sh [events (100000)] [connections (16)]
 # Needs the release binaries (cargo build --release; cargo build --release -p idemhook-bench)
@@ -71,11 +71,13 @@ print(f"drained {n} deliveries in {t1 - t0:.1f} s (from launch): {n / (t1 - t0):
 PY
 echo "attempts: $(sql "SELECT sum(attempts), count(*) FILTER (WHERE status = 'delivered') FROM deliveries")"
 
-RATE=$(python3 -c "import json,sys; d=json.load(open('$WORK/ingest.json')); print(int(d['throughput_per_sec'] / 2))" 2>/dev/null || echo 0)
-if [ "$RATE" -gt 0 ]; then
-  echo "== latency, commit to delivered, events at $RATE/s (half the ingest rate) for 20 s"
+HALF=$(python3 -c "import json; print(int(json.load(open('$WORK/ingest.json'))['throughput_per_sec'] / 2))")
+# RATES: the paced rates to measure latency at ("half" = half the ingest rate above).
+for RATE in ${RATES:-half}; do
+  [ "$RATE" = half ] && RATE=$HALF
+  echo "== latency, commit to delivered, events offered at $RATE/s for 20 s"
   sql "TRUNCATE deliveries" >/dev/null
-  "$BENCH" http --url http://127.0.0.1:8000 --source demo -c "$CONNS" --duration 20 --rate "$RATE" --no-check --label half | tail -n 3
+  "$BENCH" http --url http://127.0.0.1:8000 --source demo -c "$CONNS" --duration 20 --rate "$RATE" --no-check --label "rate$RATE" | tail -n 3
   while [ "$(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")" != 0 ]; do sleep 0.2; done
   sql "SELECT count(*) || ' delivered; latency ms p50 ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ', p90 ' || round(percentile_cont(0.9) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ', p99 ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ', max ' || round(max(ms)::numeric, 1) FROM (SELECT extract(epoch FROM delivered_at - created_at) * 1000 AS ms FROM deliveries) t"
-fi
+done

@@ -97,14 +97,18 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // The claim: due pending rows, oldest first.
+        // The claim: a source's due pending rows, oldest first, read in index order and
+        // stopped at the batch (without it, PostgreSQL sorts the whole backlog per claim:
+        // 100,000 pending rows made each claim 45 ms instead of 0.14 ms; BENCHMARKS.md).
         manager
             .create_index(
                 Index::create()
                     .name("idx_deliveries_due")
                     .table(Deliveries::Table)
+                    .col(Deliveries::Source)
                     .col(Deliveries::Status)
                     .col(Deliveries::NextAttemptAt)
+                    .col(Deliveries::Id)
                     .to_owned(),
             )
             .await?;

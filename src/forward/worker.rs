@@ -1,6 +1,7 @@
 //! The delivery worker: one task per instance. It claims due deliveries of each forwarding
-//! source (as many as that source has free slots), runs each attempt on its own task, and
-//! sleeps `forward_poll_ms` when there was nothing to claim.
+//! source (as many as that source has free slots, once at least half are free, so claims come
+//! in batches), runs each attempt on its own task, waits for attempts to finish while every
+//! slot is busy, and sleeps `forward_poll_ms` when there was nothing to claim.
 //!
 //! Memory is bounded by `concurrency` rows per source, whatever the backlog. The leases this
 //! instance holds are listed (a `DashMap`, shared with the attempt tasks), so that a shutdown
@@ -97,16 +98,22 @@ impl Forwarder {
                 this.refresh_gauges().await;
                 gauges_at = tokio::time::Instant::now();
             }
-            let claimed = match this.claim_all(&mut attempts).await {
-                Ok(n) => n,
+            if !this.wants_more() {
+                // Every source busy: claim again once attempts finish, in a batch, not one
+                // claim per finished attempt.
+                tokio::select! {
+                    _ = attempts.join_next() => {}
+                    _ = stopped.changed() => {}
+                }
+                continue;
+            }
+            match this.claim_all(&mut attempts).await {
+                Ok(0) => Self::pause(&mut stopped, this.poll).await, // nothing due
+                Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "forwarding: cannot claim deliveries");
                     Self::pause(&mut stopped, ERROR_PAUSE).await;
-                    continue;
                 }
-            };
-            if claimed == 0 {
-                Self::pause(&mut stopped, this.poll).await;
             }
         }
         this.shutdown(attempts, grace).await;
@@ -119,8 +126,16 @@ impl Forwarder {
         }
     }
 
-    /// Claims, for every source, as many due rows as it has free slots, and starts an attempt
-    /// for each. Returns how many were claimed.
+    /// Whether some source has at least half its slots free (or every slot, for a source with
+    /// a concurrency of 1): worth a claim.
+    fn wants_more(&self) -> bool {
+        self.targets
+            .iter()
+            .any(|(t, slots)| slots.available_permits() * 2 >= t.concurrency)
+    }
+
+    /// Claims, for every source with at least half its slots free, as many due rows as it has
+    /// free slots, and starts an attempt for each. Returns how many were claimed.
     async fn claim_all(
         self: &Arc<Self>,
         attempts: &mut JoinSet<()>,
@@ -128,7 +143,7 @@ impl Forwarder {
         let mut claimed = 0;
         for (target, slots) in &self.targets {
             let free = slots.available_permits();
-            if free == 0 {
+            if free == 0 || free * 2 < target.concurrency {
                 continue;
             }
             let now = self.clock.now();
