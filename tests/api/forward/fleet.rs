@@ -1,0 +1,40 @@
+//! Several instances on one database server.
+
+use super::{fwd_config, start};
+use crate::support::*;
+
+on_server_backends!(three_instances_deliver_every_event_never_two_at_once);
+
+/// Three instances forward from one outbox while events arrive at all of them, and one is
+/// killed (SIGKILL) halfway. Every event is delivered; no event is ever being delivered by
+/// two instances at once (the app sees no overlapping requests for one key).
+async fn three_instances_deliver_every_event_never_two_at_once(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = Receiver::start().await;
+    app.answer(Answer::Slow(20));
+    let cfg = fwd_config(&db.url, &app.url(), "concurrency = 4");
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(start(&cfg).await);
+    }
+    let client = reqwest::Client::new();
+    for i in 0..60 {
+        if i == 30 {
+            servers[0].signal("KILL");
+            servers[0].wait().await;
+        }
+        let server = &servers[if i >= 30 { 1 + i % 2 } else { i % 3 }];
+        let body = payment(&format!("evt_fleet_{i}"), &format!("o{i}"), 1);
+        let (status, text, _) = post_until_ok(&client, server, "fwd", &body).await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let keys = app.wait_for_delivered(60, 90).await;
+    assert_eq!(keys.len(), 60);
+    assert_eq!(
+        app.overlaps(),
+        0,
+        "one event delivered by two instances at once"
+    );
+    drop(servers);
+    db.drop_db().await;
+}

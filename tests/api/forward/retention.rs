@@ -1,0 +1,63 @@
+//! Retention: the sweeper deletes delivered rows past the inbox retention and dead rows past
+//! the retention, and never a pending one, however old.
+
+use chrono::{TimeDelta, Utc};
+use idemhook::entities::delivery;
+use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, EntityTrait};
+
+use crate::support::*;
+
+on_every_backend!(the_sweeper_keeps_pending_deliveries_and_drops_settled_old_ones);
+
+async fn the_sweeper_keeps_pending_deliveries_and_drops_settled_old_ones(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let mut settings = test_settings(&db);
+    settings.inbox_retention_days = 7;
+    let app = TestApp::spawn(&settings).await;
+    let conn = db.connect().await;
+    let days = |d: i64| Utc::now() - TimeDelta::days(d);
+    let inbox_days = i64::from(settings.inbox_retention_days);
+    let retention = i64::from(settings.retention_days);
+    let rows = [
+        ("delivered", days(inbox_days + 1)), // swept
+        ("delivered", days(inbox_days - 1)), // kept
+        ("dead", days(inbox_days + 1)),      // kept: dead rows stay for the retention
+        ("dead", days(retention + 1)),       // swept
+        ("pending", days(retention + 100)),  // kept: never swept
+    ];
+    for (i, (status, created)) in rows.iter().enumerate() {
+        let row = delivery::ActiveModel {
+            id: NotSet,
+            key_digest: Set(vec![i as u8; 32]),
+            source: Set("fwd".into()),
+            event_type: Set("t".into()),
+            event_id: Set(format!("e{i}")),
+            content_type: Set(None),
+            payload: Set(b"{}".to_vec()),
+            ordering_key: Set(None),
+            status: Set((*status).into()),
+            attempts: Set(1),
+            next_attempt_at: Set(*created),
+            lease_until: Set(None),
+            lease_token: Set(None),
+            last_status: Set(None),
+            last_error: Set(None),
+            created_at: Set(*created),
+            delivered_at: Set(None),
+        };
+        delivery::Entity::insert(row).exec(&conn).await.unwrap();
+    }
+    let report = app.sweeper().sweep_once().await.unwrap();
+    assert_eq!(report.deliveries, 2);
+    let mut left: Vec<String> = delivery::Entity::find()
+        .all(&conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.event_id)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["e1", "e2", "e4"]);
+    drop(app);
+    db.drop_db().await;
+}
