@@ -21,6 +21,10 @@ use tokio::sync::Semaphore;
 
 use crate::support::*;
 
+/// Held by each test that uses the cluster for its whole run: they kill nodes, and a test
+/// running beside another's node kill would see its 503s.
+pub(crate) static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The three nodes' URLs.
 ///
 /// # Panics
@@ -125,6 +129,7 @@ async fn retries(servers: &[Server]) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: needs the three-node Galera cluster of scripts/galera.sh; .ci/run runs it"]
 async fn three_instances_on_three_galera_nodes_apply_every_event_once() {
+    let _cluster = CLUSTER.lock().await;
     let nodes = node_urls();
     let name = random_db_name();
     let admin = Database::connect(format!("{}/mysql", nodes[0]))

@@ -7,12 +7,13 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, Database};
 
 use super::{fwd_config, start};
-use crate::galera::node_urls;
+use crate::galera::{node_urls, CLUSTER};
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: needs the three-node Galera cluster of scripts/galera.sh; .ci/run runs it"]
 async fn three_galera_nodes_deliver_every_event_never_two_at_once_through_a_node_kill() {
+    let _cluster = CLUSTER.lock().await;
     let nodes = node_urls();
     let name = random_db_name();
     let admin = Database::connect(format!("{}/mysql", nodes[0]))
