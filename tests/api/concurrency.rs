@@ -122,6 +122,10 @@ async fn queued_events_are_group_committed_and_a_bad_one_falls_back_alone(backen
     let db = TestDb::create(backend).await;
     let mut settings = test_settings(&db);
     settings.shards = 1;
+    // One writer, held by the gate: every other event must queue behind it. (With two, the
+    // second writer could commit some before the rest arrived, and the wait below for all of
+    // them to be in flight at once would never end; seen once under a loaded CI.)
+    settings.writers = 1;
     let app = Arc::new(TestApp::spawn(&settings).await);
     let metrics = app.engine().metrics().clone();
 
