@@ -157,6 +157,30 @@ pub async fn settle(
     Ok(result.rows_affected == 1)
 }
 
+/// Records many delivered attempts of one claim (one token) and one status at once: one
+/// statement instead of one per delivery. Returns how many rows it settled; fewer than
+/// `ids` means some leases were lost (they ran out and another instance has those rows).
+pub async fn settle_delivered(
+    db: &DatabaseConnection,
+    ids: &[i64],
+    token: &[u8; 16],
+    status: u16,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let result = delivery::Entity::update_many()
+        .col_expr(Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
+        .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>))
+        .col_expr(Column::Status, Expr::val(DELIVERED))
+        .col_expr(Column::DeliveredAt, Expr::val(now))
+        .col_expr(Column::LastStatus, Expr::val(i32::from(status)))
+        .col_expr(Column::LastError, Expr::val(None::<String>))
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .filter(Column::LeaseToken.eq(token.to_vec()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
 /// Gives back leases this instance holds without an answer (at shutdown): the rows are due at
 /// once for any instance, and the attempt that never finished is not counted.
 pub async fn release(db: &DatabaseConnection, leases: &[(i64, [u8; 16])]) -> Result<u64, DbErr> {

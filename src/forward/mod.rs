@@ -10,8 +10,9 @@
 //! 2. [`worker`]: each instance's worker claims due rows under a lease ([`lease`]), at most
 //!    `concurrency` per source in flight, and
 //! 3. [`attempt`]: sends each one (no transaction and no ingest connection held meanwhile),
-//!    then settles the row: delivered on a 2xx; otherwise retried after a backoff with full
-//!    jitter (`Retry-After` honoured), and dead after `max_attempts`, kept and redeliverable.
+//!    then settles the row: delivered on a 2xx (recorded in batches by [`recorder`]);
+//!    otherwise retried after a backoff with full jitter (`Retry-After` honoured), and dead
+//!    after `max_attempts`, kept and redeliverable.
 //!
 //! A down or slow app never touches ingestion: the answer to the provider is given at commit,
 //! and the backlog lives in the database, not in memory (the worker holds at most
@@ -21,6 +22,7 @@ pub mod attempt;
 pub mod lease;
 pub mod metrics;
 pub mod outbox;
+mod recorder;
 pub mod worker;
 
 use std::time::Duration;

@@ -13,12 +13,13 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use dashmap::DashMap;
 use sea_orm::DatabaseConnection;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::attempt::{self, Answer};
 use super::lease::{self, Settle};
 use super::metrics::{ForwardMetrics, Settled};
+use super::recorder::{record_delivered, Delivered};
 use super::Target;
 use crate::clock::Clock;
 use crate::engine::db_error::{classify, DbErrorKind};
@@ -38,6 +39,9 @@ pub struct Forwarder {
     poll: Duration,
     /// Leases held by this instance's attempts in flight: row id → token.
     leases: Arc<DashMap<i64, [u8; 16]>>,
+    /// To the recorder task, which settles delivered attempts in batches.
+    delivered: mpsc::Sender<Delivered>,
+    recorder: std::sync::Mutex<Option<mpsc::Receiver<Delivered>>>,
 }
 
 /// The running worker; stops with the app (see `ForwarderTask::stop`).
@@ -60,6 +64,9 @@ impl Forwarder {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the forwarding HTTP client: {e}"))?;
+        // Every slot holds at most one message: the channel never fills.
+        let slots_total: usize = targets.iter().map(|t| t.concurrency).sum();
+        let (delivered, recorder) = mpsc::channel(slots_total.max(1));
         let targets = targets
             .into_iter()
             .map(|t| {
@@ -75,6 +82,8 @@ impl Forwarder {
             metrics,
             poll,
             leases: Arc::new(DashMap::new()),
+            delivered,
+            recorder: std::sync::Mutex::new(Some(recorder)),
         })
     }
 
@@ -90,6 +99,17 @@ impl Forwarder {
 
     async fn run(self, mut stopped: watch::Receiver<bool>, grace: Duration) {
         let this = Arc::new(self);
+        let recorder = this.recorder.lock().ok().and_then(|mut r| r.take());
+        if let Some(rx) = recorder {
+            // Ends when the last sender (held by `this` and the attempts) is gone.
+            tokio::spawn(record_delivered(
+                this.db.clone(),
+                this.clock.clone(),
+                this.metrics.clone(),
+                this.leases.clone(),
+                rx,
+            ));
+        }
         let mut attempts = JoinSet::new();
         let mut gauges_at = tokio::time::Instant::now();
         while !*stopped.borrow() {
@@ -174,21 +194,39 @@ impl Forwarder {
                 };
                 self.leases.insert(row.id, token);
                 let (this, target) = (self.clone(), target.clone());
-                attempts.spawn(async move {
-                    this.deliver(&target, row, token).await;
-                    drop(permit);
-                });
+                attempts.spawn(async move { this.deliver(&target, row, token, permit).await });
             }
         }
         Ok(claimed)
     }
 
-    /// One attempt, then its row settled.
-    async fn deliver(&self, target: &Target, row: delivery::Model, token: [u8; 16]) {
+    /// One attempt, then its row settled: a delivery by the recorder, with the others that
+    /// finish meanwhile; a failure here, at once.
+    async fn deliver(
+        &self,
+        target: &Target,
+        row: delivery::Model,
+        token: [u8; 16],
+        permit: OwnedSemaphorePermit,
+    ) {
         let answer = attempt::send(&self.client, target, &row, self.clock.now()).await;
         let now = self.clock.now();
         let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
         let (settled, settle) = outcome(target, &answer, attempts, now);
+        if let Settle::Delivered { status } = settle {
+            let delivered = Delivered {
+                id: row.id,
+                token,
+                status,
+                source: row.source,
+                created_at: row.created_at,
+                permit,
+            };
+            if self.delivered.send(delivered).await.is_err() {
+                tracing::warn!("forwarding: the recorder stopped; a delivery is retried");
+            }
+            return;
+        }
         match lease::settle(&self.db, row.id, &token, settle, now).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
@@ -203,13 +241,9 @@ impl Forwarder {
             ),
         }
         self.leases.remove(&row.id);
+        drop(permit);
         self.metrics.attempt(&row.source, settled, answer.class);
-        if settled == Settled::Delivered {
-            let latency = (now - row.created_at).to_std().unwrap_or_default();
-            self.metrics
-                .latency(&row.source)
-                .observe(latency.as_secs_f64());
-        } else if settled == Settled::Dead {
+        if settled == Settled::Dead {
             tracing::warn!(
                 source = %row.source,
                 attempts,
@@ -237,8 +271,13 @@ impl Forwarder {
     /// stopped waiting for: nothing is marked delivered that the app did not answer 2xx, and
     /// the rest are due at once for another instance.
     async fn shutdown(&self, mut attempts: JoinSet<()>, grace: Duration) {
+        // Every slot back means every attempt ended and was recorded.
         let finished = tokio::time::timeout(grace, async {
             while attempts.join_next().await.is_some() {}
+            for (target, slots) in &self.targets {
+                let n = u32::try_from(target.concurrency).unwrap_or(u32::MAX);
+                let _ = slots.acquire_many(n).await;
+            }
         })
         .await;
         if finished.is_ok() {
