@@ -122,6 +122,13 @@ fn claimable(source: &str, now: DateTime<Utc>) -> Condition {
         )
 }
 
+/// An UPDATE that ends a lease (every way an attempt ends, and a release).
+fn without_lease() -> sea_orm::UpdateMany<delivery::Entity> {
+    delivery::Entity::update_many()
+        .col_expr(Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
+        .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>))
+}
+
 /// Records an attempt's end on the row this lease holds. `false`: the lease was lost (it ran
 /// out and another instance took the row), and nothing was written.
 pub async fn settle(
@@ -131,20 +138,15 @@ pub async fn settle(
     settle: Settle,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let update = delivery::Entity::update_many()
-        .col_expr(Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
-        .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>));
     let update = match settle {
-        Settle::Delivered { status } => update
-            .col_expr(Column::Status, Expr::val(DELIVERED))
-            .col_expr(Column::DeliveredAt, Expr::val(now))
-            .col_expr(Column::LastStatus, Expr::val(i32::from(status)))
-            .col_expr(Column::LastError, Expr::val(None::<String>)),
-        Settle::Retry { at, status, error } => update
+        Settle::Delivered { status } => {
+            return Ok(settle_delivered(db, &[id], token, status, now).await? == 1);
+        }
+        Settle::Retry { at, status, error } => without_lease()
             .col_expr(Column::NextAttemptAt, Expr::val(at))
             .col_expr(Column::LastStatus, Expr::val(status.map(i32::from)))
             .col_expr(Column::LastError, Expr::val(error)),
-        Settle::Dead { status, error } => update
+        Settle::Dead { status, error } => without_lease()
             .col_expr(Column::Status, Expr::val(DEAD))
             .col_expr(Column::LastStatus, Expr::val(status.map(i32::from)))
             .col_expr(Column::LastError, Expr::val(error)),
@@ -167,9 +169,7 @@ pub async fn settle_delivered(
     status: u16,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    let result = delivery::Entity::update_many()
-        .col_expr(Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
-        .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>))
+    let result = without_lease()
         .col_expr(Column::Status, Expr::val(DELIVERED))
         .col_expr(Column::DeliveredAt, Expr::val(now))
         .col_expr(Column::LastStatus, Expr::val(i32::from(status)))
@@ -186,9 +186,7 @@ pub async fn settle_delivered(
 pub async fn release(db: &DatabaseConnection, leases: &[(i64, [u8; 16])]) -> Result<u64, DbErr> {
     let mut released = 0;
     for (id, token) in leases {
-        let result = delivery::Entity::update_many()
-            .col_expr(Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
-            .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>))
+        let result = without_lease()
             .col_expr(Column::Attempts, Expr::col(Column::Attempts).sub(1))
             .filter(Column::Id.eq(*id))
             .filter(Column::LeaseToken.eq(token.to_vec()))
