@@ -41,7 +41,8 @@ pub struct Forwarder {
     leases: Arc<DashMap<i64, [u8; 16]>>,
     /// To the recorder task, which settles delivered attempts in batches.
     delivered: mpsc::Sender<Delivered>,
-    recorder: std::sync::Mutex<Option<mpsc::Receiver<Delivered>>>,
+    /// Its receiving end, until `spawn` starts the recorder with it.
+    recorder: Option<mpsc::Receiver<Delivered>>,
 }
 
 /// The running worker; stops with the app (see `ForwarderTask::stop`).
@@ -83,7 +84,7 @@ impl Forwarder {
             poll,
             leases: Arc::new(DashMap::new()),
             delivered,
-            recorder: std::sync::Mutex::new(Some(recorder)),
+            recorder: Some(recorder),
         })
     }
 
@@ -97,9 +98,9 @@ impl Forwarder {
         }
     }
 
-    async fn run(self, mut stopped: watch::Receiver<bool>, grace: Duration) {
+    async fn run(mut self, mut stopped: watch::Receiver<bool>, grace: Duration) {
+        let recorder = self.recorder.take();
         let this = Arc::new(self);
-        let recorder = this.recorder.lock().ok().and_then(|mut r| r.take());
         if let Some(rx) = recorder {
             // Ends when the last sender (held by `this` and the attempts) is gone.
             tokio::spawn(record_delivered(

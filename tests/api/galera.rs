@@ -23,7 +23,62 @@ use crate::support::*;
 
 /// Held by each test that uses the cluster for its whole run: they kill nodes, and a test
 /// running beside another's node kill would see its 503s.
-pub(crate) static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The cluster, taken by one test: its turn on the cluster, and a fresh database on it.
+pub(crate) struct Cluster {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+    /// Each node's URL with the test's database.
+    pub urls: Vec<String>,
+    name: String,
+    admin: sea_orm::DatabaseConnection,
+}
+
+impl Cluster {
+    /// Waits for the cluster, then creates a database on it (Galera replicates the DDL).
+    pub(crate) async fn take() -> Cluster {
+        let turn = CLUSTER.lock().await;
+        let nodes = node_urls();
+        let name = random_db_name();
+        let admin = Database::connect(format!("{}/mysql", nodes[0]))
+            .await
+            .expect("node 1");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let urls = nodes.iter().map(|n| format!("{n}/{name}")).collect();
+        Cluster {
+            _turn: turn,
+            urls,
+            name,
+            admin,
+        }
+    }
+
+    /// Kills node 2 now (`scripts/galera.sh kill 2`) and restarts it 3 s later.
+    pub(crate) fn kill_node_2(&self) {
+        let script = format!("{}/scripts/galera.sh", env!("CARGO_MANIFEST_DIR"));
+        let status = std::process::Command::new(&script)
+            .args(["kill", "2"])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill node 2");
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            let ok = std::process::Command::new(&script)
+                .args(["restart", "2"])
+                .status();
+            eprintln!("galera: node 2 restarted: {ok:?}");
+        });
+    }
+
+    pub(crate) async fn drop_db(self) {
+        let _ = self
+            .admin
+            .execute_unprepared(&format!("DROP DATABASE {}", self.name))
+            .await;
+    }
+}
 
 /// The three nodes' URLs.
 ///
@@ -31,7 +86,7 @@ pub(crate) static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_ne
 ///
 /// When `IDEMHOOK_TEST_GALERA_URLS` does not list three: the test is ignored unless asked for,
 /// and then it needs the cluster.
-pub(crate) fn node_urls() -> Vec<String> {
+fn node_urls() -> Vec<String> {
     let urls: Vec<String> = std::env::var("IDEMHOOK_TEST_GALERA_URLS")
         .unwrap_or_default()
         .split(',')
@@ -129,19 +184,10 @@ async fn retries(servers: &[Server]) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: needs the three-node Galera cluster of scripts/galera.sh; .ci/run runs it"]
 async fn three_instances_on_three_galera_nodes_apply_every_event_once() {
-    let _cluster = CLUSTER.lock().await;
-    let nodes = node_urls();
-    let name = random_db_name();
-    let admin = Database::connect(format!("{}/mysql", nodes[0]))
-        .await
-        .expect("node 1");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
+    let cluster = Cluster::take().await;
     let mut servers = Vec::new();
-    for node in &nodes {
-        servers.push(Server::start(&galera_config(&format!("{node}/{name}")), &ENV).await);
+    for url in &cluster.urls {
+        servers.push(Server::start(&galera_config(url), &ENV).await);
     }
     for (i, s) in servers.iter().enumerate() {
         let ready: serde_json::Value = reqwest::get(format!("{}/health/ready", s.base))
@@ -165,24 +211,13 @@ async fn three_instances_on_three_galera_nodes_apply_every_event_once() {
 
     // Phase 2: 300 more events x 5; node 2 is killed a third of the way in and restarted.
     // Deliveries that got a non-200 are retried on any instance, as providers do.
-    let script = format!("{}/scripts/galera.sh", env!("CARGO_MANIFEST_DIR"));
     let killed = Arc::new(AtomicBool::new(false));
+    let cluster = Arc::new(cluster);
     let killer = {
-        let (killed, script) = (killed.clone(), script.clone());
+        let (killed, cluster) = (killed.clone(), cluster.clone());
         move |done: usize| {
             if done >= 500 && !killed.swap(true, Ordering::SeqCst) {
-                let status = std::process::Command::new(&script)
-                    .args(["kill", "2"])
-                    .status();
-                assert!(status.is_ok_and(|s| s.success()), "kill node 2");
-                let script = script.clone();
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_secs(3));
-                    let ok = std::process::Command::new(&script)
-                        .args(["restart", "2"])
-                        .status();
-                    eprintln!("galera: node 2 restarted: {ok:?}");
-                });
+                cluster.kill_node_2();
             }
         }
     };
@@ -218,10 +253,10 @@ async fn three_instances_on_three_galera_nodes_apply_every_event_once() {
     );
 
     // Every event applied exactly once, read on every node.
-    for node in &nodes {
-        let conn = Database::connect(format!("{node}/{name}")).await.unwrap();
+    for url in &cluster.urls {
+        let conn = Database::connect(url).await.unwrap();
         let r = rows(&conn).await;
-        assert_eq!((r.processed, r.inbox), (600, 600), "on {node}");
+        assert_eq!((r.processed, r.inbox), (600, 600), "on {url}");
         assert_orders_exact(&conn, 600, 40, |e| (e % 9 + 1) as i64).await;
     }
     let conflicts = retries(&servers).await;
@@ -229,7 +264,7 @@ async fn three_instances_on_three_galera_nodes_apply_every_event_once() {
         "galera: 600 events, 3000 deliveries; conflicts retried: {conflicts_phase1} in phase 1, {conflicts} in all; phase 2 statuses {statuses:?}"
     );
     drop(servers);
-    let _ = admin
-        .execute_unprepared(&format!("DROP DATABASE {name}"))
-        .await;
+    if let Ok(cluster) = Arc::try_unwrap(cluster) {
+        cluster.drop_db().await;
+    }
 }
