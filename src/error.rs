@@ -15,6 +15,7 @@ use crate::engine::db_error::{classify, DbErrorKind};
 use crate::event::key::KeyError;
 use crate::event::EngineError;
 use crate::metrics::Rejection;
+use crate::operator::OperatorError;
 use crate::providers::ProviderError;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,10 @@ pub enum ApiError {
     /// 409: the request conflicts with the resource's state (a redelivery already pending).
     #[error("{0}")]
     Conflict(String),
+    /// 422: the request was understood, and what it asked for ran and did not apply (a
+    /// replay whose handler refused or failed again).
+    #[error("{0}")]
+    Unprocessable(String),
     /// 413: body over the `webhook` limit.
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
@@ -62,6 +67,7 @@ impl ApiError {
             ApiError::Forbidden(_) => Status::Forbidden,
             ApiError::NotFound(_) => Status::NotFound,
             ApiError::Conflict(_) => Status::Conflict,
+            ApiError::Unprocessable(_) => Status::UnprocessableEntity,
             ApiError::PayloadTooLarge { .. } => Status::PayloadTooLarge,
             ApiError::HeadersTooLarge { .. } => Status::RequestHeaderFieldsTooLarge,
             ApiError::Unavailable { .. } => Status::ServiceUnavailable,
@@ -171,6 +177,32 @@ impl From<sea_orm::DbErr> for ApiError {
             _ => ApiError::internal(err),
         }
     }
+}
+
+impl From<crate::operator::filter::FilterError> for ApiError {
+    fn from(err: crate::operator::filter::FilterError) -> Self {
+        ApiError::BadRequest(err.0)
+    }
+}
+
+impl From<OperatorError> for ApiError {
+    fn from(err: OperatorError) -> Self {
+        match err {
+            OperatorError::NotFound(m) => ApiError::NotFound(m),
+            OperatorError::Conflict(m) => ApiError::Conflict(m),
+            OperatorError::NotApplied(m) => ApiError::Unprocessable(m),
+            OperatorError::BadRequest(m) => ApiError::BadRequest(m),
+            OperatorError::Engine(e) => e.into(),
+            OperatorError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// The body of every error answer, as the OpenAPI document describes it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, and for a client error what to change.
+    pub error: String,
 }
 
 /// `{"error": "…"}` with the given status: the shape of every error idemhook answers.

@@ -33,6 +33,7 @@
 //! own handlers with [`App::handler`] and names them in a source's `handlers` list.
 
 pub mod budget;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -43,6 +44,7 @@ pub mod event;
 pub mod forward;
 pub mod handlers;
 pub mod metrics;
+pub mod operator;
 pub mod providers;
 pub mod routes;
 pub mod sweeper;
@@ -147,12 +149,13 @@ struct AppState {
     settings: Settings,
     db: sea_orm::DatabaseConnection,
     engine: Arc<Engine>,
-    sources: Sources,
+    sources: Arc<Sources>,
     admin_token: AdminToken,
     clock: Clock,
     /// Rocket state so that it lives, and stops, with the app.
     sweeper: SweeperTask,
     forwarder: Forwarding,
+    jobs: operator::runner::JobRunnerTask,
 }
 
 /// The delivery worker, when a source forwards (Rocket state, stopped at shutdown).
@@ -171,6 +174,7 @@ impl AppState {
             .manage(self.clock)
             .manage(self.sweeper)
             .manage(self.forwarder)
+            .manage(self.jobs)
             .manage(routes::health::Readiness::default())
     }
 }
@@ -180,6 +184,9 @@ impl AppState {
 async fn shutdown(rocket: &Rocket<rocket::Orbit>) {
     if let Some(sweeper) = rocket.state::<SweeperTask>() {
         sweeper.stop();
+    }
+    if let Some(jobs) = rocket.state::<operator::runner::JobRunnerTask>() {
+        jobs.stop();
     }
     let (Some(engine), Some(settings)) =
         (rocket.state::<Arc<Engine>>(), rocket.state::<Settings>())
@@ -283,6 +290,15 @@ async fn ignite(
         },
     )
     .spawn();
+    let engine = Arc::new(engine);
+    let sources = Arc::new(sources);
+    let jobs = operator::runner::JobRunner {
+        db: db.clone(),
+        engine: engine.clone(),
+        sources: sources.clone(),
+        clock: clock.clone(),
+    }
+    .spawn();
     let admin_token = AdminToken(
         env.get("IDEMHOOK_ADMIN_TOKEN")
             .filter(|t| !t.is_empty())
@@ -291,11 +307,12 @@ async fn ignite(
     Ok(AppState {
         settings,
         db,
-        engine: Arc::new(engine),
+        engine,
         sources,
         admin_token,
         clock,
         sweeper,
         forwarder: Forwarding(forwarder),
+        jobs,
     })
 }

@@ -1,5 +1,8 @@
-//! The `idemhook` server: configuration from Rocket.toml and the environment, then launch.
+//! The `idemhook` binary: `serve` (the default) launches the server; the other subcommands
+//! (`migrate`, `events`, `replay`, `redrive`) are in `idemhook::cli`.
 
+use clap::Parser;
+use idemhook::cli::{Cli, Command};
 use idemhook::config::{LogFormat, Settings};
 
 /// mimalloc instead of the system allocator: every request allocates and frees a few dozen
@@ -10,6 +13,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[rocket::main]
 async fn main() -> std::process::ExitCode {
+    // A wrong command line exits 2 with clap's usage message.
+    let cli = Cli::parse();
+    match cli.command {
+        None | Some(Command::Serve) => serve().await,
+        Some(command) => idemhook::cli::run(command).await,
+    }
+}
+
+async fn serve() -> std::process::ExitCode {
     // The log format is read before anything else, so even a refused config is logged in it.
     let format = Settings::from_figment(&rocket::Config::figment())
         .map(|s| s.log_format)

@@ -18,6 +18,7 @@ mod m20261123_000001_signed_key;
 mod m20261123_000002_rejections;
 mod m20261123_000003_attempt_token;
 mod m20261123_000004_outbox;
+mod m20261129_000001_operator;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_rejections::Migration),
             Box::new(m20261123_000003_attempt_token::Migration),
             Box::new(m20261123_000004_outbox::Migration),
+            Box::new(m20261129_000001_operator::Migration),
         ]
     }
 }

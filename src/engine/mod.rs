@@ -29,7 +29,7 @@ use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::clock::Clock;
 use crate::event::key::{EventKey, Sha256Digest};
-use crate::event::{EngineError, Event, Outcome};
+use crate::event::{EngineError, Event, Outcome, Settled};
 use crate::handlers::Handler;
 use crate::metrics::Metrics;
 use cache::CommittedKeys;
@@ -69,6 +69,8 @@ pub struct Engine {
     shard_queue: usize,
     cache: CommittedKeys,
     metrics: Arc<Metrics>,
+    /// For operators' replays, which bypass the shards (see [`Engine::replay`]).
+    store: Store,
     /// Whether the last database answer was an outage, so an outage is logged once when it
     /// starts and once when it ends, not once per request.
     db_down: AtomicBool,
@@ -87,15 +89,16 @@ impl Engine {
             metrics.cache_hits.clone(),
             metrics.check_hit.clone(),
         );
+        let store = Store::new(
+            db,
+            config.max_retries,
+            config.bounds,
+            clock,
+            metrics.clone(),
+        );
         let writers = Writers::start(
             WriterContext {
-                store: Store::new(
-                    db,
-                    config.max_retries,
-                    config.bounds,
-                    clock,
-                    metrics.clone(),
-                ),
+                store: store.clone(),
                 cache: cache.clone(),
                 metrics: metrics.clone(),
                 max_batch: config.max_batch.max(1),
@@ -122,8 +125,31 @@ impl Engine {
             shard_queue: config.shard_queue,
             cache,
             metrics,
+            store,
             db_down: AtomicBool::new(false),
         })
+    }
+
+    /// Re-runs an event's handlers for an operator ([`store::ReplayRequest`]). Not through the
+    /// shards: a replay is rare and deliberate, and the record's row (a conditional UPDATE or
+    /// the unique INSERT) already orders it against a live delivery of the same key, here or
+    /// on another instance. On success the cache learns the event is processed, so this
+    /// instance answers its next duplicate `duplicate`, no longer `rejected`.
+    pub async fn replay(
+        &self,
+        event: &Event,
+        handlers: &[Arc<dyn Handler>],
+        request: &store::ReplayRequest,
+    ) -> Result<store::Replayed, EngineError> {
+        let replayed = self.store.replay(event, handlers, request).await?;
+        if matches!(replayed, store::Replayed::Processed { .. }) {
+            let settled = Settled {
+                payload_sha256: event.payload_sha256,
+                rejected: false,
+            };
+            self.cache.insert(event.digest, settled).await;
+        }
+        Ok(replayed)
     }
 
     /// Hands the event to the shard that owns its key and waits for the outcome. (The shard

@@ -3,10 +3,13 @@
 //!
 //! Digests are stored as raw 32-byte binaries; the API renders them as lowercase hex.
 
+pub mod attempt;
 pub mod delivery;
 pub mod event_payload;
 pub mod failed_attempt;
 pub mod inbox;
+pub mod job;
 pub mod order;
 pub mod payment;
 pub mod processed_event;
+pub mod replay;

@@ -19,11 +19,12 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use super::outbox::{DEAD, DELIVERED, PENDING};
+use crate::entities::attempt;
 use crate::entities::delivery::{self, Column};
 
 /// How an attempt settles its row.
@@ -133,35 +134,63 @@ fn without_lease() -> sea_orm::UpdateMany<delivery::Entity> {
 /// out and another instance took the row), and nothing was written.
 pub async fn settle(
     db: &DatabaseConnection,
-    id: i64,
+    row: &delivery::Model,
     token: &[u8; 16],
     settle: Settle,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let update = match settle {
+    let id = row.id;
+    let (update, outcome, status, error) = match settle {
         Settle::Delivered { status } => {
             return Ok(settle_delivered(db, &[id], token, status, now).await? == 1);
         }
-        Settle::Retry { at, status, error } => without_lease()
-            .col_expr(Column::NextAttemptAt, Expr::val(at))
-            .col_expr(Column::LastStatus, Expr::val(status.map(i32::from)))
-            .col_expr(Column::LastError, Expr::val(error)),
-        Settle::Dead { status, error } => without_lease()
-            .col_expr(Column::Status, Expr::val(DEAD))
-            .col_expr(Column::LastStatus, Expr::val(status.map(i32::from)))
-            .col_expr(Column::LastError, Expr::val(error)),
+        Settle::Retry { at, status, error } => (
+            without_lease()
+                .col_expr(Column::NextAttemptAt, Expr::val(at))
+                .col_expr(Column::LastStatus, Expr::val(status.map(i32::from)))
+                .col_expr(Column::LastError, Expr::val(error.clone())),
+            "retry",
+            status,
+            error,
+        ),
+        Settle::Dead { status, error } => (
+            without_lease()
+                .col_expr(Column::Status, Expr::val(DEAD))
+                .col_expr(Column::LastStatus, Expr::val(status.map(i32::from)))
+                .col_expr(Column::LastError, Expr::val(error.clone())),
+            "dead",
+            status,
+            error,
+        ),
     };
     let result = update
         .filter(Column::Id.eq(id))
         .filter(Column::LeaseToken.eq(token.to_vec()))
         .exec(db)
         .await?;
-    Ok(result.rows_affected == 1)
+    if result.rows_affected != 1 {
+        return Ok(false);
+    }
+    // The event's history (`GET /webhooks/<s>/events/<id>`); a failed attempt is the rare
+    // path, so its row costs the drain nothing. Best effort: the row above is the state.
+    let history = attempt::ActiveModel {
+        key_digest: Set(row.key_digest.clone()),
+        kind: Set(attempt::DELIVERY.to_owned()),
+        outcome: Set(outcome.to_owned()),
+        status_code: Set(status.map(i32::from)),
+        error: Set(Some(error)),
+        at: Set(now),
+        ..Default::default()
+    };
+    if let Err(err) = attempt::Entity::insert(history)
+        .exec_without_returning(db)
+        .await
+    {
+        tracing::warn!(error = %err, "forwarding: could not record a failed attempt's history");
+    }
+    Ok(true)
 }
 
-/// Records many delivered attempts of one claim (one token) and one status at once: one
-/// statement instead of one per delivery. Returns how many rows it settled; fewer than
-/// `ids` means some leases were lost (they ran out and another instance has those rows).
 pub async fn settle_delivered(
     db: &DatabaseConnection,
     ids: &[i64],

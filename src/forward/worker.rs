@@ -228,7 +228,7 @@ impl Forwarder {
             }
             return;
         }
-        match lease::settle(&self.db, row.id, &token, settle, now).await {
+        match lease::settle(&self.db, &row, &token, settle, now).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
                 source = %row.source,

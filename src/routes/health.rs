@@ -19,8 +19,17 @@ pub fn routes() -> Vec<Route> {
     routes![live, ready]
 }
 
+/// The body of both probes (readiness adds `reason`, and on Galera `galera`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `live`, `ready` or `unavailable`.
+    pub status: String,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Health)))]
 #[get("/health/live")]
-fn live() -> Json<Value> {
+pub fn live() -> Json<Value> {
     Json(json!({ "status": "live" }))
 }
 
@@ -36,8 +45,13 @@ pub struct Readiness {
     last: Mutex<Option<(Instant, Status, Value)>>,
 }
 
+/// The database answers and the schema is current: route traffic here.
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses(
+    (status = 200, body = Health),
+    (status = 503, description = "The database is unreachable, or the schema is behind", body = Health),
+))]
 #[get("/health/ready")]
-async fn ready(
+pub async fn ready(
     db: &State<DatabaseConnection>,
     readiness: &State<Readiness>,
     engine: &State<Arc<Engine>>,

@@ -1,9 +1,10 @@
 //! The HTTP surface. Each file is one part of the URL tree:
 //!
 //! - [`webhooks`]: `POST /webhooks/<source>`, the ingest path.
-//! - [`admin`]: read APIs behind a bearer token (event audit, orders).
+//! - [`admin`]: the operators' API behind a bearer token (search, replay, redrive, jobs).
 //! - [`health`]: liveness and readiness.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`openapi`]: the OpenAPI document of all of the above.
 //!
 //! Every error, including Rocket's own (unknown route, body too large), answers JSON.
 
@@ -15,6 +16,7 @@ use crate::error::JsonError;
 pub mod admin;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod webhooks;
 
 pub fn all() -> Vec<Route> {
@@ -22,6 +24,7 @@ pub fn all() -> Vec<Route> {
     routes.extend(admin::routes());
     routes.extend(health::routes());
     routes.extend(metrics::routes());
+    routes.extend(openapi::routes());
     routes
 }
 

@@ -14,6 +14,7 @@ use tokio::io::AsyncReadExt;
 use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::engine::{Engine, Job};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, Counted};
 use crate::event::key::{attempt_token, sha256, signed_key, EventKey};
 use crate::event::{Event, Outcome as EngineOutcome};
@@ -66,8 +67,9 @@ impl<'r> FromRequest<'r> for RequestMeta<'r> {
     }
 }
 
-#[derive(Serialize)]
-struct Receipt<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Receipt<'a> {
+    /// `processed`, `duplicate` (nothing ran) or `rejected` (a handler refused it for good).
     status: &'static str,
     source: &'a str,
     event_type: &'a str,
@@ -132,12 +134,30 @@ struct Received {
 }
 
 /// Counts and logs the delivery (one line per delivery, never the body), then answers it.
+///
+/// Every 200 means the provider may stop retrying: the event is settled (processed now,
+/// processed before, or rejected for good). Anything else means nothing was recorded.
+#[utoipa::path(post, path = "/webhooks/{source}", tag = "webhooks",
+    params(("source" = String, Path, description = "A source configured in Rocket.toml")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The provider's raw body, signed as the source's provider signs it"),
+    responses(
+        (status = 200, description = "Settled: processed, duplicate (with `Idempotent-Replayed: true`), or rejected", body = Receipt),
+        (status = 400, description = "Malformed: no event type or id, a bad key, an unreadable body", body = ErrorBody),
+        (status = 401, description = "A missing, wrong or stale signature", body = ErrorBody),
+        (status = 404, description = "Unknown source", body = ErrorBody),
+        (status = 413, description = "The body is over `limits.webhook`", body = ErrorBody),
+        (status = 431, description = "The headers are larger than a webhook needs", body = ErrorBody),
+        (status = 500, description = "A handler failed; the event was rolled back, not recorded", body = ErrorBody),
+        (status = 503, description = "Overloaded or the database is down; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds"))),
+    ))]
 #[post("/webhooks/<source>", data = "<body>")]
-async fn ingest(
+pub async fn ingest(
     source: &str,
     meta: RequestMeta<'_>,
     body: Data<'_>,
-    sources: &State<Sources>,
+    sources: &State<Arc<Sources>>,
     engine: &State<Arc<Engine>>,
     clock: &State<Clock>,
     budget: &State<Budget>,

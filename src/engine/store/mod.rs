@@ -19,6 +19,9 @@
 
 mod batch;
 mod records;
+mod replay;
+
+pub use replay::{ReplayRequest, Replayed};
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -315,6 +318,18 @@ fn dedupe_record(event: &Event, processed_at: DateTime<Utc>) -> processed_event:
         status: Set(processed_event::PROCESSED.to_owned()),
         reason: Set(None),
         attempt_token: Set(Some(event.attempt_token.to_vec())),
+    }
+}
+
+/// The engine's reading of a database error outside the retried transaction.
+pub(crate) fn engine_error(err: DbErr) -> EngineError {
+    match classify(&err) {
+        DbErrorKind::Unavailable => EngineError::Unavailable(err.to_string()),
+        DbErrorKind::Timeout => EngineError::Timeout(err.to_string()),
+        DbErrorKind::Retryable => EngineError::Conflict(err.to_string()),
+        DbErrorKind::UniqueViolation | DbErrorKind::Other => {
+            EngineError::Internal(format!("database error: {err}"))
+        }
     }
 }
 

@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, DbErr, EntityTrait};
 
-use super::{dedupe_record, Committed, Store, MAX_ERROR_CHARS};
+use super::{dedupe_record, engine_error, Committed, Store, MAX_ERROR_CHARS};
 use crate::engine::db_error::{classify, DbErrorKind};
-use crate::entities::{event_payload, failed_attempt, processed_event};
+use crate::entities::{attempt, event_payload, failed_attempt, processed_event};
 use crate::event::key::Sha256Digest;
 use crate::event::{EngineError, Event, Settled};
 
@@ -94,17 +94,12 @@ impl Store {
                 );
                 Ok(Committed::Rejected)
             }
-            Err(err) => match classify(&err) {
-                DbErrorKind::UniqueViolation => Ok(Committed::Duplicate {
+            Err(err) if classify(&err) == DbErrorKind::UniqueViolation => {
+                Ok(Committed::Duplicate {
                     stored: self.settled(&event.digest).await.unwrap_or(None),
-                }),
-                DbErrorKind::Unavailable => Err(EngineError::Unavailable(err.to_string())),
-                DbErrorKind::Timeout => Err(EngineError::Timeout(err.to_string())),
-                DbErrorKind::Retryable => Err(EngineError::Conflict(err.to_string())),
-                DbErrorKind::Other => Err(EngineError::Internal(format!(
-                    "cannot record the rejection: {err}"
-                ))),
-            },
+                })
+            }
+            Err(err) => Err(engine_error(err)),
         }
     }
 
@@ -148,7 +143,10 @@ impl Store {
                         Expr::col((failed_attempt::Entity, failed_attempt::Column::Attempts))
                             .add(1),
                     )
-                    .value(failed_attempt::Column::LastError, Expr::value(error))
+                    .value(
+                        failed_attempt::Column::LastError,
+                        Expr::value(error.clone()),
+                    )
                     .value(failed_attempt::Column::LastFailedAt, Expr::value(now))
                     .value(
                         failed_attempt::Column::PayloadSha256,
@@ -160,6 +158,21 @@ impl Store {
             .await;
         if let Err(err) = result {
             tracing::warn!(error = %err, "could not record the failed attempt for audit");
+        }
+        let history = attempt::ActiveModel {
+            key_digest: Set(event.digest.to_vec()),
+            kind: Set(attempt::HANDLER.to_owned()),
+            outcome: Set("failed".to_owned()),
+            status_code: Set(None),
+            error: Set(Some(error)),
+            at: Set(now),
+            ..Default::default()
+        };
+        if let Err(err) = attempt::Entity::insert(history)
+            .exec_without_returning(&self.db)
+            .await
+        {
+            tracing::warn!(error = %err, "could not record the failed attempt in its history");
         }
     }
 }

@@ -1,0 +1,209 @@
+//! The job runner: one task per instance that takes running jobs nobody holds and works them
+//! to the end in batches, renewing its lease with every progress write. A job started on an
+//! instance that then died is taken over by any other (or by the same one restarted) once
+//! its lease runs out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use tokio::sync::{watch, Notify};
+
+use super::filter::{Cursor, Filters, ListQuery};
+use super::jobs::{self, Progress, REDRIVE};
+use super::replay::replay;
+use super::{search, OperatorError};
+use crate::clock::Clock;
+use crate::engine::store::ReplayRequest;
+use crate::engine::Engine;
+use crate::entities::job;
+use crate::providers::Sources;
+
+/// Items per batch: one redrive statement, or this many replays between two looks at `stop`.
+const BATCH: u64 = 100;
+/// How often an idle runner looks for a job it did not hear of (one started elsewhere, or
+/// one whose runner died).
+const POLL: Duration = Duration::from_secs(2);
+
+pub struct JobRunner {
+    pub db: DatabaseConnection,
+    pub engine: Arc<Engine>,
+    pub sources: Arc<Sources>,
+    pub clock: Clock,
+}
+
+/// The running task: stops when told to or when dropped. `wake` starts a job created here at
+/// once rather than at the next poll.
+pub struct JobRunnerTask {
+    wake: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl JobRunnerTask {
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for JobRunnerTask {
+    fn drop(&mut self) {
+        self.stop();
+        self.task.abort();
+    }
+}
+
+impl JobRunner {
+    pub fn spawn(self) -> JobRunnerTask {
+        let wake = Arc::new(Notify::new());
+        let (stop, mut stopped) = watch::channel(false);
+        let woken = wake.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let token: [u8; 16] = rand::random();
+                loop {
+                    if *stopped.borrow() {
+                        return;
+                    }
+                    match jobs::claim(&self.db, &token, self.clock.now()).await {
+                        Ok(Some(job)) => self.run(job, &token, &stopped).await,
+                        Ok(None) => break,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "jobs: cannot look for work");
+                            break;
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = woken.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = stopped.changed() => return,
+                }
+            }
+        });
+        JobRunnerTask { wake, stop, task }
+    }
+
+    /// Works `job` until it is done, the lease is lost, the database fails (the lease then
+    /// runs out and the job is taken up again), or the runner is told to stop.
+    async fn run(&self, job: job::Model, token: &[u8; 16], stopped: &watch::Receiver<bool>) {
+        let id = job.id;
+        let filters: Result<Filters, _> = serde_json::from_str(&job.filters);
+        let cursor = job.cursor.as_deref().map(Cursor::decode).transpose();
+        let (filters, mut cursor) = match (filters, cursor) {
+            (Ok(f), Ok(c)) => (f, c),
+            _ => {
+                let error = "the job's stored filters or cursor do not parse";
+                let _ = jobs::fail(&self.db, id, token, error, self.clock.now()).await;
+                return;
+            }
+        };
+        tracing::info!(job = id, kind = %job.kind, "jobs: working a job");
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            let query = ListQuery {
+                filters: filters.clone(),
+                limit: BATCH,
+                cursor,
+            };
+            let step = if job.kind == REDRIVE {
+                self.redrive_batch(id, token, &query).await
+            } else {
+                self.replay_batch(id, token, &query, stopped).await
+            };
+            match step {
+                Ok(Some(next)) => cursor = Some(next),
+                Ok(None) => {
+                    tracing::info!(job = id, "jobs: job done");
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(job = id, error = %err, "jobs: a batch failed; the job is taken up again when its lease runs out");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One redrive batch and the job's progress in one transaction. `Ok(None)`: finished (or
+    /// the lease was lost).
+    async fn redrive_batch(
+        &self,
+        id: i64,
+        token: &[u8; 16],
+        query: &ListQuery,
+    ) -> Result<Option<Cursor>, OperatorError> {
+        let txn = self.db.begin().await?;
+        let now = self.clock.now();
+        let (hits, next) = search::page(&txn, query).await?;
+        let digests: Vec<Vec<u8>> = hits.iter().map(|(_, d)| d.to_vec()).collect();
+        let done = if digests.is_empty() {
+            0
+        } else {
+            jobs::redrive(&txn, &digests, now).await?
+        };
+        let progress = Progress {
+            done,
+            failed: 0,
+            skipped: digests.len() as u64 - done,
+        };
+        let encoded = next.map(|c| c.encode());
+        if !jobs::advance(&txn, id, token, progress, encoded, next.is_none(), now).await? {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        txn.commit().await?;
+        Ok(next)
+    }
+
+    /// One batch of replays, each its own transaction, the job's progress written after each.
+    async fn replay_batch(
+        &self,
+        id: i64,
+        token: &[u8; 16],
+        query: &ListQuery,
+        stopped: &watch::Receiver<bool>,
+    ) -> Result<Option<Cursor>, OperatorError> {
+        let (hits, next) = search::page(&self.db, query).await?;
+        let request = ReplayRequest {
+            force: false,
+            operator: format!("job {id}"),
+            job_id: Some(id),
+        };
+        for (i, &(at, digest)) in hits.iter().enumerate() {
+            if *stopped.borrow() {
+                return Ok(None);
+            }
+            let mut progress = Progress::default();
+            match replay(&self.db, &self.engine, &self.sources, &digest, &request).await {
+                Ok(_) => progress.done = 1,
+                Err(OperatorError::NotApplied(_)) => progress.failed = 1,
+                Err(OperatorError::NotFound(_) | OperatorError::Conflict(_)) => {
+                    progress.skipped = 1
+                }
+                Err(err) => return Err(err),
+            }
+            let last = i + 1 == hits.len();
+            let position = Cursor { at, digest };
+            let (cursor, finished) = match (last, next) {
+                (true, None) => (None, true),
+                _ => (Some(position.encode()), false),
+            };
+            let now = self.clock.now();
+            if !jobs::advance(&self.db, id, token, progress, cursor, finished, now).await? {
+                return Ok(None);
+            }
+        }
+        if hits.is_empty() {
+            let now = self.clock.now();
+            jobs::advance(&self.db, id, token, Progress::default(), None, true, now).await?;
+        }
+        Ok(next)
+    }
+}

@@ -1,0 +1,172 @@
+//! `GET /events`: one page of events, newest first, by keyset.
+//!
+//! An event lives in one of three places: `processed_events` (processed or rejected),
+//! `failed_attempts` without a settled record (failed), and, for a forwarding source, its
+//! `deliveries` row. Each status reads one of them; with no status, the three streams are
+//! merged. Every stream is the same query shape:
+//!
+//! ```sql
+//! SELECT key_digest, t FROM … WHERE status = ? [AND source = ?] [AND event_type = ?]
+//!   [AND t >= since] [AND t < until]
+//!   AND t <= cursor.t AND (t < cursor.t OR key_digest < cursor.digest)
+//! ORDER BY t DESC, key_digest DESC LIMIT page + 1
+//! ```
+//!
+//! which walks an index ending in `(t, key_digest)` backwards and stops after one page
+//! (migration `m20261129_000001_operator`). A page of digests is then read whole with three
+//! `IN` lookups ([`super::view`]), so every item has the same shape whichever stream found it.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
+
+use super::filter::{Cursor, ListQuery, Status};
+use crate::entities::{delivery, failed_attempt, processed_event};
+use crate::event::key::Sha256Digest;
+
+/// An item of a page before it is read whole: its time and its digest.
+pub type Hit = (DateTime<Utc>, Sha256Digest);
+
+/// The columns one stream filters and orders by.
+struct Columns<C> {
+    time: C,
+    digest: C,
+    source: C,
+    event_type: C,
+}
+
+/// The page's hits, newest first, and the cursor of the next page (`None`: this is the last).
+pub async fn page(
+    db: &impl ConnectionTrait,
+    query: &ListQuery,
+) -> Result<(Vec<Hit>, Option<Cursor>), DbErr> {
+    let mut hits = match query.filters.status {
+        Some(status @ (Status::Processed | Status::Rejected)) => settled(db, query, status).await?,
+        Some(Status::Failed) => failed(db, query).await?,
+        Some(status) => {
+            let wanted = status.delivery_status().unwrap_or_default();
+            deliveries(db, query, wanted).await?
+        }
+        None => {
+            let mut all = settled(db, query, Status::Processed).await?;
+            all.extend(settled(db, query, Status::Rejected).await?);
+            all.extend(failed(db, query).await?);
+            all
+        }
+    };
+    hits.sort_unstable_by(|a, b| b.cmp(a));
+    hits.dedup_by(|a, b| a.1 == b.1);
+    let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+    let next = if hits.len() > limit {
+        hits.truncate(limit);
+        hits.last().map(|&(at, digest)| Cursor { at, digest })
+    } else {
+        None
+    };
+    Ok((hits, next))
+}
+
+async fn settled(
+    db: &impl ConnectionTrait,
+    query: &ListQuery,
+    status: Status,
+) -> Result<Vec<Hit>, DbErr> {
+    use processed_event::Column as C;
+    let select = processed_event::Entity::find().filter(C::Status.eq(status.as_str()));
+    let columns = Columns {
+        time: C::ProcessedAt,
+        digest: C::KeyDigest,
+        source: C::Source,
+        event_type: C::EventType,
+    };
+    newest(db, select, columns, query).await
+}
+
+/// Failed events: attempted, with no settled record (an event that failed and was later
+/// processed is listed as processed, once).
+async fn failed(db: &impl ConnectionTrait, query: &ListQuery) -> Result<Vec<Hit>, DbErr> {
+    use failed_attempt::Column as C;
+    let settled = Query::select()
+        .expr(Expr::val(1))
+        .from(processed_event::Entity)
+        .and_where(
+            Expr::col((processed_event::Entity, processed_event::Column::KeyDigest))
+                .equals((failed_attempt::Entity, C::KeyDigest)),
+        )
+        .to_owned();
+    let select = failed_attempt::Entity::find().filter(Expr::exists(settled).not());
+    let columns = Columns {
+        time: C::LastFailedAt,
+        digest: C::KeyDigest,
+        source: C::Source,
+        event_type: C::EventType,
+    };
+    newest(db, select, columns, query).await
+}
+
+async fn deliveries(
+    db: &impl ConnectionTrait,
+    query: &ListQuery,
+    status: &str,
+) -> Result<Vec<Hit>, DbErr> {
+    use delivery::Column as C;
+    let select = delivery::Entity::find().filter(C::Status.eq(status));
+    let columns = Columns {
+        time: C::CreatedAt,
+        digest: C::KeyDigest,
+        source: C::Source,
+        event_type: C::EventType,
+    };
+    newest(db, select, columns, query).await
+}
+
+/// One stream's page: the filters, the cursor, newest first, one more than the page so the
+/// caller knows whether another page follows.
+async fn newest<E>(
+    db: &impl ConnectionTrait,
+    mut select: Select<E>,
+    c: Columns<E::Column>,
+    query: &ListQuery,
+) -> Result<Vec<Hit>, DbErr>
+where
+    E: EntityTrait,
+{
+    let f = &query.filters;
+    if let Some(source) = &f.source {
+        select = select.filter(c.source.eq(source.as_str()));
+    }
+    if let Some(event_type) = &f.event_type {
+        select = select.filter(c.event_type.eq(event_type.as_str()));
+    }
+    if let Some(since) = f.since {
+        select = select.filter(c.time.gte(since));
+    }
+    if let Some(until) = f.until {
+        select = select.filter(c.time.lt(until));
+    }
+    if let Some(cursor) = query.cursor {
+        // `t <= cursor` first: a range the index serves; the OR then only trims the ties.
+        select = select.filter(c.time.lte(cursor.at)).filter(
+            Condition::any()
+                .add(c.time.lt(cursor.at))
+                .add(c.digest.lt(cursor.digest.to_vec())),
+        );
+    }
+    let rows: Vec<(Vec<u8>, DateTime<Utc>)> = select
+        .select_only()
+        .column(c.digest)
+        .column(c.time)
+        .order_by_desc(c.time)
+        .order_by_desc(c.digest)
+        .limit(query.limit + 1)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(digest, at)| Some((at, digest.try_into().ok()?)))
+        .collect())
+}

@@ -1,0 +1,328 @@
+//! What the admin API answers about events: one shape for a list item and the body of the
+//! detail view, built from the rows that hold an event (its dedupe record, its failed
+//! attempts, its delivery), whichever of them exist.
+
+use std::collections::HashMap;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::entities::{
+    attempt, delivery, event_payload, failed_attempt, inbox, processed_event, replay,
+};
+use crate::event::key::Sha256Digest;
+use crate::forward::attempt::idempotency_key;
+use crate::forward::outbox::PENDING;
+
+/// Instants as the API writes them: RFC 3339, UTC, microseconds.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// An event as lists show it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventSummary {
+    pub source: String,
+    pub event_type: String,
+    pub event_id: String,
+    /// `processed`, `rejected` (a handler refused it for good) or `failed` (attempted, not
+    /// processed).
+    pub status: String,
+    /// Why a handler rejected it.
+    pub reason: Option<String>,
+    /// When it first arrived (RFC 3339).
+    pub received_at: String,
+    /// When it was settled (processed or rejected).
+    pub processed_at: Option<String>,
+    /// Handler attempts: the failed ones, plus the one that settled it.
+    pub attempts: i32,
+    /// The last failed attempt's error.
+    pub last_error: Option<String>,
+    /// SHA-256 of the payload that settled it (or of the last failed attempt's), hex.
+    pub payload_sha256: String,
+    /// Its delivery to the app, for a forwarding source.
+    pub delivery: Option<DeliverySummary>,
+}
+
+/// The state of an event's delivery to the app.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliverySummary {
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    /// The `Idempotency-Key` every attempt carries.
+    pub idempotency_key: String,
+    /// Attempts in the current round (a redelivery starts a new round).
+    pub attempts: i32,
+    /// The app's last HTTP status.
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<String>,
+    pub delivered_at: Option<String>,
+}
+
+/// `GET /events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<EventSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One attempt in an event's history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Attempt {
+    pub at: String,
+    /// Handlers: `failed`, `processed`, `rejected`. Deliveries: `retry`, `dead`, `delivered`.
+    pub outcome: String,
+    /// The app's HTTP status, for a delivery that got an answer.
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+}
+
+/// A deliberate re-run an operator asked for.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReplayRecord {
+    pub replayed_at: String,
+    /// What the event was before: `rejected`, `failed`, or `processed` (forced).
+    pub previous_status: String,
+    pub forced: bool,
+    pub operator: String,
+    pub job_id: Option<i64>,
+}
+
+/// `GET /webhooks/{source}/events/{event_id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    pub summary: EventSummary,
+    /// The raw payload as text, when idemhook holds it and it is UTF-8.
+    pub payload: Option<String>,
+    /// The raw payload, base64 (exact bytes), when idemhook holds it.
+    pub payload_base64: Option<String>,
+    /// Where the payload was found: `replay_store` (rejected and failed events), `inbox` or
+    /// `outbox`.
+    pub payload_from: Option<String>,
+    /// Oldest first.
+    pub handler_attempts: Vec<Attempt>,
+    /// Oldest first, current round last.
+    pub delivery_attempts: Vec<Attempt>,
+    pub replays: Vec<ReplayRecord>,
+}
+
+fn delivery_summary(d: &delivery::Model) -> DeliverySummary {
+    DeliverySummary {
+        status: d.status.clone(),
+        idempotency_key: idempotency_key(&d.key_digest),
+        attempts: d.attempts,
+        last_status: d.last_status,
+        last_error: d.last_error.clone(),
+        next_attempt_at: (d.status == PENDING).then(|| rfc3339(d.next_attempt_at)),
+        delivered_at: d.delivered_at.map(rfc3339),
+    }
+}
+
+/// The rows that hold one event; any may be missing.
+#[derive(Default)]
+struct Rows {
+    processed: Option<processed_event::Model>,
+    failed: Option<failed_attempt::Model>,
+    delivery: Option<delivery::Model>,
+}
+
+fn summary(rows: &Rows) -> Option<EventSummary> {
+    let failures = rows.failed.as_ref().map_or(0, |f| f.attempts);
+    let last_error = rows.failed.as_ref().map(|f| f.last_error.clone());
+    let delivery = rows.delivery.as_ref().map(delivery_summary);
+    let (key, status, reason, received, settled, attempts, payload) =
+        match (&rows.processed, &rows.failed, &rows.delivery) {
+            (Some(p), _, _) => (
+                (&p.source, &p.event_type, &p.event_id),
+                p.status.clone(),
+                p.reason.clone(),
+                p.received_at,
+                Some(p.processed_at),
+                failures + 1,
+                hex::encode(&p.payload_sha256),
+            ),
+            (None, Some(f), _) => (
+                (&f.source, &f.event_type, &f.event_id),
+                "failed".to_owned(),
+                None,
+                f.first_failed_at,
+                None,
+                failures,
+                hex::encode(&f.payload_sha256),
+            ),
+            // A delivery exists only for a processed event: its record was swept first.
+            (None, None, Some(d)) => (
+                (&d.source, &d.event_type, &d.event_id),
+                processed_event::PROCESSED.to_owned(),
+                None,
+                d.created_at,
+                Some(d.created_at),
+                1,
+                hex::encode(crate::event::key::sha256(&d.payload)),
+            ),
+            (None, None, None) => return None,
+        };
+    Some(EventSummary {
+        source: key.0.clone(),
+        event_type: key.1.clone(),
+        event_id: key.2.clone(),
+        status,
+        reason,
+        received_at: rfc3339(received),
+        processed_at: settled.map(rfc3339),
+        attempts,
+        last_error,
+        payload_sha256: payload,
+        delivery,
+    })
+}
+
+/// The summaries of `digests`, in their order (three `IN` lookups, whatever the page size).
+pub async fn summaries(
+    db: &impl ConnectionTrait,
+    digests: &[Sha256Digest],
+) -> Result<Vec<EventSummary>, DbErr> {
+    if digests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<Vec<u8>> = digests.iter().map(|d| d.to_vec()).collect();
+    let mut rows: HashMap<Vec<u8>, Rows> = HashMap::new();
+    for p in processed_event::Entity::find()
+        .filter(processed_event::Column::KeyDigest.is_in(keys.clone()))
+        .all(db)
+        .await?
+    {
+        let key = p.key_digest.clone();
+        rows.entry(key).or_default().processed = Some(p);
+    }
+    for f in failed_attempt::Entity::find()
+        .filter(failed_attempt::Column::KeyDigest.is_in(keys.clone()))
+        .all(db)
+        .await?
+    {
+        let key = f.key_digest.clone();
+        rows.entry(key).or_default().failed = Some(f);
+    }
+    for d in delivery::Entity::find()
+        .filter(delivery::Column::KeyDigest.is_in(keys.clone()))
+        .all(db)
+        .await?
+    {
+        let key = d.key_digest.clone();
+        rows.entry(key).or_default().delivery = Some(d);
+    }
+    Ok(keys
+        .iter()
+        .filter_map(|k| rows.get(k).and_then(summary))
+        .collect())
+}
+
+/// The raw payload idemhook holds for an event, and where it was found: the replay store
+/// (rejected and failed events), the inbox, or the outbox.
+pub async fn payload(
+    db: &impl ConnectionTrait,
+    digest: &Sha256Digest,
+) -> Result<Option<(Vec<u8>, &'static str)>, DbErr> {
+    let key = digest.to_vec();
+    if let Some(p) = event_payload::Entity::find_by_id(key.clone())
+        .one(db)
+        .await?
+    {
+        return Ok(Some((p.payload, "replay_store")));
+    }
+    if let Some(i) = inbox::Entity::find()
+        .filter(inbox::Column::KeyDigest.eq(key.clone()))
+        .one(db)
+        .await?
+    {
+        return Ok(Some((i.payload, "inbox")));
+    }
+    Ok(delivery::Entity::find()
+        .filter(delivery::Column::KeyDigest.eq(key))
+        .one(db)
+        .await?
+        .map(|d| (d.payload, "outbox")))
+}
+
+/// The detail view of one event, or `None` when idemhook knows nothing of it.
+pub async fn detail(
+    db: &impl ConnectionTrait,
+    digest: &Sha256Digest,
+) -> Result<Option<EventDetail>, DbErr> {
+    let Some(summary) = summaries(db, &[*digest]).await?.pop() else {
+        return Ok(None);
+    };
+    let history = attempt::Entity::find()
+        .filter(attempt::Column::KeyDigest.eq(digest.to_vec()))
+        .order_by_asc(attempt::Column::Id)
+        .all(db)
+        .await?;
+    let as_attempt = |a: &attempt::Model| Attempt {
+        at: rfc3339(a.at),
+        outcome: a.outcome.clone(),
+        status_code: a.status_code,
+        error: a.error.clone(),
+    };
+    let mut handler_attempts: Vec<Attempt> = history
+        .iter()
+        .filter(|a| a.kind == attempt::HANDLER)
+        .map(as_attempt)
+        .collect();
+    if let Some(at) = &summary.processed_at {
+        handler_attempts.push(Attempt {
+            at: at.clone(),
+            outcome: summary.status.clone(),
+            status_code: None,
+            error: summary.reason.clone(),
+        });
+    }
+    let mut delivery_attempts: Vec<Attempt> = history
+        .iter()
+        .filter(|a| a.kind == attempt::DELIVERY)
+        .map(as_attempt)
+        .collect();
+    if let Some(d) = summary.delivery.as_ref() {
+        if let Some(at) = &d.delivered_at {
+            delivery_attempts.push(Attempt {
+                at: at.clone(),
+                outcome: d.status.clone(),
+                status_code: d.last_status,
+                error: None,
+            });
+        }
+    }
+    let replays = replay::Entity::find()
+        .filter(replay::Column::KeyDigest.eq(digest.to_vec()))
+        .order_by_asc(replay::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| ReplayRecord {
+            replayed_at: rfc3339(r.replayed_at),
+            previous_status: r.previous_status,
+            forced: r.forced,
+            operator: r.operator,
+            job_id: r.job_id,
+        })
+        .collect();
+    let stored = payload(db, digest).await?;
+    Ok(Some(EventDetail {
+        payload: stored
+            .as_ref()
+            .and_then(|(p, _)| String::from_utf8(p.clone()).ok()),
+        payload_base64: stored.as_ref().map(|(p, _)| STANDARD.encode(p)),
+        payload_from: stored.map(|(_, from)| from.to_owned()),
+        summary,
+        handler_attempts,
+        delivery_attempts,
+        replays,
+    }))
+}

@@ -1,0 +1,255 @@
+//! The events of the admin API: the list, one event's detail, and what an operator does to
+//! one (replay, redeliver) or to many (a bulk replay job).
+
+use std::sync::Arc;
+
+use rocket::http::uri::Origin;
+use rocket::response::status;
+use rocket::serde::json::Json;
+use rocket::{get, post, routes, Route, State};
+use sea_orm::DatabaseConnection;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::jobs::start_job;
+use super::Admin;
+use crate::clock::Clock;
+use crate::engine::store::ReplayRequest;
+use crate::engine::Engine;
+use crate::error::{ApiError, ErrorBody};
+use crate::event::key::EventKey;
+use crate::forward::attempt::idempotency_key;
+use crate::forward::lease::{self, Redelivery};
+use crate::operator::filter::{pairs, ListQuery};
+use crate::operator::jobs::{JobView, REPLAY};
+use crate::operator::runner::JobRunnerTask;
+use crate::operator::view::{self, EventDetail, EventPage};
+use crate::operator::{replay, search};
+use crate::providers::Sources;
+
+pub fn routes() -> Vec<Route> {
+    routes![list, event, replay_one, redeliver, replay_many]
+}
+
+/// Events, newest first, one page at a time.
+#[utoipa::path(get, path = "/events", tag = "admin",
+    params(
+        ("source" = Option<String>, Query, description = "Only this source"),
+        ("type" = Option<String>, Query, description = "Only this event type (exact bytes)"),
+        ("status" = Option<String>, Query, description = "processed, failed, rejected, delivery_pending, delivered or dead"),
+        ("since" = Option<String>, Query, description = "RFC 3339; events at or after"),
+        ("until" = Option<String>, Query, description = "RFC 3339; events before"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)", minimum = 1, maximum = 500),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = EventPage),
+        (status = 400, description = "An unknown, repeated or malformed parameter", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+#[get("/events")]
+pub async fn list(
+    admin: Result<Admin, ApiError>,
+    uri: &Origin<'_>,
+    db: &State<DatabaseConnection>,
+) -> Result<Json<EventPage>, ApiError> {
+    admin?;
+    let query = ListQuery::parse(uri.query().map(|q| q.as_str()))?;
+    let (hits, next) = search::page(db.inner(), &query).await?;
+    let digests: Vec<_> = hits.iter().map(|(_, d)| *d).collect();
+    let events = view::summaries(db.inner(), &digests).await?;
+    Ok(Json(EventPage {
+        events,
+        next_cursor: next.map(|c| c.encode()),
+    }))
+}
+
+/// The key named by the path and the query's required `type`; the query's other parameters
+/// (of `extra`) are returned.
+fn key_of(
+    source: &str,
+    event_id: &str,
+    uri: &Origin<'_>,
+    extra: &[&str],
+) -> Result<(EventKey, Vec<(String, String)>), ApiError> {
+    let allowed: Vec<&str> = ["type"].iter().chain(extra).copied().collect();
+    let mut params = pairs(uri.query().map(|q| q.as_str()), &allowed)?;
+    let at = params
+        .iter()
+        .position(|(n, _)| n == "type")
+        .ok_or_else(|| ApiError::BadRequest("the query parameter `type` is required".into()))?;
+    let (_, event_type) = params.remove(at);
+    let key = EventKey::new(source, event_type, event_id.to_owned())?;
+    Ok((key, params))
+}
+
+/// One event: its record, attempts, delivery, replays, and the raw payload where idemhook
+/// holds it.
+#[utoipa::path(get, path = "/webhooks/{source}/events/{event_id}", tag = "admin",
+    params(
+        ("source" = String, Path), ("event_id" = String, Path, description = "Exact bytes, percent-encoded"),
+        ("type" = String, Query, description = "The event type (exact bytes)"),
+    ),
+    responses(
+        (status = 200, body = EventDetail),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+#[get("/webhooks/<source>/events/<event_id>")]
+pub async fn event(
+    admin: Result<Admin, ApiError>,
+    source: &str,
+    event_id: &str,
+    uri: &Origin<'_>,
+    db: &State<DatabaseConnection>,
+) -> Result<Json<EventDetail>, ApiError> {
+    admin?;
+    let (key, _) = key_of(source, event_id, uri, &[])?;
+    view::detail(db.inner(), &key.digest())
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("no such event".into()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReplayAnswer {
+    /// `processed`.
+    pub status: String,
+    /// What the event was before: `rejected`, `failed`, or `processed` (forced).
+    pub previous_status: String,
+    pub forced: bool,
+    pub operator: String,
+}
+
+/// Re-runs the source's handlers for a rejected or failed event, from the payload idemhook
+/// kept, in a new transaction that marks it processed and records who asked. An event that
+/// is already processed is refused unless `force=true`, which runs its handlers again
+/// (dangerous for handlers that are not idempotent: the payments handler applies the payment
+/// again).
+#[utoipa::path(post, path = "/webhooks/{source}/events/{event_id}/replay", tag = "admin",
+    params(
+        ("source" = String, Path), ("event_id" = String, Path),
+        ("type" = String, Query),
+        ("force" = Option<bool>, Query, description = "Replay a processed event too"),
+        ("Idemhook-Operator" = Option<String>, Header, description = "Who is asking; recorded"),
+    ),
+    responses(
+        (status = 200, body = ReplayAnswer),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Already processed (without force), or no payload kept", body = ErrorBody),
+        (status = 422, description = "A handler rejected or failed it again; nothing was applied", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+#[post("/webhooks/<source>/events/<event_id>/replay")]
+pub async fn replay_one(
+    admin: Result<Admin, ApiError>,
+    source: &str,
+    event_id: &str,
+    uri: &Origin<'_>,
+    db: &State<DatabaseConnection>,
+    engine: &State<Arc<Engine>>,
+    sources: &State<Arc<Sources>>,
+) -> Result<Json<ReplayAnswer>, ApiError> {
+    let admin = admin?;
+    let (key, params) = key_of(source, event_id, uri, &["force"])?;
+    let force = match params.first().map(|(_, v)| v.as_str()) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::BadRequest("`force` must be true or false".into())),
+    };
+    let request = ReplayRequest {
+        force,
+        operator: admin.operator.clone(),
+        job_id: None,
+    };
+    let done = replay::replay(db.inner(), engine, sources, &key.digest(), &request).await?;
+    Ok(Json(ReplayAnswer {
+        status: "processed".into(),
+        previous_status: done.previous.into(),
+        forced: done.previous == "processed",
+        operator: admin.operator,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Redelivered {
+    /// `scheduled`.
+    pub status: String,
+    pub idempotency_key: String,
+}
+
+/// Schedules a new round of delivery attempts for a delivered or dead event, with the same
+/// `Idempotency-Key`.
+#[utoipa::path(post, path = "/webhooks/{source}/events/{event_id}/redeliver", tag = "admin",
+    params(("source" = String, Path), ("event_id" = String, Path), ("type" = String, Query)),
+    responses(
+        (status = 202, body = Redelivered),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "No delivery of this event", body = ErrorBody),
+        (status = 409, description = "A delivery is already pending", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+#[post("/webhooks/<source>/events/<event_id>/redeliver")]
+pub async fn redeliver(
+    admin: Result<Admin, ApiError>,
+    source: &str,
+    event_id: &str,
+    uri: &Origin<'_>,
+    db: &State<DatabaseConnection>,
+    clock: &State<Clock>,
+) -> Result<status::Accepted<Json<Redelivered>>, ApiError> {
+    admin?;
+    let (key, _) = key_of(source, event_id, uri, &[])?;
+    let digest = key.digest();
+    match lease::redeliver(db.inner(), &digest, clock.now()).await? {
+        Redelivery::Scheduled => {
+            tracing::info!(source = %key.source, "redelivery scheduled by an operator");
+            Ok(status::Accepted(Json(Redelivered {
+                status: "scheduled".into(),
+                idempotency_key: idempotency_key(&digest),
+            })))
+        }
+        Redelivery::AlreadyPending => Err(ApiError::Conflict(
+            "a delivery of this event is already pending".into(),
+        )),
+        Redelivery::NoDelivery => Err(ApiError::NotFound(
+            "no delivery of this event (unknown event, a source that does not forward, or a \
+             delivery past its retention)"
+                .into(),
+        )),
+    }
+}
+
+/// Starts a job that replays every matching `rejected` (the default) or `failed` event, as
+/// `POST …/replay` would one at a time (never forced). Follow it at `GET /jobs/{id}`.
+#[utoipa::path(post, path = "/events/replay", tag = "admin",
+    params(
+        ("source" = Option<String>, Query), ("type" = Option<String>, Query),
+        ("status" = Option<String>, Query, description = "rejected (default) or failed"),
+        ("since" = Option<String>, Query), ("until" = Option<String>, Query),
+        ("Idemhook-Operator" = Option<String>, Header),
+    ),
+    responses(
+        (status = 202, body = JobView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+#[post("/events/replay")]
+pub async fn replay_many(
+    admin: Result<Admin, ApiError>,
+    uri: &Origin<'_>,
+    db: &State<DatabaseConnection>,
+    clock: &State<Clock>,
+    runner: &State<JobRunnerTask>,
+) -> Result<status::Custom<Json<JobView>>, ApiError> {
+    start_job(admin?, REPLAY, uri, db, clock, runner).await
+}
