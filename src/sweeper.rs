@@ -25,7 +25,9 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::db::Limits;
 use crate::engine::cache::CommittedKeys;
-use crate::entities::{delivery, event_payload, failed_attempt, inbox, processed_event};
+use crate::entities::{
+    attempt, delivery, event_payload, failed_attempt, inbox, job, processed_event, replay,
+};
 use crate::event::key::Sha256Digest;
 use crate::forward::outbox::{DEAD, DELIVERED};
 use crate::metrics::Metrics;
@@ -57,6 +59,8 @@ pub struct SweepReport {
     /// Outbox rows: delivered ones past the inbox retention, dead ones past the retention.
     /// Pending ones are never swept.
     pub deliveries: u64,
+    /// The operators' records past the retention: attempt history, replays, finished jobs.
+    pub history: u64,
 }
 
 /// The running sweeper: owns its task, and stops it when told to or when dropped (with the
@@ -203,6 +207,37 @@ impl Sweeper {
                 )
                 .await?;
         }
+        let mut history = self
+            .sweep_table::<attempt::Entity, i64>(
+                "attempts",
+                attempt::Column::Id,
+                attempt::Column::At,
+                cutoff,
+                Condition::all(),
+                |_| None,
+            )
+            .await?;
+        history += self
+            .sweep_table::<replay::Entity, i64>(
+                "replays",
+                replay::Column::Id,
+                replay::Column::ReplayedAt,
+                cutoff,
+                Condition::all(),
+                |_| None,
+            )
+            .await?;
+        // A running job has no `finished_at`, so it is never swept.
+        history += self
+            .sweep_table::<job::Entity, i64>(
+                "jobs",
+                job::Column::Id,
+                job::Column::FinishedAt,
+                cutoff,
+                Condition::all(),
+                |_| None,
+            )
+            .await?;
         self.metrics
             .sweeper_last_run
             .set(self.clock.now().timestamp() as f64);
@@ -212,6 +247,7 @@ impl Sweeper {
             inbox,
             event_payloads,
             deliveries,
+            history,
         })
     }
 

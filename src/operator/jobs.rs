@@ -247,21 +247,34 @@ pub async fn advance(
         .col_expr(Column::Failed, add(Column::Failed, progress.failed))
         .col_expr(Column::Skipped, add(Column::Skipped, progress.skipped))
         .col_expr(Column::Cursor, Expr::val(cursor))
-        .col_expr(Column::UpdatedAt, Expr::val(now))
-        .col_expr(Column::LeaseUntil, Expr::val(now + LEASE));
-    if finished {
-        update = update
+        .col_expr(Column::UpdatedAt, Expr::val(now));
+    // Each column once: PostgreSQL refuses two assignments to one column.
+    update = if finished {
+        update
             .col_expr(Column::Status, Expr::val(DONE))
             .col_expr(Column::FinishedAt, Expr::val(Some(now)))
             .col_expr(Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
-            .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>));
-    }
+            .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>))
+    } else {
+        update.col_expr(Column::LeaseUntil, Expr::val(now + LEASE))
+    };
     let result = update
         .filter(Column::Id.eq(id))
         .filter(Column::LeaseToken.eq(token.to_vec()))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Notes why the last batch failed (the job is taken up again when its lease runs out), so
+/// `GET /jobs/<id>` shows what it is waiting on. Best effort, fenced like [`advance`].
+pub async fn note_error(db: &impl ConnectionTrait, id: i64, token: &[u8; 16], error: &str) {
+    let _ = job::Entity::update_many()
+        .col_expr(Column::LastError, Expr::val(error))
+        .filter(Column::Id.eq(id))
+        .filter(Column::LeaseToken.eq(token.to_vec()))
+        .exec(db)
+        .await;
 }
 
 /// Ends a job that cannot go on (its filters no longer parse), fenced like [`advance`].

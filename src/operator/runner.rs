@@ -125,6 +125,7 @@ impl JobRunner {
                 }
                 Err(err) => {
                     tracing::warn!(job = id, error = %err, "jobs: a batch failed; the job is taken up again when its lease runs out");
+                    jobs::note_error(&self.db, id, token, &err.to_string()).await;
                     return;
                 }
             }

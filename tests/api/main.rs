@@ -36,6 +36,8 @@ mod locks;
 mod logs;
 /// The sweeper, metrics, health and graceful shutdown.
 mod operations;
+/// Search, replay, redrive, jobs, the OpenAPI document and the CLI.
+mod operator;
 /// A database outage through a proxy, and recovery.
 mod outage;
 /// Events that can never succeed, settled as rejected.

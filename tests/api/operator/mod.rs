@@ -1,0 +1,518 @@
+//! The operator surface on the real binary, on every backend: search and pages, the detail
+//! view, replays (one, forced, refused, bulk), redrive jobs, the OpenAPI document; the CLI
+//! through its own process ([`cli`]).
+
+mod cli;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::Value;
+
+use crate::forward::{fwd_config, start};
+use crate::support::*;
+
+on_every_backend!(
+    search_detail_and_replay_of_rejected_failed_and_processed_events,
+    a_bulk_replay_job_replays_the_fixed_events_once,
+    a_redrive_job_reschedules_every_dead_delivery,
+    pages_return_each_event_once_while_new_events_arrive,
+    a_job_whose_runner_died_is_finished_by_another_instance,
+);
+
+pub(crate) const TOKEN: &str = "admin-token-for-forward-tests";
+
+/// The admin API of `server`, as an operator calls it.
+pub(crate) struct Ops<'a> {
+    server: &'a Server,
+    http: reqwest::Client,
+}
+
+impl<'a> Ops<'a> {
+    pub(crate) fn new(server: &'a Server) -> Self {
+        Ops {
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub(crate) async fn call(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.server.base))
+            .bearer_auth(TOKEN)
+            .header("Idemhook-Operator", "alice")
+            .send()
+            .await
+            .expect("the server answers");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path).await
+    }
+
+    pub(crate) async fn post(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path).await
+    }
+
+    /// Every event the list gives for `query`, following the cursor.
+    async fn all(&self, query: &str, limit: u32) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/events?limit={limit}{query}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let (status, page) = self.get(&path).await;
+            assert_eq!(status, 200, "{page}");
+            events.extend(page["events"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return events,
+            }
+        }
+    }
+
+    /// Polls the job until it is no longer running.
+    async fn finished(&self, id: i64) -> Value {
+        for _ in 0..400 {
+            let (status, job) = self.get(&format!("/jobs/{id}")).await;
+            assert_eq!(status, 200, "{job}");
+            if job["status"] != "running" {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("job {id} still running after 20 s");
+    }
+}
+
+fn ids(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn usd(event_id: &str, order_id: &str) -> String {
+    serde_json::json!({
+        "id": event_id, "type": "payment_succeeded",
+        "data": {"order_id": order_id, "amount": 5, "currency": "usd"}
+    })
+    .to_string()
+}
+
+async fn sql(db: &TestDb, statement: &str) {
+    let conn = db.connect().await;
+    conn.execute_raw(Statement::from_string(
+        conn.get_database_backend(),
+        statement,
+    ))
+    .await
+    .unwrap();
+}
+
+/// The shared config with the admin token and a 1 s handler bound (so a `sleep`ing delivery
+/// fails, and its replay, without the header, goes through).
+async fn server(db: &TestDb) -> Server {
+    start(&config(&db.url, "handler_timeout_secs = 1")).await
+}
+
+const PAY: &str = "?type=payment_succeeded";
+
+async fn search_detail_and_replay_of_rejected_failed_and_processed_events(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let server = server(&db).await;
+    let http = reqwest::Client::new();
+    let ops = Ops::new(&server);
+    for (id, order) in [("e1", "o1"), ("e2", "o2")] {
+        assert_eq!(
+            post(&http, &server, "demo", &payment(id, order, 10), &[])
+                .await
+                .0,
+            200
+        );
+    }
+    // Rejected: o2 is kept in eur.
+    let (status, body, _) = post(&http, &server, "demo", &usd("e_usd", "o2"), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("rejected"), "{body}");
+    // Failed: its handlers outlive their bound.
+    let slow = payment("e_slow", "o3", 7);
+    let (status, _, _) = post(
+        &http,
+        &server,
+        "demo",
+        &slow,
+        &[("X-Test-Sleep-Ms", "3000")],
+    )
+    .await;
+    assert!(status >= 500, "{status}");
+
+    let all = ops.all("", 50).await;
+    assert_eq!(ids(&all), ["e_slow", "e_usd", "e2", "e1"], "newest first");
+    let status_of: BTreeMap<_, _> = all
+        .iter()
+        .map(|e| {
+            (
+                e["event_id"].as_str().unwrap(),
+                e["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(status_of["e_slow"], "failed");
+    assert_eq!(status_of["e_usd"], "rejected");
+    assert_eq!(status_of["e1"], "processed");
+    assert_eq!(ids(&ops.all("", 1).await), ids(&all), "pages of one");
+    assert_eq!(ids(&ops.all("&status=rejected", 10).await), ["e_usd"]);
+    assert_eq!(ids(&ops.all("&status=failed", 10).await), ["e_slow"]);
+    assert_eq!(
+        ids(&ops.all("&status=processed&source=demo", 10).await),
+        ["e2", "e1"]
+    );
+    assert!(ops.all("&source=strict", 10).await.is_empty());
+    assert!(ops.all("&since=2100-01-01T00:00:00Z", 10).await.is_empty());
+    for (query, needle) in [
+        ("?staus=dead", "unknown query parameter `staus`"),
+        ("?status=done", "`status` must be one of"),
+        ("?cursor=bogus", "`cursor`"),
+        ("?limit=0", "`limit`"),
+        ("?source=a&source=b", "more than once"),
+    ] {
+        let (status, body) = ops.get(&format!("/events{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(needle),
+            "{query}: {body}"
+        );
+    }
+
+    // The failed event: its attempt history and the payload kept for a replay.
+    let (status, view) = ops.get(&format!("/webhooks/demo/events/e_slow{PAY}")).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["status"], "failed");
+    assert_eq!(view["handler_attempts"][0]["outcome"], "failed", "{view}");
+    assert_eq!(view["payload"], slow.as_str());
+    assert_eq!(view["payload_from"], "replay_store");
+
+    // Replays: the failed one applies; a processed one is refused unless forced.
+    let (status, body) = ops
+        .post(&format!("/webhooks/demo/events/e_slow/replay{PAY}"))
+        .await;
+    assert_eq!(
+        (status, &body["previous_status"]),
+        (200, &Value::from("failed")),
+        "{body}"
+    );
+    assert_eq!(amount_paid(&db.connect().await, "o3").await, Some(7));
+    let (status, body) = ops
+        .post(&format!("/webhooks/demo/events/e_slow/replay{PAY}"))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("force=true"),
+        "{body}"
+    );
+    // A provider's retry of it is now a duplicate.
+    let (status, body, _) = post(&http, &server, "demo", &slow, &[]).await;
+    assert!(status == 200 && body.contains("duplicate"), "{body}");
+    let (status, body) = ops
+        .post(&format!("/webhooks/demo/events/e1/replay{PAY}&force=true"))
+        .await;
+    assert_eq!(
+        (status, body["forced"].clone()),
+        (200, Value::from(true)),
+        "{body}"
+    );
+    // Forced: the payment applied again (documented), the inbox row replaced, not doubled.
+    assert_eq!(amount_paid(&db.connect().await, "o1").await, Some(20));
+    let (_, view) = ops.get(&format!("/webhooks/demo/events/e1{PAY}")).await;
+    assert_eq!(view["replays"][0]["forced"], true, "{view}");
+    assert_eq!(view["replays"][0]["operator"], "alice");
+    assert_eq!(view["payload_from"], "inbox");
+
+    // The rejected one: refused again until the data is fixed, then processed.
+    let path = format!("/webhooks/demo/events/e_usd/replay{PAY}");
+    let (status, body) = ops.post(&path).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("kept in eur"),
+        "{body}"
+    );
+    sql(
+        &db,
+        "UPDATE orders SET currency = 'usd' WHERE order_id = 'o2'",
+    )
+    .await;
+    let (status, body) = ops.post(&path).await;
+    assert_eq!(
+        (status, &body["previous_status"]),
+        (200, &Value::from("rejected")),
+        "{body}"
+    );
+    assert_eq!(amount_paid(&db.connect().await, "o2").await, Some(15));
+    assert!(ops.all("&status=rejected", 10).await.is_empty());
+
+    // Bad requests and unknown events.
+    let (status, _) = ops
+        .post("/webhooks/demo/events/nope/replay?type=payment_succeeded")
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = ops.post("/webhooks/demo/events/e1/replay").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = ops
+        .post(&format!("/webhooks/demo/events/e1/replay{PAY}&force=yes"))
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = ops
+        .get(&format!("/webhooks/demo/events/e1{PAY}&extra=1"))
+        .await;
+    assert_eq!(status, 400);
+
+    let doc: Value = reqwest::get(format!("{}/openapi.json", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/events",
+        "/jobs/{id}",
+        "/deliveries/redrive",
+        "/webhooks/{source}",
+        "/metrics",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the document"
+        );
+    }
+    drop(server);
+    db.drop_db().await;
+}
+
+async fn a_bulk_replay_job_replays_the_fixed_events_once(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let server = server(&db).await;
+    let http = reqwest::Client::new();
+    let ops = Ops::new(&server);
+    assert_eq!(
+        post(&http, &server, "demo", &payment("first", "o9", 1), &[])
+            .await
+            .0,
+        200
+    );
+    for n in 0..5 {
+        let id = format!("late_{n}");
+        assert_eq!(
+            post(&http, &server, "demo", &usd(&id, "o9"), &[]).await.0,
+            200
+        );
+    }
+    let (status, body) = ops.post("/events/replay?status=processed").await;
+    assert_eq!(status, 400, "{body}");
+    sql(
+        &db,
+        "UPDATE orders SET currency = 'usd' WHERE order_id = 'o9'",
+    )
+    .await;
+    let (status, job) = ops.post("/events/replay?source=demo").await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["matched"], 5, "{job}");
+    assert_eq!(job["created_by"], "alice");
+    let job = ops.finished(job["id"].as_i64().unwrap()).await;
+    assert_eq!(
+        (job["status"].clone(), job["done"].clone()),
+        ("done".into(), 5.into()),
+        "{job}"
+    );
+    assert_eq!(amount_paid(&db.connect().await, "o9").await, Some(26));
+    // Again: nothing matches, nothing applies twice.
+    let (_, job) = ops.post("/events/replay?source=demo").await;
+    let job = ops.finished(job["id"].as_i64().unwrap()).await;
+    assert_eq!(
+        (job["matched"].clone(), job["done"].clone()),
+        (0.into(), 0.into()),
+        "{job}"
+    );
+    assert_eq!(amount_paid(&db.connect().await, "o9").await, Some(26));
+    let (_, view) = ops.get(&format!("/webhooks/demo/events/late_0{PAY}")).await;
+    assert!(view["replays"][0]["job_id"].is_i64(), "{view}");
+    let (status, _) = ops.get("/jobs/999999").await;
+    assert_eq!(status, 404);
+    drop(server);
+    db.drop_db().await;
+}
+
+/// Dead deliveries and their history; a redrive job reschedules them all, and they arrive.
+async fn a_redrive_job_reschedules_every_dead_delivery(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = Receiver::start().await;
+    app.answer(Answer::Status(502));
+    let server = start(&fwd_config(&db.url, &app.url(), "max_attempts = 2")).await;
+    let http = reqwest::Client::new();
+    let ops = Ops::new(&server);
+    for n in 0..4 {
+        let body = payment(&format!("d{n}"), &format!("od{n}"), 1);
+        assert_eq!(post(&http, &server, "fwd", &body, &[]).await.0, 200);
+    }
+    let mut dead = Vec::new();
+    for _ in 0..400 {
+        dead = ops.all("&status=dead", 10).await;
+        if dead.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dead.len(), 4, "{dead:?}");
+    let (_, view) = ops.get(&format!("/webhooks/fwd/events/d0{PAY}")).await;
+    let outcomes: Vec<&str> = view["delivery_attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["retry", "dead"], "{view}");
+    assert_eq!(view["delivery_attempts"][1]["status_code"], 502);
+    assert_eq!(view["payload_from"], "outbox");
+
+    app.answer(Answer::Ok);
+    let (status, job) = ops
+        .post("/deliveries/redrive?source=fwd&status=delivered")
+        .await;
+    assert_eq!(status, 400, "{job}");
+    let (status, job) = ops.post("/deliveries/redrive?source=fwd").await;
+    assert_eq!((status, job["matched"].clone()), (202, 4.into()), "{job}");
+    let job = ops.finished(job["id"].as_i64().unwrap()).await;
+    assert_eq!(
+        (job["done"].clone(), job["skipped"].clone()),
+        (4.into(), 0.into()),
+        "{job}"
+    );
+    let mut delivered = Vec::new();
+    for _ in 0..400 {
+        delivered = ops.all("&status=delivered", 10).await;
+        if delivered.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivered.len(), 4);
+    assert!(ops.all("&status=dead", 10).await.is_empty());
+    drop(server);
+    db.drop_db().await;
+}
+
+/// Paging newest first by keyset: every event that existed when paging began is returned
+/// exactly once, however many arrive meanwhile.
+async fn pages_return_each_event_once_while_new_events_arrive(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let server = server(&db).await;
+    let http = reqwest::Client::new();
+    let ops = Ops::new(&server);
+    let seeded: Vec<String> = (0..120).map(|n| format!("seed_{n:03}")).collect();
+    for id in &seeded {
+        assert_eq!(
+            post(&http, &server, "strict", &payment(id, "o", 1), &[])
+                .await
+                .0,
+            200
+        );
+    }
+    let arriving = {
+        let (http, base) = (http.clone(), server.base.clone());
+        tokio::spawn(async move {
+            for n in 0..60 {
+                let body = payment(&format!("new_{n:03}"), "o", 1);
+                let _ = http
+                    .post(format!("{base}/webhooks/strict"))
+                    .body(body)
+                    .send()
+                    .await;
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/events?limit=7&source=strict".to_owned();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, page) = ops.get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(ids(page["events"].as_array().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    arriving.await.unwrap();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in &seen {
+        *counts.entry(id.as_str()).or_default() += 1;
+    }
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "an event repeated: {counts:?}"
+    );
+    for id in &seeded {
+        assert_eq!(counts.get(id.as_str()), Some(&1), "{id} missing");
+    }
+    drop(server);
+    db.drop_db().await;
+}
+
+/// A job is rows, not memory: one left running by an instance that died (its lease run out)
+/// is taken up and finished by the next instance to start.
+async fn a_job_whose_runner_died_is_finished_by_another_instance(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let first = server(&db).await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        post(&http, &first, "demo", &payment("a", "oa", 1), &[])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&http, &first, "demo", &usd("b", "oa"), &[]).await.0,
+        200
+    );
+    drop(first);
+    sql(
+        &db,
+        "UPDATE orders SET currency = 'usd' WHERE order_id = 'oa'",
+    )
+    .await;
+    // As the dead instance left it: running, leased, the lease long expired.
+    let t = match backend {
+        Backend::Sqlite => "'2020-01-01 00:00:00+00:00'",
+        _ => "'2020-01-01 00:00:00'",
+    };
+    sql(
+        &db,
+        &format!(
+            "INSERT INTO jobs (kind, filters, status, matched, done, failed, skipped, \
+             lease_until, created_by, created_at, updated_at) VALUES ('replay', \
+             '{{\"status\":\"rejected\"}}', 'running', 1, 0, 0, 0, {t}, 'gone', {t}, {t})"
+        ),
+    )
+    .await;
+    let server = server(&db).await;
+    let ops = Ops::new(&server);
+    let job = ops.finished(1).await;
+    assert_eq!(
+        (job["status"].clone(), job["done"].clone()),
+        ("done".into(), 1.into()),
+        "{job}"
+    );
+    assert_eq!(amount_paid(&db.connect().await, "oa").await, Some(6));
+    drop(server);
+    db.drop_db().await;
+}
