@@ -262,6 +262,9 @@ pub async fn detail(
     };
     let history = attempt::Entity::find()
         .filter(attempt::Column::KeyDigest.eq(digest.to_vec()))
+        // By the attempt's time: a history row is written after its attempt settles, so ids
+        // can follow the writes rather than the attempts.
+        .order_by_asc(attempt::Column::At)
         .order_by_asc(attempt::Column::Id)
         .all(db)
         .await?;

@@ -34,6 +34,8 @@ pub fn routes() -> Vec<Route> {
         metrics::metrics,
         openapi,
     ),
+    // Referenced by query parameters, which utoipa does not collect on its own.
+    components(schemas(crate::operator::filter::Status)),
     modifiers(&BearerAuth),
     tags(
         (name = "webhooks", description = "Ingest: what providers call"),

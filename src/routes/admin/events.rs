@@ -20,7 +20,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::event::key::EventKey;
 use crate::forward::attempt::idempotency_key;
 use crate::forward::lease::{self, Redelivery};
-use crate::operator::filter::{pairs, ListQuery};
+use crate::operator::filter::{pairs, ListQuery, Status};
 use crate::operator::jobs::{JobView, REPLAY};
 use crate::operator::runner::JobRunnerTask;
 use crate::operator::view::{self, EventDetail, EventPage};
@@ -36,9 +36,9 @@ pub fn routes() -> Vec<Route> {
     params(
         ("source" = Option<String>, Query, description = "Only this source"),
         ("type" = Option<String>, Query, description = "Only this event type (exact bytes)"),
-        ("status" = Option<String>, Query, description = "processed, failed, rejected, delivery_pending, delivered or dead"),
-        ("since" = Option<String>, Query, description = "RFC 3339; events at or after"),
-        ("until" = Option<String>, Query, description = "RFC 3339; events before"),
+        ("status" = Option<Status>, Query, description = "processed, failed, rejected, delivery_pending, delivered or dead"),
+        ("since" = Option<String>, Query, format = DateTime, description = "RFC 3339; events at or after"),
+        ("until" = Option<String>, Query, format = DateTime, description = "RFC 3339; events before"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)", minimum = 1, maximum = 500),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
@@ -233,8 +233,8 @@ pub async fn redeliver(
 #[utoipa::path(post, path = "/events/replay", tag = "admin",
     params(
         ("source" = Option<String>, Query), ("type" = Option<String>, Query),
-        ("status" = Option<String>, Query, description = "rejected (default) or failed"),
-        ("since" = Option<String>, Query), ("until" = Option<String>, Query),
+        ("status" = Option<Status>, Query, description = "rejected (default) or failed"),
+        ("since" = Option<String>, Query, format = DateTime), ("until" = Option<String>, Query, format = DateTime),
         ("Idemhook-Operator" = Option<String>, Header),
     ),
     responses(

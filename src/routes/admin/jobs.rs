@@ -42,9 +42,9 @@ pub async fn start_job(
 #[utoipa::path(post, path = "/deliveries/redrive", tag = "admin",
     params(
         ("source" = Option<String>, Query), ("type" = Option<String>, Query),
-        ("status" = Option<String>, Query, description = "dead (the default and only choice)"),
-        ("since" = Option<String>, Query, description = "RFC 3339; deliveries created at or after"),
-        ("until" = Option<String>, Query, description = "RFC 3339; deliveries created before"),
+        ("status" = Option<crate::operator::filter::Status>, Query, description = "dead (the default and only choice)"),
+        ("since" = Option<String>, Query, format = DateTime, description = "RFC 3339; deliveries created at or after"),
+        ("until" = Option<String>, Query, format = DateTime, description = "RFC 3339; deliveries created before"),
         ("Idemhook-Operator" = Option<String>, Header),
     ),
     responses(
