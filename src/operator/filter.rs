@@ -137,10 +137,7 @@ impl Cursor {
 
 /// The `(name, value)` pairs of a query string, percent-decoded, every name checked against
 /// `allowed` and given at most once.
-pub fn pairs<'a>(
-    query: Option<&'a str>,
-    allowed: &[&str],
-) -> Result<Vec<(String, String)>, FilterError> {
+pub fn pairs(query: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, String)>, FilterError> {
     let mut seen: Vec<(String, String)> = Vec::new();
     for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if !allowed.contains(&name.as_ref()) {
