@@ -163,16 +163,19 @@ pub async fn settle(
             error,
         ),
     };
+    // The row and its history row commit together, so whoever reads the row's state (`dead`)
+    // finds the attempt that made it so. A failed attempt is the rare path: the transaction
+    // costs the drain nothing.
+    let txn = db.begin().await?;
     let result = update
         .filter(Column::Id.eq(id))
         .filter(Column::LeaseToken.eq(token.to_vec()))
-        .exec(db)
+        .exec(&txn)
         .await?;
     if result.rows_affected != 1 {
+        txn.rollback().await?;
         return Ok(false);
     }
-    // The event's history (`GET /webhooks/<s>/events/<id>`); a failed attempt is the rare
-    // path, so its row costs the drain nothing. Best effort: the row above is the state.
     let history = attempt::ActiveModel {
         key_digest: Set(row.key_digest.clone()),
         kind: Set(attempt::DELIVERY.to_owned()),
@@ -182,12 +185,10 @@ pub async fn settle(
         at: Set(now),
         ..Default::default()
     };
-    if let Err(err) = attempt::Entity::insert(history)
-        .exec_without_returning(db)
-        .await
-    {
-        tracing::warn!(error = %err, "forwarding: could not record a failed attempt's history");
-    }
+    attempt::Entity::insert(history)
+        .exec_without_returning(&txn)
+        .await?;
+    txn.commit().await?;
     Ok(true)
 }
 

@@ -19,6 +19,7 @@ on_every_backend!(
     a_redrive_job_reschedules_every_dead_delivery,
     pages_return_each_event_once_while_new_events_arrive,
     a_job_whose_runner_died_is_finished_by_another_instance,
+    concurrent_replays_of_one_event_apply_once,
 );
 
 pub(crate) const TOKEN: &str = "admin-token-for-forward-tests";
@@ -513,6 +514,48 @@ async fn a_job_whose_runner_died_is_finished_by_another_instance(backend: Backen
         "{job}"
     );
     assert_eq!(amount_paid(&db.connect().await, "oa").await, Some(6));
+    drop(server);
+    db.drop_db().await;
+}
+
+/// Eight operators replay the same fixed event at once: the record's row lets one through;
+/// the others find it processed (409), and the payment is applied once.
+async fn concurrent_replays_of_one_event_apply_once(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let server = server(&db).await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        post(&http, &server, "demo", &payment("p", "or", 1), &[])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&http, &server, "demo", &usd("r", "or"), &[]).await.0,
+        200
+    );
+    sql(
+        &db,
+        "UPDATE orders SET currency = 'usd' WHERE order_id = 'or'",
+    )
+    .await;
+    let path = format!("/webhooks/demo/events/r/replay{PAY}");
+    let ops = Ops::new(&server);
+    let answers = futures::future::join_all((0..8).map(|_| ops.post(&path))).await;
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        1,
+        "{answers:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 409).count(),
+        7,
+        "{answers:?}"
+    );
+    assert_eq!(amount_paid(&db.connect().await, "or").await, Some(6));
+    let (_, view) = ops.get(&format!("/webhooks/demo/events/r{PAY}")).await;
+    assert_eq!(view["replays"].as_array().unwrap().len(), 1, "{view}");
     drop(server);
     db.drop_db().await;
 }
