@@ -81,7 +81,13 @@ impl<'r> FromRequest<'r> for Admin {
             .filter(|o| !o.is_empty())
             .map_or_else(
                 || "admin".to_owned(),
-                |o| o.chars().take(MAX_OPERATOR_CHARS).collect(),
+                // A label for logs and the audit: no control characters in either.
+                |o| {
+                    o.chars()
+                        .filter(|c| !c.is_control())
+                        .take(MAX_OPERATOR_CHARS)
+                        .collect()
+                },
             );
         Outcome::Success(Admin { operator })
     }
