@@ -174,6 +174,13 @@ impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         match classify(&err) {
             DbErrorKind::Unavailable => EngineError::Unavailable(err.to_string()).into(),
+            // An admin read past the statement timeout (a filter no index serves, on a huge
+            // table), or a row locked elsewhere: the database is fine, the request is not.
+            DbErrorKind::Timeout => ApiError::Unavailable {
+                message: "the database query ran past its timeout; narrow it (a source, or \
+                          since/until) or retry later",
+                retry_after_secs: 1,
+            },
             _ => ApiError::internal(err),
         }
     }

@@ -156,6 +156,7 @@ struct AppState {
     sweeper: SweeperTask,
     forwarder: Forwarding,
     jobs: operator::runner::JobRunnerTask,
+    read_limits: operator::ReadLimits,
 }
 
 /// The delivery worker, when a source forwards (Rocket state, stopped at shutdown).
@@ -175,6 +176,7 @@ impl AppState {
             .manage(self.sweeper)
             .manage(self.forwarder)
             .manage(self.jobs)
+            .manage(self.read_limits)
             .manage(routes::health::Readiness::default())
     }
 }
@@ -304,6 +306,7 @@ async fn ignite(
             .filter(|t| !t.is_empty())
             .map(str::to_owned),
     );
+    let read_limits = operator::ReadLimits(db::per_transaction_limits(&url, &settings));
     Ok(AppState {
         settings,
         db,
@@ -314,5 +317,6 @@ async fn ignite(
         sweeper,
         forwarder: Forwarding(forwarder),
         jobs,
+        read_limits,
     })
 }

@@ -11,7 +11,30 @@ pub mod runner;
 pub mod search;
 pub mod view;
 
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+
+use crate::db::Limits;
 use crate::event::EngineError;
+
+/// The statement and lock bounds an operator's read runs under, where the session does not
+/// already carry them (MariaDB/MySQL; see `db::limits`). Without them a filter no index
+/// serves (an event type that matches nothing, on 10 million rows) ran for ten minutes on
+/// MariaDB holding a pool connection the writers need (BENCHMARKS.md).
+pub struct ReadLimits(pub Option<Limits>);
+
+impl ReadLimits {
+    /// A transaction for an operator's reads, bounded like an ingest transaction.
+    pub async fn begin(&self, db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+        let txn = db.begin().await?;
+        if let Some(limits) = &self.0 {
+            if let Err(err) = limits.apply(&txn).await {
+                let _ = txn.rollback().await;
+                return Err(err);
+            }
+        }
+        Ok(txn)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {

@@ -7,7 +7,11 @@ use std::collections::HashMap;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Iterable, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -211,13 +215,32 @@ pub async fn summaries(
         let key = f.key_digest.clone();
         rows.entry(key).or_default().failed = Some(f);
     }
-    for d in delivery::Entity::find()
+    // Without the payload (up to the body limit each): a page needs the delivery's state only.
+    let mut state = delivery::Entity::find().select_only();
+    for column in delivery::Column::iter().filter(|c| !matches!(c, delivery::Column::Payload)) {
+        state = state.column(column);
+    }
+    for d in state
+        .expr_as(Expr::val(Vec::<u8>::new()), "payload")
         .filter(delivery::Column::KeyDigest.is_in(keys.clone()))
+        .into_model::<delivery::Model>()
         .all(db)
         .await?
     {
         let key = d.key_digest.clone();
         rows.entry(key).or_default().delivery = Some(d);
+    }
+    // A delivery whose record was swept first is summarised from its payload: read it then.
+    for (key, r) in rows.iter_mut() {
+        if let (None, None, Some(d)) = (&r.processed, &r.failed, &mut r.delivery) {
+            if let Some(full) = delivery::Entity::find()
+                .filter(delivery::Column::KeyDigest.eq(key.clone()))
+                .one(db)
+                .await?
+            {
+                d.payload = full.payload;
+            }
+        }
     }
     Ok(keys
         .iter()

@@ -24,7 +24,7 @@ use crate::operator::filter::{pairs, ListQuery, Status};
 use crate::operator::jobs::{JobView, REPLAY};
 use crate::operator::runner::JobRunnerTask;
 use crate::operator::view::{self, EventDetail, EventPage};
-use crate::operator::{replay, search};
+use crate::operator::{replay, search, ReadLimits};
 use crate::providers::Sources;
 
 pub fn routes() -> Vec<Route> {
@@ -54,12 +54,15 @@ pub async fn list(
     admin: Result<Admin, ApiError>,
     uri: &Origin<'_>,
     db: &State<DatabaseConnection>,
+    limits: &State<ReadLimits>,
 ) -> Result<Json<EventPage>, ApiError> {
     admin?;
     let query = ListQuery::parse(uri.query().map(|q| q.as_str()))?;
-    let (hits, next) = search::page(db.inner(), &query).await?;
+    let txn = limits.begin(db.inner()).await?;
+    let (hits, next) = search::page(&txn, &query).await?;
     let digests: Vec<_> = hits.iter().map(|(_, d)| *d).collect();
-    let events = view::summaries(db.inner(), &digests).await?;
+    let events = view::summaries(&txn, &digests).await?;
+    txn.commit().await?;
     Ok(Json(EventPage {
         events,
         next_cursor: next.map(|c| c.encode()),
@@ -106,11 +109,14 @@ pub async fn event(
     event_id: &str,
     uri: &Origin<'_>,
     db: &State<DatabaseConnection>,
+    limits: &State<ReadLimits>,
 ) -> Result<Json<EventDetail>, ApiError> {
     admin?;
     let (key, _) = key_of(source, event_id, uri, &[])?;
-    view::detail(db.inner(), &key.digest())
-        .await?
+    let txn = limits.begin(db.inner()).await?;
+    let detail = view::detail(&txn, &key.digest()).await?;
+    txn.commit().await?;
+    detail
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("no such event".into()))
 }
@@ -250,6 +256,7 @@ pub async fn replay_many(
     db: &State<DatabaseConnection>,
     clock: &State<Clock>,
     runner: &State<JobRunnerTask>,
+    limits: &State<ReadLimits>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
-    start_job(admin?, REPLAY, uri, db, clock, runner).await
+    start_job(admin?, REPLAY, uri, db, clock, runner, limits).await
 }

@@ -14,6 +14,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::operator::filter::{pairs, Filters, FILTER_PARAMS};
 use crate::operator::jobs::{self, JobView, REDRIVE};
 use crate::operator::runner::JobRunnerTask;
+use crate::operator::ReadLimits;
 
 pub fn routes() -> Vec<Route> {
     routes![redrive, job]
@@ -28,10 +29,14 @@ pub async fn start_job(
     db: &State<DatabaseConnection>,
     clock: &State<Clock>,
     runner: &State<JobRunnerTask>,
+    limits: &State<ReadLimits>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
     let mut params = pairs(uri.query().map(|q| q.as_str()), &FILTER_PARAMS)?;
     let filters = jobs::job_filters(kind, Filters::take(&mut params)?)?;
-    let job = jobs::create(db.inner(), kind, &filters, &admin.operator, clock.now()).await?;
+    // Counting what matches is a read like a list's, bounded the same way.
+    let txn = limits.begin(db.inner()).await?;
+    let job = jobs::create(&txn, kind, &filters, &admin.operator, clock.now()).await?;
+    txn.commit().await?;
     tracing::info!(job = job.id, kind, operator = %admin.operator, matched = job.matched, "job started");
     runner.wake();
     Ok(status::Custom(Status::Accepted, Json(job.into())))
@@ -60,8 +65,9 @@ pub async fn redrive(
     db: &State<DatabaseConnection>,
     clock: &State<Clock>,
     runner: &State<JobRunnerTask>,
+    limits: &State<ReadLimits>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
-    start_job(admin?, REDRIVE, uri, db, clock, runner).await
+    start_job(admin?, REDRIVE, uri, db, clock, runner, limits).await
 }
 
 /// A job's progress.
