@@ -137,7 +137,10 @@ async fn deliveries(
         digest: C::KeyDigest,
         source: C::Source,
         event_type: C::EventType,
-        index: ("idx_deliveries_status_recent", "idx_deliveries_source_recent"),
+        index: (
+            "idx_deliveries_status_recent",
+            "idx_deliveries_source_recent",
+        ),
     };
     newest(db, select, columns, query).await
 }
@@ -159,7 +162,11 @@ where
     // status alone and reads millions of rows (3.7 s a page 15 days deep on 10 million;
     // BENCHMARKS.md). Naming the index keeps every execution at one page of entries.
     if db.get_database_backend() == DatabaseBackend::MySql {
-        let index = if f.source.is_some() { c.index.1 } else { c.index.0 };
+        let index = if f.source.is_some() {
+            c.index.1
+        } else {
+            c.index.0
+        };
         QuerySelect::query(&mut select).force_index(IndexName::new(index), IndexHintScope::All);
     }
     if let Some(source) = &f.source {
