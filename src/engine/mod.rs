@@ -71,6 +71,8 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     /// For operators' replays, which bypass the shards (see [`Engine::replay`]).
     store: Store,
+    /// The writers' queue depth, without holding the queue open.
+    writers: writers::WritersWatch,
     /// Whether the last database answer was an outage, so an outage is logged once when it
     /// starts and once when it ends, not once per request.
     db_down: AtomicBool,
@@ -107,6 +109,7 @@ impl Engine {
             // Room for every delivery the shards may hold: the shards' bound refuses first.
             config.shards.saturating_mul(config.shard_queue),
         );
+        let watch = writers.watch();
         let ctx = Arc::new(ShardContext {
             writers,
             cache: cache.clone(),
@@ -126,6 +129,7 @@ impl Engine {
             cache,
             metrics,
             store,
+            writers: watch,
             db_down: AtomicBool::new(false),
         })
     }
@@ -220,6 +224,12 @@ impl Engine {
     fn held(&self, shard: &Shard) -> usize {
         self.shard_queue
             .saturating_sub(shard.permits.available_permits())
+    }
+
+    /// Events handed to the writers and waiting for one to take them (tests use it to know a
+    /// group is fully queued behind a held writer).
+    pub fn waiting_for_writers(&self) -> usize {
+        self.writers.waiting()
     }
 
     /// Deliveries accepted and not yet answered, over all shards.

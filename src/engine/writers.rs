@@ -47,6 +47,17 @@ pub struct Pending {
     pub done: Done,
 }
 
+/// Reads the writers' queue depth; the writers still stop when the shards' handles go.
+pub struct WritersWatch(mpsc::WeakSender<Pending>);
+
+impl WritersWatch {
+    pub fn waiting(&self) -> usize {
+        self.0
+            .upgrade()
+            .map_or(0, |queue| Writers { queue }.waiting())
+    }
+}
+
 /// The shards' handle on the writers. The writers stop once every handle is dropped.
 #[derive(Clone)]
 pub struct Writers {
@@ -64,6 +75,16 @@ impl Writers {
             tokio::spawn(writer(ctx.clone(), rx.clone()));
         }
         Self { queue }
+    }
+
+    /// Events queued for the writers and not yet taken by one.
+    pub fn waiting(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// A handle that reads [`Writers::waiting`] without keeping the queue open.
+    pub fn watch(&self) -> WritersWatch {
+        WritersWatch(self.queue.downgrade())
     }
 
     /// Queues the event for a writer without waiting: a shard goes on with its other keys
