@@ -99,15 +99,20 @@ pub fn job_filters(kind: &str, mut filters: Filters) -> Result<Filters, Operator
     Ok(filters)
 }
 
-/// Starts a job: counts what matches now, and records it for a runner to take.
+/// Records a job for a runner to take; `matched`: what [`count`] found when it started.
+///
+/// One statement, not in the counting read's transaction: on SQLite a transaction that reads
+/// and then writes cannot upgrade its lock once another writer (a runner's progress) has
+/// committed meanwhile, and fails at once instead of waiting (schemathesis found it: 500s and
+/// 503s when jobs were started while others ran).
 pub async fn create(
     db: &impl ConnectionTrait,
     kind: &str,
     filters: &Filters,
+    matched: u64,
     operator: &str,
     now: DateTime<Utc>,
 ) -> Result<job::Model, OperatorError> {
-    let matched = count(db, filters).await?;
     let row = job::ActiveModel {
         kind: Set(kind.to_owned()),
         filters: Set(serde_json::to_string(filters).unwrap_or_else(|_| "{}".into())),
@@ -134,7 +139,7 @@ pub async fn create(
 }
 
 /// How many items the filters match now (their `status` is set: see [`job_filters`]).
-async fn count(db: &impl ConnectionTrait, f: &Filters) -> Result<u64, DbErr> {
+pub async fn count(db: &impl ConnectionTrait, f: &Filters) -> Result<u64, DbErr> {
     macro_rules! narrowed {
         ($select:expr, $m:ident, $time:ident) => {{
             let mut select = $select;

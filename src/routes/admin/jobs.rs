@@ -35,8 +35,17 @@ pub async fn start_job(
     let filters = jobs::job_filters(kind, Filters::take(&mut params)?)?;
     // Counting what matches is a read like a list's, bounded the same way.
     let txn = limits.begin(db.inner()).await?;
-    let job = jobs::create(&txn, kind, &filters, &admin.operator, clock.now()).await?;
+    let matched = jobs::count(&txn, &filters).await?;
     txn.commit().await?;
+    let job = jobs::create(
+        db.inner(),
+        kind,
+        &filters,
+        matched,
+        &admin.operator,
+        clock.now(),
+    )
+    .await?;
     tracing::info!(job = job.id, kind, operator = %admin.operator, matched = job.matched, "job started");
     runner.wake();
     Ok(status::Custom(Status::Accepted, Json(job.into())))

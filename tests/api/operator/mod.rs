@@ -20,6 +20,7 @@ on_every_backend!(
     pages_return_each_event_once_while_new_events_arrive,
     a_job_whose_runner_died_is_finished_by_another_instance,
     concurrent_replays_of_one_event_apply_once,
+    jobs_started_while_others_run_are_all_accepted,
 );
 
 pub(crate) const TOKEN: &str = "admin-token-for-forward-tests";
@@ -556,6 +557,44 @@ async fn concurrent_replays_of_one_event_apply_once(backend: Backend) {
     assert_eq!(amount_paid(&db.connect().await, "or").await, Some(6));
     let (_, view) = ops.get(&format!("/webhooks/demo/events/r{PAY}")).await;
     assert_eq!(view["replays"].as_array().unwrap().len(), 1, "{view}");
+    drop(server);
+    db.drop_db().await;
+}
+
+/// Found by schemathesis on SQLite: a job started while a runner wrote another job's progress
+/// was answered 500 or 503 (a read-then-write transaction that could not upgrade its lock).
+/// Twenty jobs started at once, while the runner works through them, are all accepted and
+/// all finish.
+async fn jobs_started_while_others_run_are_all_accepted(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let server = server(&db).await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        post(&http, &server, "demo", &payment("j", "oj", 1), &[])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&http, &server, "demo", &usd("k", "oj"), &[]).await.0,
+        200
+    );
+    let ops = Ops::new(&server);
+    let paths = (0..20).map(|n| {
+        if n % 2 == 0 {
+            "/deliveries/redrive?type=payment_succeeded"
+        } else {
+            "/events/replay?source=demo"
+        }
+    });
+    let answers = futures::future::join_all(paths.map(|p| ops.post(p))).await;
+    for (status, job) in &answers {
+        assert_eq!(*status, 202, "{job}");
+    }
+    for (_, job) in &answers {
+        let job = ops.finished(job["id"].as_i64().unwrap()).await;
+        assert_eq!(job["status"], "done", "{job}");
+    }
     drop(server);
     db.drop_db().await;
 }
