@@ -242,16 +242,8 @@ pub async fn redeliver(
     key_digest: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Redelivery, DbErr> {
-    let result = delivery::Entity::update_many()
-        .col_expr(Column::Status, Expr::val(PENDING))
-        .col_expr(Column::Attempts, Expr::val(0))
-        .col_expr(Column::NextAttemptAt, Expr::val(now))
-        .col_expr(Column::DeliveredAt, Expr::val(None::<DateTime<Utc>>))
-        .filter(Column::KeyDigest.eq(key_digest.to_vec()))
-        .filter(Column::Status.is_in([DELIVERED, DEAD]))
-        .exec(db)
-        .await?;
-    if result.rows_affected == 1 {
+    let rescheduled = reschedule(db, &[key_digest.to_vec()], &[DELIVERED, DEAD], now).await?;
+    if rescheduled == 1 {
         return Ok(Redelivery::Scheduled);
     }
     let exists = delivery::Entity::find()
@@ -263,6 +255,26 @@ pub async fn redeliver(
     } else {
         Redelivery::NoDelivery
     })
+}
+
+/// Starts a new round of attempts, due now, for the deliveries among `digests` that are in
+/// one of the states `from` (an operator's redelivery, a redrive job's batch): how many.
+pub async fn reschedule(
+    db: &impl ConnectionTrait,
+    digests: &[Vec<u8>],
+    from: &[&str],
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let result = delivery::Entity::update_many()
+        .col_expr(Column::Status, Expr::val(PENDING))
+        .col_expr(Column::Attempts, Expr::val(0))
+        .col_expr(Column::NextAttemptAt, Expr::val(now))
+        .col_expr(Column::DeliveredAt, Expr::val(None::<DateTime<Utc>>))
+        .filter(Column::KeyDigest.is_in(digests.to_vec()))
+        .filter(Column::Status.is_in(from.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 /// Per source: pending deliveries, the oldest pending one's creation, dead deliveries.

@@ -22,7 +22,7 @@ use super::view::rfc3339;
 use super::OperatorError;
 use crate::entities::job::{self, Column};
 use crate::entities::{delivery, failed_attempt, processed_event};
-use crate::forward::outbox::{DEAD, PENDING};
+use crate::forward::outbox::DEAD;
 
 pub const REDRIVE: &str = "redrive";
 pub const REPLAY: &str = "replay";
@@ -165,14 +165,8 @@ pub async fn count(db: &impl ConnectionTrait, f: &Filters) -> Result<u64, DbErr>
             CreatedAt
         ),
         Some(Status::Failed) => narrowed!(
-            failed_attempt::Entity::find().filter(
-                failed_attempt::Column::KeyDigest.not_in_subquery(
-                    sea_orm::sea_query::Query::select()
-                        .column(processed_event::Column::KeyDigest)
-                        .from(processed_event::Entity)
-                        .to_owned()
-                )
-            ),
+            failed_attempt::Entity::find()
+                .filter(super::search::unsettled(db.get_database_backend())),
             failed_attempt,
             LastFailedAt
         ),
@@ -300,22 +294,4 @@ pub async fn fail(
         .exec(db)
         .await
         .map(|_| ())
-}
-
-/// Reschedules the dead deliveries among `digests` (one statement): how many were.
-pub async fn redrive(
-    db: &impl ConnectionTrait,
-    digests: &[Vec<u8>],
-    now: DateTime<Utc>,
-) -> Result<u64, DbErr> {
-    use delivery::Column as D;
-    let result = delivery::Entity::update_many()
-        .col_expr(D::Status, Expr::val(PENDING))
-        .col_expr(D::Attempts, Expr::val(0))
-        .col_expr(D::NextAttemptAt, Expr::val(now))
-        .filter(D::KeyDigest.is_in(digests.to_vec()))
-        .filter(D::Status.eq(DEAD))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected)
 }

@@ -17,6 +17,8 @@ use crate::clock::Clock;
 use crate::engine::store::ReplayRequest;
 use crate::engine::Engine;
 use crate::entities::job;
+use crate::forward::lease;
+use crate::forward::outbox::DEAD;
 use crate::providers::Sources;
 
 /// Items per batch: one redrive statement, or this many replays between two looks at `stop`.
@@ -147,7 +149,7 @@ impl JobRunner {
         let done = if digests.is_empty() {
             0
         } else {
-            jobs::redrive(&txn, &digests, now).await?
+            lease::reschedule(&txn, &digests, &[DEAD], now).await?
         };
         let progress = Progress {
             done,

@@ -18,7 +18,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::extension::mysql::{IndexHintScope, IndexName, MySqlSelectStatementExt};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Select,
@@ -94,24 +94,30 @@ async fn settled(
 
 /// Failed events: attempted, with no settled record (an event that failed and was later
 /// processed is listed as processed, once).
-async fn failed(db: &impl ConnectionTrait, query: &ListQuery) -> Result<Vec<Hit>, DbErr> {
-    use failed_attempt::Column as C;
+/// `failed_attempts` rows whose event has no settled record: the failed events. One
+/// condition for the list and for a job's count.
+pub fn unsettled(backend: DatabaseBackend) -> SimpleExpr {
     let mut settled = Query::select();
     settled
         .expr(Expr::val(1))
         .from(processed_event::Entity)
         .and_where(
             Expr::col((processed_event::Entity, processed_event::Column::KeyDigest))
-                .equals((failed_attempt::Entity, C::KeyDigest)),
+                .equals((failed_attempt::Entity, failed_attempt::Column::KeyDigest)),
         );
     // PostgreSQL turns `NOT EXISTS` into an anti-join over all of `failed_attempts` and sorts
     // it (203 ms a page with 50,000 rows beside 10 million records); `OFFSET 0` keeps it a
     // per-row check while the index is walked backwards, and the page reads ~100 rows
     // (1.1 ms). BENCHMARKS.md, "GET /events on 10 million rows".
-    if db.get_database_backend() == DatabaseBackend::Postgres {
+    if backend == DatabaseBackend::Postgres {
         settled.offset(0);
     }
-    let select = failed_attempt::Entity::find().filter(Expr::exists(settled.to_owned()).not());
+    Expr::exists(settled.to_owned()).not()
+}
+
+async fn failed(db: &impl ConnectionTrait, query: &ListQuery) -> Result<Vec<Hit>, DbErr> {
+    use failed_attempt::Column as C;
+    let select = failed_attempt::Entity::find().filter(unsettled(db.get_database_backend()));
     let columns = Columns {
         time: C::LastFailedAt,
         digest: C::KeyDigest,
