@@ -26,10 +26,10 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
 };
 
-use super::{dedupe_record, engine_error, run_handlers, Store};
+use super::{backoff, dedupe_record, engine_error, run_handlers, Store};
 use crate::engine::db_error::{classify, DbErrorKind};
 use crate::entities::{delivery, inbox, processed_event, replay};
-use crate::event::Event;
+use crate::event::{EngineError, Event};
 use crate::handlers::{Handler, HandlerError};
 
 /// Who asked for a replay, and how.
@@ -57,12 +57,36 @@ pub enum Replayed {
 }
 
 impl Store {
+    /// Replays `event`, running the transaction again when it lost a deadlock or a
+    /// certification race. That is the common way for concurrent replays of one event to meet
+    /// on MariaDB/Galera (their locks on the record and its index interleave); the rerun reads
+    /// the winner's commit and answers [`Replayed::AlreadyProcessed`], as a replay that waited
+    /// on the row lock would have.
     pub async fn replay(
         &self,
         event: &Event,
         handlers: &[Arc<dyn Handler>],
         request: &ReplayRequest,
-    ) -> Result<Replayed, crate::event::EngineError> {
+    ) -> Result<Replayed, EngineError> {
+        let mut attempt = 0;
+        loop {
+            match self.replay_once(event, handlers, request).await {
+                Err(EngineError::Conflict(_)) if attempt < self.max_retries => {
+                    attempt += 1;
+                    self.metrics.db_retries.inc();
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn replay_once(
+        &self,
+        event: &Event,
+        handlers: &[Arc<dyn Handler>],
+        request: &ReplayRequest,
+    ) -> Result<Replayed, EngineError> {
         let txn = self.begin().await.map_err(engine_error)?;
         let previous = match self.claim(&txn, event, request.force).await {
             Ok(Some(previous)) => previous,
