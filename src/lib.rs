@@ -32,6 +32,7 @@
 //! [`App`] builds the Rocket instance; `main.rs` only launches it. A library user adds their
 //! own handlers with [`App::handler`] and names them in a source's `handlers` list.
 
+pub mod activity;
 pub mod budget;
 pub mod cli;
 pub mod clock;
@@ -63,7 +64,7 @@ use engine::{Engine, EngineConfig};
 use handlers::{Handler, Registry};
 use metrics::Metrics;
 use providers::Sources;
-use routes::admin::AdminToken;
+use routes::auth::AdminToken;
 use sweeper::{Sweeper, SweeperConfig, SweeperTask};
 
 pub use event::Event;
@@ -157,6 +158,8 @@ struct AppState {
     forwarder: Forwarding,
     jobs: operator::runner::JobRunnerTask,
     read_limits: operator::ReadLimits,
+    activity: Arc<activity::Activity>,
+    activity_task: activity::ActivityTask,
 }
 
 /// The delivery worker, when a source forwards (Rocket state, stopped at shutdown).
@@ -177,6 +180,8 @@ impl AppState {
             .manage(self.forwarder)
             .manage(self.jobs)
             .manage(self.read_limits)
+            .manage(self.activity)
+            .manage(self.activity_task)
             .manage(routes::health::Readiness::default())
     }
 }
@@ -307,6 +312,8 @@ async fn ignite(
             .map(str::to_owned),
     );
     let read_limits = operator::ReadLimits(db::per_transaction_limits(&url, &settings));
+    let activity = Arc::new(activity::Activity::new(&sources, clock.clone()));
+    let activity_task = activity.clone().spawn();
     Ok(AppState {
         settings,
         db,
@@ -318,5 +325,7 @@ async fn ignite(
         forwarder: Forwarding(forwarder),
         jobs,
         read_limits,
+        activity,
+        activity_task,
     })
 }

@@ -277,25 +277,42 @@ pub async fn reschedule(
     Ok(result.rows_affected)
 }
 
-/// Per source: pending deliveries, the oldest pending one's creation, dead deliveries.
-pub async fn backlog(
-    db: &DatabaseConnection,
-    source: &str,
-) -> Result<(u64, Option<DateTime<Utc>>, u64), DbErr> {
-    let count = |status: &'static str| {
-        delivery::Entity::find()
-            .filter(Column::Source.eq(source))
-            .filter(Column::Status.eq(status))
-    };
-    let pending = sea_orm::PaginatorTrait::count(count(PENDING), db).await?;
-    let dead = sea_orm::PaginatorTrait::count(count(DEAD), db).await?;
-    let oldest: Option<DateTime<Utc>> = count(PENDING)
+/// One source's outbox: what waits, since when, and what gave up.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog {
+    pub pending: u64,
+    /// The creation time of the oldest pending delivery.
+    pub oldest_pending: Option<DateTime<Utc>>,
+    pub dead: u64,
+}
+
+/// Every source's backlog, in one grouped read of the pending and dead rows (the
+/// `(source, status, created_at, …)` index covers it). A source with neither is absent.
+pub async fn backlogs<C: ConnectionTrait>(
+    db: &C,
+) -> Result<std::collections::HashMap<String, Backlog>, DbErr> {
+    let rows: Vec<(String, String, i64, Option<DateTime<Utc>>)> = delivery::Entity::find()
         .select_only()
-        .column(Column::CreatedAt)
-        .order_by_asc(Column::CreatedAt)
-        .limit(1)
+        .column(Column::Source)
+        .column(Column::Status)
+        .column_as(Expr::col(Column::KeyDigest).count(), "n")
+        .column_as(Expr::col(Column::CreatedAt).min(), "oldest")
+        .filter(Column::Status.is_in([PENDING, DEAD]))
+        .group_by(Column::Source)
+        .group_by(Column::Status)
         .into_tuple()
-        .one(db)
+        .all(db)
         .await?;
-    Ok((pending, oldest, dead))
+    let mut by_source = std::collections::HashMap::<String, Backlog>::new();
+    for (source, status, n, oldest) in rows {
+        let entry = by_source.entry(source).or_default();
+        let n = u64::try_from(n).unwrap_or_default();
+        if status == PENDING {
+            entry.pending = n;
+            entry.oldest_pending = oldest;
+        } else {
+            entry.dead = n;
+        }
+    }
+    Ok(by_source)
 }

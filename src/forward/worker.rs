@@ -257,14 +257,19 @@ impl Forwarder {
 
     async fn refresh_gauges(&self) {
         let now = self.clock.now();
+        let Ok(backlogs) = lease::backlogs(&self.db).await else {
+            return;
+        };
         for (target, _) in &self.targets {
-            let Ok((pending, oldest, dead)) = lease::backlog(&self.db, &target.source).await else {
-                continue;
-            };
+            let backlog = backlogs.get(&target.source).cloned().unwrap_or_default();
             let [p, age, d] = self.metrics.gauges(&target.source);
-            p.set(i64::try_from(pending).unwrap_or(i64::MAX));
-            age.set(oldest.map_or(0, |t| (now - t).num_seconds().max(0)));
-            d.set(i64::try_from(dead).unwrap_or(i64::MAX));
+            p.set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
+            age.set(
+                backlog
+                    .oldest_pending
+                    .map_or(0, |t| (now - t).num_seconds().max(0)),
+            );
+            d.set(i64::try_from(backlog.dead).unwrap_or(i64::MAX));
         }
     }
 

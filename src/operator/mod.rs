@@ -34,6 +34,36 @@ impl ReadLimits {
         }
         Ok(txn)
     }
+
+    /// One page of events (`GET /events`, the console's lists): the hits and their summaries,
+    /// read in one bounded transaction.
+    pub async fn page(
+        &self,
+        db: &DatabaseConnection,
+        query: &filter::ListQuery,
+    ) -> Result<view::EventPage, DbErr> {
+        let txn = self.begin(db).await?;
+        let (hits, next) = search::page(&txn, query).await?;
+        let digests: Vec<_> = hits.iter().map(|(_, d)| *d).collect();
+        let events = view::summaries(&txn, &digests).await?;
+        txn.commit().await?;
+        Ok(view::EventPage {
+            events,
+            next_cursor: next.map(|c| c.encode()),
+        })
+    }
+
+    /// One event's detail, or `None` when idemhook knows nothing of it.
+    pub async fn detail(
+        &self,
+        db: &DatabaseConnection,
+        digest: &crate::event::key::Sha256Digest,
+    ) -> Result<Option<view::EventDetail>, DbErr> {
+        let txn = self.begin(db).await?;
+        let detail = view::detail(&txn, digest).await?;
+        txn.commit().await?;
+        Ok(detail)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -71,6 +71,11 @@ impl Sources {
     pub fn get(&self, name: &str) -> Option<&Source> {
         self.0.get(name)
     }
+
+    /// Every source, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Source)> {
+        self.0.iter()
+    }
 }
 
 fn build_provider(name: &str, cfg: &SourceConfig, env: &Environment) -> Result<Provider, String> {

@@ -2,6 +2,8 @@
 //!
 //! - [`webhooks`]: `POST /webhooks/<source>`, the ingest path.
 //! - [`admin`]: the operators' API behind a bearer token (search, replay, redrive, jobs).
+//! - [`console`]: the operators' web pages (`/`, `/console/…`), over the same functions.
+//! - [`auth`]: who may use either (the admin token, the console's cookie, CSRF).
 //! - [`health`]: liveness and readiness.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`openapi`]: the OpenAPI document of all of the above.
@@ -14,6 +16,8 @@ use rocket::{catch, catchers, Catcher, Request, Route};
 use crate::error::JsonError;
 
 pub mod admin;
+pub mod auth;
+pub mod console;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
@@ -22,6 +26,7 @@ pub mod webhooks;
 pub fn all() -> Vec<Route> {
     let mut routes = webhooks::routes();
     routes.extend(admin::routes());
+    routes.extend(console::routes());
     routes.extend(health::routes());
     routes.extend(metrics::routes());
     routes.extend(openapi::routes());

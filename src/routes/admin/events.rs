@@ -23,8 +23,8 @@ use crate::forward::lease::{self, Redelivery};
 use crate::operator::filter::{pairs, ListQuery, Status};
 use crate::operator::jobs::{JobView, REPLAY};
 use crate::operator::runner::JobRunnerTask;
-use crate::operator::view::{self, EventDetail, EventPage};
-use crate::operator::{replay, search, ReadLimits};
+use crate::operator::view::{EventDetail, EventPage};
+use crate::operator::{replay, ReadLimits};
 use crate::providers::Sources;
 
 pub fn routes() -> Vec<Route> {
@@ -58,15 +58,7 @@ pub async fn list(
 ) -> Result<Json<EventPage>, ApiError> {
     admin?;
     let query = ListQuery::parse(uri.query().map(|q| q.as_str()))?;
-    let txn = limits.begin(db.inner()).await?;
-    let (hits, next) = search::page(&txn, &query).await?;
-    let digests: Vec<_> = hits.iter().map(|(_, d)| *d).collect();
-    let events = view::summaries(&txn, &digests).await?;
-    txn.commit().await?;
-    Ok(Json(EventPage {
-        events,
-        next_cursor: next.map(|c| c.encode()),
-    }))
+    Ok(Json(limits.page(db.inner(), &query).await?))
 }
 
 /// The key named by the path and the query's required `type`; the query's other parameters
@@ -113,10 +105,9 @@ pub async fn event(
 ) -> Result<Json<EventDetail>, ApiError> {
     admin?;
     let (key, _) = key_of(source, event_id, uri, &[])?;
-    let txn = limits.begin(db.inner()).await?;
-    let detail = view::detail(&txn, &key.digest()).await?;
-    txn.commit().await?;
-    detail
+    limits
+        .detail(db.inner(), &key.digest())
+        .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("no such event".into()))
 }
