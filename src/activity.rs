@@ -160,7 +160,11 @@ impl Activity {
             .iter()
             .enumerate()
             .map(|(i, (name, _))| {
-                let ends = readings.iter().skip(1).map(|r| r.counts[i]).chain([live[i]]);
+                let ends = readings
+                    .iter()
+                    .skip(1)
+                    .map(|r| r.counts[i])
+                    .chain([live[i]]);
                 let minutes: Vec<Counts> = readings
                     .iter()
                     .zip(ends)
@@ -241,7 +245,10 @@ mod tests {
                 ..Counts::default()
             }
         );
-        assert_eq!(shop.total.new, 4, "counts before the first reading are not in the window");
+        assert_eq!(
+            shop.total.new, 4,
+            "counts before the first reading are not in the window"
+        );
         assert_eq!(shop.per_minute, 3.0);
     }
 

@@ -111,6 +111,9 @@ pub struct Metrics {
     pub readiness_checks: IntCounter,
     pub sweeper_deleted: IntCounterVec,
     pub sweeper_last_run: Gauge,
+    /// `sweep_interval_secs`, so an alert can say "not run for two intervals" whatever the
+    /// setting (deploy/prometheus/alerts.yml).
+    pub sweeper_interval: Gauge,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -207,10 +210,18 @@ impl Metrics {
             .expect("unique metric");
         let sweeper_last_run = Gauge::new(
             "idemhook_sweeper_last_run_timestamp_seconds",
-            "Unix time at which the retention sweeper last finished",
+            "Unix time at which the retention sweeper last finished (its launch, until the first \
+             sweep ends)",
         )
         .expect("valid metric");
         r.register(Box::new(sweeper_last_run.clone()))
+            .expect("unique metric");
+        let sweeper_interval = Gauge::new(
+            "idemhook_sweeper_interval_seconds",
+            "How often the retention sweeper runs (sweep_interval_secs)",
+        )
+        .expect("valid metric");
+        r.register(Box::new(sweeper_interval.clone()))
             .expect("unique metric");
         let by_source = BySource {
             received: counter_vec(
@@ -296,6 +307,7 @@ impl Metrics {
                 &["table"],
             ),
             sweeper_last_run,
+            sweeper_interval,
             registry: r,
         }
     }

@@ -119,6 +119,14 @@ impl Sweeper {
     /// first sweep runs one interval after launch, not at launch, so a restart loop cannot
     /// turn into a sweep loop.
     pub fn spawn(self) -> SweeperTask {
+        // The first sweep ends an interval from now: until then "last run" is the launch, so
+        // an alert on its age does not fire at every start.
+        self.metrics
+            .sweeper_last_run
+            .set(self.clock.now().timestamp() as f64);
+        self.metrics
+            .sweeper_interval
+            .set(self.config.interval.as_secs_f64());
         let sweeper = Arc::new(self);
         let (stop, mut stopped) = watch::channel(false);
         let this = sweeper.clone();

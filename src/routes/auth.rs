@@ -87,8 +87,7 @@ impl AdminToken {
         };
         let fresh = at <= now + 60 && now - at <= SESSION_SECS;
         let expected = self.mac("idemhook console session v1", issued);
-        fresh
-            && expected.is_some_and(|e| bool::from(e.as_bytes().ct_eq(mac.as_bytes())))
+        fresh && expected.is_some_and(|e| bool::from(e.as_bytes().ct_eq(mac.as_bytes())))
     }
 
     /// The CSRF token of the session `cookie`.
@@ -241,7 +240,10 @@ mod tests {
         let cookie = t.issue(1_000_000).unwrap();
         assert!(t.valid_session(&cookie, 1_000_000));
         assert!(t.valid_session(&cookie, 1_000_000 + SESSION_SECS));
-        assert!(!t.valid_session(&cookie, 1_000_001 + SESSION_SECS), "expired");
+        assert!(
+            !t.valid_session(&cookie, 1_000_001 + SESSION_SECS),
+            "expired"
+        );
         assert!(!AdminToken(Some("other".into())).valid_session(&cookie, 1_000_000));
         let (issued, mac) = cookie.split_once('.').unwrap();
         let later = format!("{}.{mac}", issued.parse::<i64>().unwrap() + 3600);

@@ -43,7 +43,10 @@ impl Seen {
 
     /// The CSRF token the page gives its script.
     fn csrf(&self) -> String {
-        let at = self.body.find(r#"name="csrf-token" content=""#).expect("a csrf meta");
+        let at = self
+            .body
+            .find(r#"name="csrf-token" content=""#)
+            .expect("a csrf meta");
         let rest = &self.body[at + r#"name="csrf-token" content=""#.len()..];
         rest[..rest.find('"').unwrap()].to_owned()
     }
@@ -121,17 +124,29 @@ async fn the_console_signs_in_shows_what_arrived_and_guards_every_change(backend
     assert!(r.body.contains(r#"name="token""#), "{}", r.body);
     assert_eq!(browser.get("/console/overview.json").await.status, 401);
 
-    let r = browser.form("/console/login", &[("token", "wrong")], &[]).await;
+    let r = browser
+        .form("/console/login", &[("token", "wrong")], &[])
+        .await;
     assert_eq!(r.status, 401);
     assert!(r.body.contains("Wrong token"));
     assert!(r.headers.get(SET_COOKIE).is_none());
 
     // Over https (a proxy says so) the cookie is Secure; over plain http it cannot be.
     let r = browser
-        .form("/console/login", &[("token", TOKEN)], &[("X-Forwarded-Proto", "https")])
+        .form(
+            "/console/login",
+            &[("token", TOKEN)],
+            &[("X-Forwarded-Proto", "https")],
+        )
         .await;
-    assert!(r.header(SET_COOKIE).contains("Secure"), "{}", r.header(SET_COOKIE));
-    let r = browser.form("/console/login", &[("token", TOKEN)], &[]).await;
+    assert!(
+        r.header(SET_COOKIE).contains("Secure"),
+        "{}",
+        r.header(SET_COOKIE)
+    );
+    let r = browser
+        .form("/console/login", &[("token", TOKEN)], &[])
+        .await;
     assert_eq!((r.status, r.header(LOCATION)), (303, "/console"));
     let cookie = r.header(SET_COOKIE).to_owned();
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
@@ -149,7 +164,11 @@ async fn the_console_signs_in_shows_what_arrived_and_guards_every_change(backend
                  "note": "<script>window.pwned = 1</script><img src=x onerror=alert(1)>"}
     })
     .to_string();
-    for body in [payment("evt_1", "o1", 10), hostile.clone(), payment("evt_1", "o1", 10)] {
+    for body in [
+        payment("evt_1", "o1", 10),
+        hostile.clone(),
+        payment("evt_1", "o1", 10),
+    ] {
         assert_eq!(post(&http, &server, "fwd", &body, &[]).await.0, 200);
     }
     assert_eq!(post(&http, &server, "fwd", "not json", &[]).await.0, 400);
@@ -186,48 +205,83 @@ async fn the_console_signs_in_shows_what_arrived_and_guards_every_change(backend
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.header(CONTENT_TYPE).starts_with("text/html"));
     let csp = page.header("content-security-policy");
-    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert!(page.body.contains(r#"<tr data-source="fwd">"#), "{}", page.body);
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(
+        page.body.contains(r#"<tr data-source="fwd">"#),
+        "{}",
+        page.body
+    );
     let csrf = page.csrf();
 
     // The lists, and the hostile event's page: every value is text.
-    let list = browser.get("/console/events?source=fwd&type=&status=").await;
+    let list = browser
+        .get("/console/events?source=fwd&type=&status=")
+        .await;
     assert_eq!(list.status, 200, "{}", list.body);
-    assert!(list.body.contains("evt_&lt;b&gt;bold&lt;/b&gt;"), "{}", list.body);
+    assert!(
+        list.body.contains("evt_&lt;b&gt;bold&lt;/b&gt;"),
+        "{}",
+        list.body
+    );
     assert!(!list.body.contains("<b>bold"), "{}", list.body);
     let bad = browser.get("/console/events?status=done").await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("`status` must be one of"), "{}", bad.body);
     let dead = browser.get("/console/dead?source=fwd").await;
     assert_eq!(dead.status, 200);
-    assert!(dead.body.contains("/deliveries/redrive?source=fwd&amp;status=dead"), "{}", dead.body);
+    assert!(
+        dead.body
+            .contains("/deliveries/redrive?source=fwd&amp;status=dead"),
+        "{}",
+        dead.body
+    );
     let event = browser
-        .get(&format!("/console/events/fwd/evt_%3Cb%3Ebold%3C%2Fb%3E?{PAY}"))
+        .get(&format!(
+            "/console/events/fwd/evt_%3Cb%3Ebold%3C%2Fb%3E?{PAY}"
+        ))
         .await;
     assert_eq!(event.status, 200, "{}", event.body);
     assert!(!event.body.contains("<script>window"), "{}", event.body);
     assert!(!event.body.contains("<img"), "{}", event.body);
     assert!(
-        event.body.contains("&lt;script&gt;window.pwned = 1&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"),
+        event.body.contains(
+            "&lt;script&gt;window.pwned = 1&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"
+        ),
         "{}",
         event.body
     );
     assert!(event.body.contains("Redeliver"), "{}", event.body);
-    assert_eq!(browser.get(&format!("/console/events/fwd/nope?{PAY}")).await.status, 404);
+    assert_eq!(
+        browser
+            .get(&format!("/console/events/fwd/nope?{PAY}"))
+            .await
+            .status,
+        404
+    );
 
     // The admin API takes the cookie; a change needs the page's CSRF token besides.
     assert_eq!(browser.get("/events?source=fwd").await.status, 200);
     let redeliver = format!("/webhooks/fwd/events/evt_1/redeliver?{PAY}");
     let r = browser.post(&redeliver, &[]).await;
     assert_eq!(r.status, 403, "{}", r.body);
-    assert!(r.json()["error"].as_str().unwrap().contains("CSRF"), "{}", r.body);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("CSRF"),
+        "{}",
+        r.body
+    );
     let r = browser.post(&redeliver, &[("X-CSRF-Token", "0000")]).await;
     assert_eq!(r.status, 403, "{}", r.body);
     app.answer(Answer::Ok);
     let r = browser.post(&redeliver, &[("X-CSRF-Token", &csrf)]).await;
     assert_eq!(r.status, 202, "{}", r.body);
     let replay = browser
-        .post(&format!("/webhooks/fwd/events/evt_1/replay?{PAY}"), &[("X-CSRF-Token", &csrf)])
+        .post(
+            &format!("/webhooks/fwd/events/evt_1/replay?{PAY}"),
+            &[("X-CSRF-Token", &csrf)],
+        )
         .await;
     assert_eq!(replay.status, 409, "processed, not forced: {}", replay.body);
 
@@ -235,16 +289,31 @@ async fn the_console_signs_in_shows_what_arrived_and_guards_every_change(backend
     let real = browser.cookie.clone().unwrap();
     let (name_issued, mac) = real.split_once('.').unwrap();
     let (name, issued) = name_issued.split_once('=').unwrap();
-    browser.cookie = Some(format!("{name}={}.{mac}", issued.parse::<i64>().unwrap() + 60));
+    browser.cookie = Some(format!(
+        "{name}={}.{mac}",
+        issued.parse::<i64>().unwrap() + 60
+    ));
     assert_eq!(browser.get("/console").await.status, 303);
     assert_eq!(browser.get("/events").await.status, 401);
     browser.cookie = Some(real);
 
     // Sign-out needs the token too (a cross-site form cannot sign an operator out).
-    assert_eq!(browser.form("/console/logout", &[("csrf", "x")], &[]).await.status, 403);
-    let r = browser.form("/console/logout", &[("csrf", &csrf)], &[]).await;
+    assert_eq!(
+        browser
+            .form("/console/logout", &[("csrf", "x")], &[])
+            .await
+            .status,
+        403
+    );
+    let r = browser
+        .form("/console/logout", &[("csrf", &csrf)], &[])
+        .await;
     assert_eq!((r.status, r.header(LOCATION)), (303, "/console/login"));
-    assert!(r.header(SET_COOKIE).contains("idemhook_session=;"), "{}", r.header(SET_COOKIE));
+    assert!(
+        r.header(SET_COOKIE).contains("idemhook_session=;"),
+        "{}",
+        r.header(SET_COOKIE)
+    );
 
     drop(server);
     db.drop_db().await;

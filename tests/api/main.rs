@@ -10,10 +10,10 @@ mod support;
 
 /// The admin API: disabled without a token, bearer-protected with one.
 mod admin;
-/// The console: sign-in, pages, CSRF, escaping (the browser half is tests/browser/).
-mod console;
 /// Concurrent deliveries of one event, on one instance and across two.
 mod concurrency;
+/// The console: sign-in, pages, CSRF, escaping (the browser half is tests/browser/).
+mod console;
 /// kill -9 mid-transaction, then a restart and the redelivery.
 mod crash;
 /// Handlers that fail or panic: rollback, audit, retry.

@@ -118,7 +118,11 @@ fn events_table(page: &EventPage, action: &str, query: &str) -> Markup {
 fn failure(session: &Session, title: &str, err: &ApiError) -> Page {
     Page {
         status: err.status(),
-        markup: layout(title, Some(session), html! { p.error role="alert" { (err) } }),
+        markup: layout(
+            title,
+            Some(session),
+            html! { p.error role="alert" { (err) } },
+        ),
     }
 }
 
@@ -186,9 +190,10 @@ pub async fn event(
     let session = session?;
     let found = async {
         let mut params = pairs(uri.query().map(|q| q.as_str()), &["type"])?;
-        let event_type = params.pop().map(|(_, v)| v).ok_or_else(|| {
-            ApiError::BadRequest("the query parameter `type` is required".into())
-        })?;
+        let event_type = params
+            .pop()
+            .map(|(_, v)| v)
+            .ok_or_else(|| ApiError::BadRequest("the query parameter `type` is required".into()))?;
         let key = EventKey::new(source, event_type, event_id.to_owned())?;
         limits
             .detail(db, &key.digest())
@@ -250,7 +255,7 @@ fn event_body(d: &EventDetail) -> Markup {
         h2 { "Payload" }
         @match &d.payload {
             Some(payload) => {
-                p.hint { "Kept in the " (d.payload_from.as_deref().unwrap_or("store")) "." }
+                p.hint { "As received, kept in the " (d.payload_from.as_deref().unwrap_or("store").replace('_', " ")) "." }
                 pre.payload #payload { (pretty(payload)) }
             }
             None => p.empty { "idemhook kept no payload for this event." },
@@ -356,7 +361,10 @@ mod tests {
     #[test]
     fn empty_filters_are_dropped_and_the_rest_kept_encoded() {
         assert_eq!(
-            filled(Some("source=&type=order%20paid&status=&cursor=abc"), &["cursor"]),
+            filled(
+                Some("source=&type=order%20paid&status=&cursor=abc"),
+                &["cursor"]
+            ),
             "type=order+paid"
         );
         assert_eq!(value_of("type=order+paid", "type"), "order paid");

@@ -127,7 +127,11 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
 }
 
 /// What a path segment must escape (everything but unreserved characters).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// `s` percent-encoded for a path segment or a query value.
 pub fn encode(s: &str) -> String {
@@ -177,7 +181,10 @@ mod tests {
             .into_string();
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("<img"), "{html}");
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
     }
 
     #[test]

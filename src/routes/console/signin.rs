@@ -95,7 +95,10 @@ pub fn logout(
     let session = cookies.get(SESSION_COOKIE).map(|c| c.value().to_owned());
     let ok = session.is_some_and(|s| token.valid_csrf(&s, form_data.csrf));
     if !ok {
-        return Err(form(Status::Forbidden, Some("Sign-out refused: a wrong CSRF token.")));
+        return Err(form(
+            Status::Forbidden,
+            Some("Sign-out refused: a wrong CSRF token."),
+        ));
     }
     cookies.remove(SESSION_COOKIE);
     Ok(Redirect::to("/console/login"))

@@ -34,7 +34,7 @@ function drawChart(box, overview) {
   const max = Math.max(1, ...minutes.map((m) => m.new + m.duplicates + m.bad));
   const width = 720, height = 160, slot = width / 61;
   box.replaceChildren();
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height + 20}`, role: "img", "aria-label": "events per minute, last hour" }, box);
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "img", "aria-label": "events per minute, last hour" }, box);
   minutes.forEach((m, i) => {
     const x = (61 - n + i) * slot;
     let y = height;
@@ -46,8 +46,14 @@ function drawChart(box, overview) {
       svg("title", {}, bar).textContent = `${overview.starts[i]}: ${value} ${kind}`;
     }
   });
-  svg("text", { x: 0, y: height + 16, class: "axis" }, chart).textContent = "60 min ago";
-  svg("text", { x: width, y: height + 16, class: "axis", "text-anchor": "end" }, chart).textContent = `now · max ${max}/min`;
+  const axis = document.createElement("div");
+  axis.className = "axis";
+  for (const text of ["60 min ago", `now · top of the scale ${max}/min`]) {
+    const label = document.createElement("span");
+    label.textContent = text;
+    axis.appendChild(label);
+  }
+  box.appendChild(axis);
 }
 
 function fillTable(overview) {
