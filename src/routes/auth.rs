@@ -124,7 +124,7 @@ pub fn over_https(req: &Request<'_>) -> bool {
 }
 
 /// The valid session cookie of the request, if any.
-fn session_of<'a>(cookies: &'a CookieJar<'_>, token: &AdminToken, now: i64) -> Option<String> {
+fn session_of(cookies: &CookieJar<'_>, token: &AdminToken, now: i64) -> Option<String> {
     cookies
         .get(SESSION_COOKIE)
         .map(|c| c.value().to_owned())

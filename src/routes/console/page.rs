@@ -55,14 +55,14 @@ impl<'r> Responder<'r, 'static> for Page {
 #[derive(Responder)]
 pub enum Gate {
     Disabled(Page),
-    SignIn(Redirect),
+    SignIn(Box<Redirect>),
 }
 
 impl From<NoSession> for Gate {
     fn from(why: NoSession) -> Self {
         match why {
             NoSession::Disabled => Gate::Disabled(disabled()),
-            NoSession::SignedOut => Gate::SignIn(Redirect::to("/console/login")),
+            NoSession::SignedOut => Gate::SignIn(Box::new(Redirect::to("/console/login"))),
         }
     }
 }
