@@ -5,14 +5,18 @@
 # and per cell the median and min–max of those ratios.
 #
 # Usage: bench/pairs.sh A_BINARY B_BINARY [pairs (5)] [seconds per run (8)] [database (postgres)]
+# A_BINARY may be `rocket`: the bench tool's bare Rocket route (duplicates cells only), the
+# baseline a duplicate is held to. IDEMHOOK_LOG sets idemhook's RUST_LOG (default `warn`;
+# `default` leaves it unset: idemhook's own default, `info`, one line per event).
 # Environment: CELLS="new:16 new:64 dup:16 dup:64" (new = new events only, dup = duplicates
 # only), OUT=directory for the JSON results (default bench/results/pairs-<time>).
 # Needs the bench tool built (cargo build --release -p idemhook-bench) and, for postgres or
 # mariadb, the server as on the developers' machines (see bench/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-A=$(realpath "$1")
+A=$1; [ "$A" = rocket ] || A=$(realpath "$1")
 B=$(realpath "$2")
+IDEMHOOK_LOG=${IDEMHOOK_LOG:-warn}
 PAIRS=${3:-5}
 SECS=${4:-8}
 DB=${5:-postgres}
@@ -38,6 +42,17 @@ fresh_db() {
 # One run of binary $1 on cell $2 (new|dup) at $3 connections; prints events per second.
 run() {
   local bin=$1 kind=$2 c=$3 tag=$4 url dup
+  if [ "$bin" = rocket ]; then
+    "$BENCH" baseline-server --port 8000 > "$WORK/server.log" 2>&1 &
+    SERVER=$!
+    for _ in $(seq 1 300); do curl -s -o /dev/null http://127.0.0.1:8000/ && break; sleep 0.1; done
+    "$BENCH" http --url http://127.0.0.1:8000 --no-check -c "$c" --duration "$SECS" \
+      --duplicates 100 --pool 1 --label "$tag" --json "$OUT/$tag.json" >/dev/null
+    kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true
+    SERVER=
+    python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_per_sec"]))' "$OUT/$tag.json"
+    return
+  fi
   url=$(fresh_db)
   cat > "$WORK/Rocket.toml" <<TOML
 [default]
@@ -47,7 +62,11 @@ database_url = "$url"
 [default.idemhook.sources.bench]
 handlers = ["payments"]
 TOML
-  ( cd "$WORK" && RUST_LOG=warn ROCKET_CONFIG="$WORK/Rocket.toml" exec "$bin" ) > "$WORK/server.log" 2>&1 &
+  if [ "$IDEMHOOK_LOG" = default ]; then
+    ( cd "$WORK" && unset RUST_LOG && ROCKET_CONFIG="$WORK/Rocket.toml" exec "$bin" ) > "$WORK/server.log" 2>&1 &
+  else
+    ( cd "$WORK" && RUST_LOG=$IDEMHOOK_LOG ROCKET_CONFIG="$WORK/Rocket.toml" exec "$bin" ) > "$WORK/server.log" 2>&1 &
+  fi
   SERVER=$!
   for _ in $(seq 1 300); do curl -sf http://127.0.0.1:8000/health/ready >/dev/null 2>&1 && break; sleep 0.1; done
   dup=0; [ "$kind" = dup ] && dup=100

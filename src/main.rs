@@ -26,7 +26,8 @@ async fn serve() -> std::process::ExitCode {
     let format = Settings::from_figment(&rocket::Config::figment())
         .map(|s| s.log_format)
         .unwrap_or(LogFormat::Text);
-    idemhook::telemetry::init(format);
+    // Held to the end: dropping it flushes the lines still queued for stdout.
+    let _log_writer = idemhook::telemetry::init(format);
     match idemhook::App::new().rocket().launch().await {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {

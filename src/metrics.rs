@@ -114,6 +114,10 @@ pub struct Metrics {
     /// `sweep_interval_secs`, so an alert can say "not run for two intervals" whatever the
     /// setting (deploy/prometheus/alerts.yml).
     pub sweeper_interval: Gauge,
+    /// Log lines dropped because stdout could not keep up (`telemetry`), brought up to date
+    /// at each scrape.
+    log_dropped: IntCounter,
+    log_sync: std::sync::Mutex<()>,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -308,6 +312,11 @@ impl Metrics {
             ),
             sweeper_last_run,
             sweeper_interval,
+            log_dropped: int_counter(
+                "idemhook_log_lines_dropped_total",
+                "Log lines dropped because stdout could not keep up (never blocking a request)",
+            ),
+            log_sync: std::sync::Mutex::new(()),
             registry: r,
         }
     }
@@ -325,6 +334,15 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        // Raised to the writer's count, one scrape at a time (two at once would both add).
+        {
+            let _one = self.log_sync.lock().unwrap_or_else(|e| e.into_inner());
+            let dropped = crate::telemetry::dropped_lines();
+            let counted = self.log_dropped.get();
+            if dropped > counted {
+                self.log_dropped.inc_by(dropped - counted);
+            }
+        }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "cannot encode metrics");

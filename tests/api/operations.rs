@@ -86,6 +86,10 @@ async fn the_sweeper_deletes_what_is_older_than_the_retention_and_nothing_else(b
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
     assert!(!text.contains("idemhook_sweeper_last_run_timestamp_seconds 0\n"));
+    assert!(
+        text.contains("idemhook_log_lines_dropped_total 0\n"),
+        "{text}"
+    );
     drop(app);
     db.drop_db().await;
 }

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# New events: idemhook against the database's own client running idemhook's per-event
+# statements (bench/limit/event-postgres.sql under `pgbench -M prepared`), in interleaved pairs
+# (pgbench, idemhook, pgbench, idemhook, …), each run on a freshly migrated database. Prints
+# every pair's idemhook ÷ pgbench ratio and, per concurrency, the median and min–max.
+#
+# Usage: bench/limit.sh [pairs (5)] [seconds per run (8)] [concurrencies ("16 64")]
+# Needs: the release binaries (cargo build --release -p idemhook -p idemhook-bench), pgbench
+# (Debian's postgresql-client), PostgreSQL as on the developers' machines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PAIRS=${1:-5}
+SECS=${2:-8}
+CONCS=${3:-16 64}
+BIN=$(realpath target/release/idemhook)
+BENCH=$(realpath target/release/idemhook-bench)
+OUT=${OUT:-bench/results/limit-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+SERVER=
+cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+URL=postgres://postgres@127.0.0.1:5432/idemhook_limit
+
+config() {
+  cat > "$WORK/Rocket.toml" <<TOML
+[default]
+log_level = "off"
+[default.idemhook]
+database_url = "$URL"
+[default.idemhook.sources.bench]
+handlers = ["inbox", "payments"]
+TOML
+}
+
+fresh_db() {
+  psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS idemhook_limit WITH (FORCE)" -qc "CREATE DATABASE idemhook_limit"
+  ( cd "$WORK" && ROCKET_CONFIG="$WORK/Rocket.toml" "$BIN" migrate up >/dev/null )
+  psql -h 127.0.0.1 -U postgres -d idemhook_limit -qc "CHECKPOINT"
+}
+
+pgbench_run() { # concurrency -> transactions per second
+  fresh_db
+  pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$1" -j 2 -T "$SECS" \
+    -f bench/limit/event-postgres.sql idemhook_limit 2>/dev/null |
+    awk '/^tps = / { printf "%d\n", $3 }'
+}
+
+idemhook_run() { # concurrency, tag -> new events per second
+  fresh_db
+  ( cd "$WORK" && RUST_LOG=${RUST_LOG:-warn} ROCKET_CONFIG="$WORK/Rocket.toml" exec "$BIN" ) > "$WORK/server.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 300); do curl -sf http://127.0.0.1:8000/health/ready >/dev/null 2>&1 && break; sleep 0.1; done
+  "$BENCH" http --url http://127.0.0.1:8000 --source bench -c "$1" --duration "$SECS" \
+    --duplicates 0 --label "$2" --json "$OUT/$2.json" >/dev/null
+  kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true
+  SERVER=
+  python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_per_sec"]))' "$OUT/$2.json"
+}
+
+config
+echo "pair conc pgbench_tps idemhook_per_s ratio" | tee "$OUT/pairs.txt"
+for c in $CONCS; do
+  for p in $(seq 1 "$PAIRS"); do
+    a=$(pgbench_run "$c")
+    b=$(idemhook_run "$c" "idemhook-c$c-p$p")
+    echo "$p $c $a $b $(python3 -c "print(f'{$b/$a:.2f}')")" | tee -a "$OUT/pairs.txt"
+  done
+done
+python3 - "$OUT/pairs.txt" <<'PY' | tee "$OUT/summary.txt"
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
+for c in sorted({r[1] for r in rows}, key=int):
+    rs = [float(r[4]) for r in rows if r[1] == c]
+    pg = [int(r[2]) for r in rows if r[1] == c]
+    ih = [int(r[3]) for r in rows if r[1] == c]
+    print(f"{c} connections: idemhook/pgbench median {statistics.median(rs):.2f}x (min {min(rs):.2f}, max {max(rs):.2f}, {len(rs)} pairs); "
+          f"pgbench median {statistics.median(pg)} tps, idemhook median {statistics.median(ih)} new events/s")
+PY
