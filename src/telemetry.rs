@@ -50,10 +50,17 @@ fn off_the_request_path<W: std::io::Write + Send + 'static>(
 pub fn init(format: LogFormat) -> Option<WorkerGuard> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let (writer, guard) = off_the_request_path(std::io::stdout(), BUFFERED_LINES);
+    // Buffered: the writer thread drains what is queued, then flushes once, so under load a
+    // burst of lines is one write to stdout, not one each (stdout alone flushes every line).
+    let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let (writer, guard) = off_the_request_path(stdout, BUFFERED_LINES);
     let counter = writer.error_counter();
+    // Colours only for a terminal: escape codes in a file or a log shipper are noise, and
+    // formatting them is a share of each line's cost.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer);
     let result = match format {
         LogFormat::Text => builder.try_init(),
