@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # New events: idemhook against the database's own client running idemhook's per-event
-# statements (bench/limit/event-postgres.sql under `pgbench -M prepared`), in interleaved pairs
-# (pgbench, idemhook, pgbench, idemhook, …), each run on a freshly migrated database. Prints
-# every pair's idemhook ÷ pgbench ratio and, per concurrency, the median and min–max.
+# statements (PostgreSQL: bench/limit/event-postgres.sql under `pgbench -M prepared`; MariaDB:
+# bench/limit/event-mariadb.lua under sysbench), in interleaved pairs (client, idemhook,
+# client, idemhook, …), each run on a freshly migrated database. Prints every pair's
+# idemhook ÷ client ratio and, per concurrency, the median and min–max.
 #
-# Usage: bench/limit.sh [pairs (5)] [seconds per run (8)] [concurrencies ("16 64")]
+# Usage: bench/limit.sh [pairs (5)] [seconds per run (8)] [concurrencies ("16 64")] [postgres|mariadb]
 # Needs: the release binaries (cargo build --release -p idemhook -p idemhook-bench), pgbench
-# (Debian's postgresql-client), PostgreSQL as on the developers' machines.
+# (Debian's postgresql-client) or sysbench (Debian's sysbench), the servers as on the
+# developers' machines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${1:-5}
 SECS=${2:-8}
 CONCS=${3:-16 64}
+DB=${4:-postgres}
 BIN=$(realpath target/release/idemhook)
 BENCH=$(realpath target/release/idemhook-bench)
 OUT=${OUT:-bench/results/limit-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -20,7 +23,11 @@ WORK=$(mktemp -d)
 SERVER=
 cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
-URL=postgres://postgres@127.0.0.1:5432/idemhook_limit
+case $DB in
+  postgres) URL=postgres://postgres@127.0.0.1:5432/idemhook_limit ;;
+  mariadb) URL=mysql://root@127.0.0.1:3306/idemhook_limit ;;
+  *) echo "database: postgres or mariadb" >&2; exit 2 ;;
+esac
 
 config() {
   cat > "$WORK/Rocket.toml" <<TOML
@@ -34,16 +41,26 @@ TOML
 }
 
 fresh_db() {
-  psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS idemhook_limit WITH (FORCE)" -qc "CREATE DATABASE idemhook_limit"
+  if [ "$DB" = postgres ]; then
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS idemhook_limit WITH (FORCE)" -qc "CREATE DATABASE idemhook_limit"
+  else
+    mysql -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS idemhook_limit; CREATE DATABASE idemhook_limit"
+  fi
   ( cd "$WORK" && ROCKET_CONFIG="$WORK/Rocket.toml" "$BIN" migrate up >/dev/null )
-  psql -h 127.0.0.1 -U postgres -d idemhook_limit -qc "CHECKPOINT"
+  if [ "$DB" = postgres ]; then psql -h 127.0.0.1 -U postgres -d idemhook_limit -qc "CHECKPOINT"; fi
 }
 
-pgbench_run() { # concurrency -> transactions per second
+client_run() { # concurrency -> transactions (events) per second
   fresh_db
-  pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$1" -j 2 -T "$SECS" \
-    -f bench/limit/event-postgres.sql idemhook_limit 2>/dev/null |
-    awk '/^tps = / { printf "%d\n", $3 }'
+  if [ "$DB" = postgres ]; then
+    pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$1" -j 2 -T "$SECS" \
+      -f bench/limit/event-postgres.sql idemhook_limit 2>/dev/null |
+      awk '/^tps = / { printf "%d\n", $3 }'
+  else
+    sysbench bench/limit/event-mariadb.lua --db-driver=mysql --mysql-host=127.0.0.1 \
+      --mysql-port=3306 --mysql-user=root --mysql-db=idemhook_limit --threads="$1" \
+      --time="$SECS" run 2>/dev/null | awk '/transactions:/ { gsub(/\(/, "", $3); printf "%d\n", $3 }'
+  fi
 }
 
 idemhook_run() { # concurrency, tag -> new events per second
@@ -59,10 +76,10 @@ idemhook_run() { # concurrency, tag -> new events per second
 }
 
 config
-echo "pair conc pgbench_tps idemhook_per_s ratio" | tee "$OUT/pairs.txt"
+echo "pair conc client_tps idemhook_per_s ratio" | tee "$OUT/pairs.txt"
 for c in $CONCS; do
   for p in $(seq 1 "$PAIRS"); do
-    a=$(pgbench_run "$c")
+    a=$(client_run "$c")
     b=$(idemhook_run "$c" "idemhook-c$c-p$p")
     echo "$p $c $a $b $(python3 -c "print(f'{$b/$a:.2f}')")" | tee -a "$OUT/pairs.txt"
   done
@@ -74,6 +91,6 @@ for c in sorted({r[1] for r in rows}, key=int):
     rs = [float(r[4]) for r in rows if r[1] == c]
     pg = [int(r[2]) for r in rows if r[1] == c]
     ih = [int(r[3]) for r in rows if r[1] == c]
-    print(f"{c} connections: idemhook/pgbench median {statistics.median(rs):.2f}x (min {min(rs):.2f}, max {max(rs):.2f}, {len(rs)} pairs); "
-          f"pgbench median {statistics.median(pg)} tps, idemhook median {statistics.median(ih)} new events/s")
+    print(f"{c} connections: idemhook/client median {statistics.median(rs):.2f}x (min {min(rs):.2f}, max {max(rs):.2f}, {len(rs)} pairs); "
+          f"client median {statistics.median(pg)} tps, idemhook median {statistics.median(ih)} new events/s")
 PY
