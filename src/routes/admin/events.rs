@@ -63,7 +63,7 @@ pub async fn list(
 
 /// The key named by the path and the query's required `type`; the query's other parameters
 /// (of `extra`) are returned.
-fn key_of(
+pub fn key_of(
     source: &str,
     event_id: &str,
     uri: &Origin<'_>,

@@ -10,10 +10,10 @@ use sea_orm::DatabaseConnection;
 
 use super::page::{api_path, encode, event_href, layout, when, Gate, Page};
 use crate::error::ApiError;
-use crate::event::key::EventKey;
-use crate::operator::filter::{pairs, ListQuery};
+use crate::operator::filter::ListQuery;
 use crate::operator::view::{Attempt, EventDetail, EventPage};
 use crate::operator::ReadLimits;
+use crate::routes::admin::events::key_of;
 use crate::routes::auth::{NoSession, Session};
 
 /// The query without its empty parameters (a submitted filter form sends every field), and
@@ -133,18 +133,7 @@ pub async fn list(
     db: &State<DatabaseConnection>,
     limits: &State<ReadLimits>,
 ) -> Result<Page, Gate> {
-    let session = session?;
-    let query = filled(uri.query().map(|q| q.as_str()), &[]);
-    let shown = filled(Some(&query), &["cursor"]);
-    let page = match read_page(db, limits, &query).await {
-        Ok(page) => page,
-        Err(err) => return Ok(failure(&session, "Events", &err)),
-    };
-    let body = html! {
-        (filter_form("/console/events", &shown, true))
-        (events_table(&page, "/console/events", &shown))
-    };
-    Ok(Page::ok(layout("Events", Some(&session), body)))
+    listing(session?, uri, db, limits, None).await
 }
 
 #[get("/console/dead")]
@@ -154,17 +143,34 @@ pub async fn dead(
     db: &State<DatabaseConnection>,
     limits: &State<ReadLimits>,
 ) -> Result<Page, Gate> {
-    let session = session?;
-    let query = filled(uri.query().map(|q| q.as_str()), &["status"]);
-    let shown = filled(Some(&query), &["cursor"]);
-    let page = match read_page(db, limits, &with(&query, "status=dead")).await {
-        Ok(page) => page,
-        Err(err) => return Ok(failure(&session, "Dead deliveries", &err)),
+    listing(session?, uri, db, limits, Some("dead")).await
+}
+
+/// The list page, or with `status` fixed (dead deliveries) the same list with no status
+/// filter of its own and a Redrive button for what it shows.
+async fn listing(
+    session: Session,
+    uri: &Origin<'_>,
+    db: &DatabaseConnection,
+    limits: &ReadLimits,
+    status: Option<&str>,
+) -> Result<Page, Gate> {
+    let (title, action) = match status {
+        None => ("Events", "/console/events"),
+        Some(_) => ("Dead deliveries", "/console/dead"),
     };
-    let redrive = format!("/deliveries/redrive?{}", with(&shown, "status=dead"));
+    let fixed = status.map(|s| format!("status={s}")).unwrap_or_default();
+    let drop: &[&str] = if status.is_some() { &["status"] } else { &[] };
+    let query = filled(uri.query().map(|q| q.as_str()), drop);
+    let shown = filled(Some(&query), &["cursor"]);
+    let page = match read_page(db, limits, &with(&query, &fixed)).await {
+        Ok(page) => page,
+        Err(err) => return Ok(failure(&session, title, &err)),
+    };
+    let redrive = format!("/deliveries/redrive?{}", with(&shown, &fixed));
     let body = html! {
-        (filter_form("/console/dead", &shown, false))
-        @if !page.events.is_empty() {
+        (filter_form(action, &shown, status.is_none()))
+        @if status.is_some() && !page.events.is_empty() {
             p.actions {
                 button.action #redrive type="button" data-post=(redrive) data-job="true"
                     data-confirm="Schedule a new round of attempts for every dead delivery these filters match?" {
@@ -173,9 +179,9 @@ pub async fn dead(
                 output #action-result {}
             }
         }
-        (events_table(&page, "/console/dead", &shown))
+        (events_table(&page, action, &shown))
     };
-    Ok(Page::ok(layout("Dead deliveries", Some(&session), body)))
+    Ok(Page::ok(layout(title, Some(&session), body)))
 }
 
 #[get("/console/events/<source>/<event_id>")]
@@ -189,12 +195,7 @@ pub async fn event(
 ) -> Result<Page, Gate> {
     let session = session?;
     let found = async {
-        let mut params = pairs(uri.query().map(|q| q.as_str()), &["type"])?;
-        let event_type = params
-            .pop()
-            .map(|(_, v)| v)
-            .ok_or_else(|| ApiError::BadRequest("the query parameter `type` is required".into()))?;
-        let key = EventKey::new(source, event_type, event_id.to_owned())?;
+        let (key, _) = key_of(source, event_id, uri, &[])?;
         limits
             .detail(db, &key.digest())
             .await?
