@@ -4,6 +4,8 @@
 # with events arriving at half that rate (RATES="half 1000 500" adds paced rates).
 #
 # Usage: bench/forward.sh [events (100000)] [connections (16)]
+# Environment: FORWARD_CONCURRENCY (the source's `concurrency`, default 32), RATES (below),
+# DRAIN_SQL (run before the drain).
 # Needs the release binaries (cargo build --release; cargo build --release -p idemhook-bench)
 # and PostgreSQL as on the developers' machines. The receiver is the bench tool's bare Rocket
 # route (baseline-server), which answers 200 to any JSON body.
@@ -23,7 +25,7 @@ psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $DBNAME W
 sql() { psql -h 127.0.0.1 -U postgres -d "$DBNAME" -Atqc "$1"; }
 export FORWARD_SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
 
-config() { # poll_ms
+config() { # poll_ms [worker: true|false]
   cat > "$WORK/Rocket.toml" <<TOML
 [default]
 port = 8000
@@ -31,12 +33,13 @@ log_level = "critical"
 [default.idemhook]
 database_url = "$URL"
 forward_poll_ms = $1
+forward_worker = ${2:-true}
 [default.idemhook.sources.demo]
 handlers = ["forward"]
 [default.idemhook.sources.demo.forward]
 url = "http://127.0.0.1:8001/webhooks/app"
 secret_env = "FORWARD_SECRET"
-concurrency = 32
+concurrency = ${FORWARD_CONCURRENCY:-32}
 TOML
 }
 start() {
@@ -48,18 +51,20 @@ start() {
 stop() { kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; }
 now() { date +%s.%N; }
 
-echo "== ingest $EVENTS new events at $CONNS connections (receiver down, the worker idle)"
-config 60000
+echo "== ingest $EVENTS new events at $CONNS connections (an ingest-only instance: no worker)"
+config 60000 false
 start
 "$BENCH" http --url http://127.0.0.1:8000 --source demo -c "$CONNS" --events "$EVENTS" --no-check --label ingest --json "$WORK/ingest.json" | tail -n 3
 stop
 echo "pending: $(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")"
 
+# DRAIN_SQL: statements to run before the drain (to compare index sets on one binary).
+[ -n "${DRAIN_SQL:-}" ] && sql "$DRAIN_SQL" >/dev/null
 echo "== drain the backlog to a bare receiver, ingestion idle"
 "$BENCH" baseline-server --port 8001 &
 PIDS+=($!)
 sleep 1
-config 50
+config 50 true
 T0=$(now)
 start
 while [ "$(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")" != 0 ]; do sleep 0.2; done

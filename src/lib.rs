@@ -231,9 +231,10 @@ async fn ignite(
     settings.validate().map_err(|e| e.to_string())?;
     let metrics = Arc::new(Metrics::new());
     // `forward` needs each source's ordering pointer, so it is built with the settings.
+    let wake = forward::Wake::default();
     let registry = registry.clone().with(
         config::FORWARD_HANDLER,
-        forward::Forward::new(&settings, clock.clone()),
+        forward::Forward::new(&settings, clock.clone(), wake.clone()),
     );
     let sources = Sources::build(&settings, &registry, env, &metrics)?;
     let targets = forward::targets(&settings, env)?;
@@ -270,7 +271,7 @@ async fn ignite(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let forwarder = if targets.is_empty() {
+    let forwarder = if targets.is_empty() || !settings.forward_worker {
         None
     } else {
         let forward_metrics = forward::metrics::ForwardMetrics::new(metrics.registry());
@@ -280,6 +281,7 @@ async fn ignite(
             clock.clone(),
             forward_metrics,
             Duration::from_millis(settings.forward_poll_ms),
+            wake,
         )?;
         Some(worker.spawn(Duration::from_secs(settings.shutdown_grace_secs)))
     };

@@ -19,6 +19,7 @@ mod m20261123_000002_rejections;
 mod m20261123_000003_attempt_token;
 mod m20261123_000004_outbox;
 mod m20261129_000001_operator;
+mod m20261129_000002_settled_deliveries;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_attempt_token::Migration),
             Box::new(m20261123_000004_outbox::Migration),
             Box::new(m20261129_000001_operator::Migration),
+            Box::new(m20261129_000002_settled_deliveries::Migration),
         ]
     }
 }

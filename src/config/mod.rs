@@ -108,6 +108,11 @@ pub struct Settings {
     #[default = 200]
     #[validate(range(min = 10, max = 60000))]
     pub forward_poll_ms: u64,
+    /// Whether this instance delivers. `false`: it still writes each event's outbox row in the
+    /// event's transaction, and instances with `true` deliver them (an ingest-only instance, or
+    /// a backlog held while the app is being moved).
+    #[default = true]
+    pub forward_worker: bool,
     #[default(LogFormat::Text)]
     pub log_format: LogFormat,
     pub sources: BTreeMap<String, SourceConfig>,

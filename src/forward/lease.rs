@@ -20,10 +20,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
 };
 
-use super::outbox::{DEAD, DELIVERED, PENDING};
+use super::outbox::{not_delivered, state_is, DEAD, DELIVERED, PENDING};
 use crate::entities::attempt;
 use crate::entities::delivery::{self, Column};
 
@@ -56,13 +56,7 @@ pub async fn claim(
 ) -> Result<Vec<delivery::Model>, DbErr> {
     let backend = db.get_database_backend();
     let txn = db.begin().await?;
-    let mut candidates = delivery::Entity::find()
-        .select_only()
-        .column(Column::Id)
-        .filter(claimable(source, now))
-        .order_by_asc(Column::NextAttemptAt)
-        .order_by_asc(Column::Id)
-        .limit(limit);
+    let mut candidates = due(source, limit, now);
     if backend != DatabaseBackend::Sqlite {
         candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
@@ -88,15 +82,29 @@ pub async fn claim(
         .await
 }
 
+/// The ids of up to `limit` claimable rows of `source`, the longest due first: the claim's
+/// candidates, read from `idx_deliveries_due_pending` (a test checks each backend's plan).
+pub fn due(source: &str, limit: u64, now: DateTime<Utc>) -> Select<delivery::Entity> {
+    delivery::Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(claimable(source, now))
+        .order_by_asc(Column::NextAttemptAt)
+        .order_by_asc(Column::Id)
+        .limit(limit)
+}
+
 /// Pending and not leased (or the lease ran out). The UPDATE that takes a lease repeats this
 /// (MySQL refuses an UPDATE whose subquery reads its own table, so the ordering check is the
 /// SELECT's, under its row locks).
 fn unleased(now: DateTime<Utc>) -> Condition {
-    Condition::all().add(Column::Status.eq(PENDING)).add(
-        Condition::any()
-            .add(Column::LeaseUntil.is_null())
-            .add(Column::LeaseUntil.lt(now)),
-    )
+    Condition::all()
+        .add(state_is(delivery::Entity, PENDING))
+        .add(
+            Condition::any()
+                .add(Column::LeaseUntil.is_null())
+                .add(Column::LeaseUntil.lt(now)),
+        )
 }
 
 /// Pending, due, not leased (or the lease ran out), and first of its ordering key.
@@ -110,7 +118,7 @@ fn claimable(source: &str, now: DateTime<Utc>) -> Condition {
             Expr::col((earlier.clone(), Column::OrderingKey))
                 .equals((table.clone(), Column::OrderingKey)),
         )
-        .and_where(Expr::col((earlier.clone(), Column::Status)).eq(PENDING))
+        .and_where(state_is(earlier.clone(), PENDING))
         .and_where(Expr::col((earlier, Column::Id)).lt(Expr::col((table, Column::Id))))
         .to_owned();
     unleased(now)
@@ -287,7 +295,7 @@ pub struct Backlog {
 }
 
 /// Every source's backlog, in one grouped read of the pending and dead rows (the
-/// `(source, status, created_at, …)` index covers it). A source with neither is absent.
+/// `(source, status, created_at, …)` index of undelivered rows covers it). A source with neither is absent.
 pub async fn backlogs<C: ConnectionTrait>(
     db: &C,
 ) -> Result<std::collections::HashMap<String, Backlog>, DbErr> {
@@ -298,6 +306,7 @@ pub async fn backlogs<C: ConnectionTrait>(
         .column_as(Expr::col(Column::KeyDigest).count(), "n")
         .column_as(Expr::col(Column::CreatedAt).min(), "oldest")
         .filter(Column::Status.is_in([PENDING, DEAD]))
+        .filter(not_delivered())
         .group_by(Column::Source)
         .group_by(Column::Status)
         .into_tuple()

@@ -25,7 +25,10 @@ pub mod outbox;
 mod recorder;
 pub mod worker;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 pub use outbox::Forward;
 pub use worker::{Forwarder, ForwarderTask};
@@ -46,6 +49,25 @@ pub struct Target {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub concurrency: usize,
+}
+
+/// A nudge to the delivery worker: "there may be something to claim now". The `forward`
+/// handler gives one when its event's transaction commits, and the recorder when it frees
+/// slots; the worker otherwise sleeps `forward_poll_ms` between empty claims, which was most of
+/// the commit → delivered time at moderate rates (BENCHMARKS.md). A nudge given while the
+/// worker is busy is kept (one, however many arrive) and ends its next wait at once, so none is
+/// lost. Rows committed by another instance are still found by the poll.
+#[derive(Clone, Default)]
+pub struct Wake(Arc<Notify>);
+
+impl Wake {
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+
+    pub async fn wait(&self) {
+        self.0.notified().await;
+    }
 }
 
 /// How much longer than the attempt's timeout a lease lasts: the time to settle the row.

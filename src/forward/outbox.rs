@@ -8,10 +8,12 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use sea_orm::sea_query::{Expr, ExprTrait, IntoIden};
 use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, DatabaseTransaction, EntityTrait};
 use sha2::{Digest, Sha256};
 use wire::pointer::{self, Found, Pointer};
 
+use super::Wake;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::entities::delivery;
@@ -23,14 +25,30 @@ pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
 pub const DEAD: &str = "dead";
 
+/// `<table>.status = '<state>'`, the state written into the SQL text rather than bound.
+/// PostgreSQL and SQLite use a partial index (migration `m20261129_000002`) only when the
+/// query's own text implies the index's predicate, which a bound parameter never does.
+/// `state` is one of the constants above, never input.
+pub fn state_is(table: impl IntoIden, state: &'static str) -> Expr {
+    Expr::col((table, delivery::Column::Status)).eq(Expr::cust(format!("'{state}'")))
+}
+
+/// Pending or dead, as the predicate of the partial list indexes reads: the condition that
+/// lets a list of pending or dead rows, or the backlog count, walk those small indexes.
+pub fn not_delivered() -> Expr {
+    Expr::col((delivery::Entity, delivery::Column::Status)).ne(Expr::cust(format!("'{DELIVERED}'")))
+}
+
 pub struct Forward {
     /// Each forwarding source's `ordering` pointer (`None`: unordered).
     ordering: HashMap<String, Option<Pointer>>,
     clock: Clock,
+    /// Wakes this instance's worker once the rows are committed.
+    wake: Wake,
 }
 
 impl Forward {
-    pub fn new(settings: &Settings, clock: Clock) -> Self {
+    pub fn new(settings: &Settings, clock: Clock, wake: Wake) -> Self {
         let ordering = settings
             .sources
             .iter()
@@ -41,7 +59,11 @@ impl Forward {
                 Some((name.clone(), pointer))
             })
             .collect();
-        Self { ordering, clock }
+        Self {
+            ordering,
+            clock,
+            wake,
+        }
     }
 
     fn row(&self, event: &Event) -> Result<delivery::ActiveModel, HandlerError> {
@@ -96,6 +118,10 @@ impl Handler for Forward {
             .exec_without_returning(txn)
             .await?;
         Ok(())
+    }
+
+    fn committed(&self) {
+        self.wake.notify();
     }
 }
 

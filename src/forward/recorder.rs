@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::lease;
 use super::metrics::{Class, ForwardMetrics, Settled};
+use super::Wake;
 use crate::clock::Clock;
 
 /// Delivered attempts recorded per round (one statement per claim and status among them).
@@ -35,6 +36,7 @@ pub async fn record_delivered(
     clock: Clock,
     metrics: ForwardMetrics,
     leases: Arc<DashMap<i64, [u8; 16]>>,
+    wake: Wake,
     mut rx: mpsc::Receiver<Delivered>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
@@ -66,5 +68,6 @@ pub async fn record_delivered(
             metrics.latency(&d.source).observe(latency.as_secs_f64());
             drop(d.permit);
         }
+        wake.notify();
     }
 }

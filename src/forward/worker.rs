@@ -1,7 +1,8 @@
 //! The delivery worker: one task per instance. It claims due deliveries of each forwarding
 //! source (as many as that source has free slots, once at least half are free, so claims come
 //! in batches), runs each attempt on its own task, waits for attempts to finish while every
-//! slot is busy, and sleeps `forward_poll_ms` when there was nothing to claim.
+//! slot is busy, and sleeps `forward_poll_ms` when there was nothing to claim, unless woken
+//! first ([`Wake`]: an event committed on this instance, or slots freed).
 //!
 //! Memory is bounded by `concurrency` rows per source, whatever the backlog. The leases this
 //! instance holds are listed (a `DashMap`, shared with the attempt tasks), so that a shutdown
@@ -20,7 +21,7 @@ use super::attempt::{self, Answer};
 use super::lease::{self, Settle};
 use super::metrics::{ForwardMetrics, Settled};
 use super::recorder::{record_delivered, Delivered};
-use super::Target;
+use super::{Target, Wake};
 use crate::clock::Clock;
 use crate::engine::db_error::{classify, DbErrorKind};
 use crate::entities::delivery;
@@ -43,6 +44,7 @@ pub struct Forwarder {
     delivered: mpsc::Sender<Delivered>,
     /// Its receiving end, until `spawn` starts the recorder with it.
     recorder: Option<mpsc::Receiver<Delivered>>,
+    wake: Wake,
 }
 
 /// The running worker; stops with the app (see `ForwarderTask::stop`).
@@ -58,6 +60,7 @@ impl Forwarder {
         clock: Clock,
         metrics: ForwardMetrics,
         poll: Duration,
+        wake: Wake,
     ) -> Result<Self, String> {
         // One pool of connections to the app, reused across attempts.
         let client = reqwest::Client::builder()
@@ -85,6 +88,7 @@ impl Forwarder {
             leases: Arc::new(DashMap::new()),
             delivered,
             recorder: Some(recorder),
+            wake,
         })
     }
 
@@ -108,6 +112,7 @@ impl Forwarder {
                 this.clock.clone(),
                 this.metrics.clone(),
                 this.leases.clone(),
+                this.wake.clone(),
                 rx,
             ));
         }
@@ -120,29 +125,37 @@ impl Forwarder {
                 gauges_at = tokio::time::Instant::now();
             }
             if !this.wants_more() {
-                // Every source busy: claim again once attempts finish, in a batch, not one
-                // claim per finished attempt.
+                // Every source busy: claim again once slots are freed (an attempt that failed
+                // frees its own; the recorder frees delivered ones in a batch and wakes us),
+                // not once per finished attempt.
                 tokio::select! {
-                    _ = attempts.join_next() => {}
+                    Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
+                    _ = this.wake.wait() => {}
                     _ = stopped.changed() => {}
                 }
                 continue;
             }
             match this.claim_all(&mut attempts).await {
-                Ok(0) => Self::pause(&mut stopped, this.poll).await, // nothing due
+                Ok(0) => this.pause(&mut stopped, this.poll).await, // nothing due
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "forwarding: cannot claim deliveries");
-                    Self::pause(&mut stopped, ERROR_PAUSE).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(ERROR_PAUSE) => {}
+                        _ = stopped.changed() => {}
+                    }
                 }
             }
         }
         this.shutdown(attempts, grace).await;
     }
 
-    async fn pause(stopped: &mut watch::Receiver<bool>, d: Duration) {
+    /// Nothing was due: the next claim after `d`, or as soon as this instance commits an event
+    /// to forward.
+    async fn pause(&self, stopped: &mut watch::Receiver<bool>, d: Duration) {
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
+            _ = self.wake.wait() => {}
             _ = stopped.changed() => {}
         }
     }
@@ -243,6 +256,7 @@ impl Forwarder {
         }
         self.leases.remove(&row.id);
         drop(permit);
+        self.wake.notify();
         self.metrics.attempt(&row.source, settled, answer.class);
         if settled == Settled::Dead {
             tracing::warn!(

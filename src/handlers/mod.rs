@@ -73,6 +73,20 @@ pub trait Handler: Send + Sync + 'static {
         }
         Ok(())
     }
+
+    /// Called after a transaction in which this handler ran has committed (never after a
+    /// rollback). For what must not start before the handler's rows are visible to other
+    /// connections: the `forward` handler wakes the delivery worker here, so a new event is
+    /// delivered at once rather than at the worker's next poll. It must be quick and must not
+    /// fail: the event is settled whatever it does.
+    fn committed(&self) {}
+}
+
+/// Runs [`Handler::committed`] of each handler once.
+pub fn committed<'a>(handlers: impl IntoIterator<Item = &'a Arc<dyn Handler>>) {
+    for handler in handlers {
+        handler.committed();
+    }
 }
 
 /// Handlers by name, as sources refer to them in Rocket.toml.

@@ -59,6 +59,7 @@ impl Store {
                 return Err(batch_failure(err));
             }
         }
+        crate::handlers::committed(by_handler(events).into_iter().map(|(h, _)| h));
         Ok(check)
     }
 }

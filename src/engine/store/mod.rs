@@ -276,6 +276,7 @@ impl Store {
                 return Err(err);
             }
         }
+        crate::handlers::committed(handlers);
         Ok(Verdict {
             committed: Committed::Processed,
             check,

@@ -146,6 +146,7 @@ impl Store {
             txn.commit().await
         };
         written.await.map_err(engine_error)?;
+        crate::handlers::committed(handlers);
         tracing::warn!(
             source = %event.key.source,
             event_type = %event.key.event_type,

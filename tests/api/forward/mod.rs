@@ -446,3 +446,4 @@ async fn shutdown_gives_back_the_leases_it_did_not_wait_for(backend: Backend) {
 mod fleet;
 mod galera;
 mod retention;
+mod wake;
