@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${1:-100000}
 CONNS=${2:-16}
-BIN=$PWD/target/release/idemhook
+BIN=${IDEMHOOK_BIN:-$PWD/target/release/idemhook}
 BENCH=$PWD/target/release/idemhook-bench
 WORK=$(mktemp -d)
 PIDS=()
