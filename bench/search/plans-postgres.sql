@@ -38,6 +38,10 @@ PREPARE failed_source(int4, text, int8) AS SELECT "failed_attempts"."key_digest"
 PREPARE failed_type(int4, text, int8) AS SELECT "failed_attempts"."key_digest", "failed_attempts"."last_failed_at" FROM "failed_attempts" WHERE (NOT EXISTS(SELECT $1 FROM "processed_events" WHERE "processed_events"."key_digest" = "failed_attempts"."key_digest")) AND "failed_attempts"."event_type" = $2 ORDER BY "failed_attempts"."last_failed_at" DESC, "failed_attempts"."key_digest" DESC LIMIT $3;
 PREPARE failed_cursor(int4, timestamptz, timestamptz, bytea, int8) AS SELECT "failed_attempts"."key_digest", "failed_attempts"."last_failed_at" FROM "failed_attempts" WHERE (NOT EXISTS(SELECT $1 FROM "processed_events" WHERE "processed_events"."key_digest" = "failed_attempts"."key_digest")) AND "failed_attempts"."last_failed_at" <= $2 AND ("failed_attempts"."last_failed_at" < $3 OR "failed_attempts"."key_digest" < $4) ORDER BY "failed_attempts"."last_failed_at" DESC, "failed_attempts"."key_digest" DESC LIMIT $5;
 PREPARE failed_window(int4, timestamptz, timestamptz, int8) AS SELECT "failed_attempts"."key_digest", "failed_attempts"."last_failed_at" FROM "failed_attempts" WHERE (NOT EXISTS(SELECT $1 FROM "processed_events" WHERE "processed_events"."key_digest" = "failed_attempts"."key_digest")) AND "failed_attempts"."last_failed_at" >= $2 AND "failed_attempts"."last_failed_at" < $3 ORDER BY "failed_attempts"."last_failed_at" DESC, "failed_attempts"."key_digest" DESC LIMIT $4;
+-- Pending and dead: the state written as a literal, with the partial indexes' predicate
+-- (migration m20261129_000002); delivered: bound, walked on (created_at, key_digest).
+PREPARE deliveries_dead(int8) AS SELECT "deliveries"."key_digest", "deliveries"."created_at" FROM "deliveries" WHERE "deliveries"."status" = 'dead' AND "deliveries"."status" <> 'delivered' ORDER BY "deliveries"."created_at" DESC, "deliveries"."key_digest" DESC LIMIT $1;
+PREPARE deliveries_pending_source(text, int8) AS SELECT "deliveries"."key_digest", "deliveries"."created_at" FROM "deliveries" WHERE "deliveries"."status" = 'pending' AND "deliveries"."status" <> 'delivered' AND "deliveries"."source" = $1 ORDER BY "deliveries"."created_at" DESC, "deliveries"."key_digest" DESC LIMIT $2;
 PREPARE deliveries(text, int8) AS SELECT "deliveries"."key_digest", "deliveries"."created_at" FROM "deliveries" WHERE "deliveries"."status" = $1 ORDER BY "deliveries"."created_at" DESC, "deliveries"."key_digest" DESC LIMIT $2;
 
 \echo
@@ -62,8 +66,12 @@ EXPLAIN (ANALYZE, BUFFERS) EXECUTE settled_window('processed', :'since', :'until
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE settled_window('rejected', :'since', :'until', 51);
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE failed_window(1, :'since', :'until', 51);
 
-\echo ==== (f) status=dead ====
-EXPLAIN (ANALYZE, BUFFERS) EXECUTE deliveries('dead', 51);
+\echo ==== (f) status=dead; (f2) status=delivery_pending&source=std; (f3) status=delivered ====
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE deliveries_dead(51);
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE deliveries_pending_source('std', 51);
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE deliveries('delivered', 51);
+\echo ==== (f4) the backlog gauges (every 5 s, and the console) ====
+EXPLAIN (ANALYZE, BUFFERS) SELECT "deliveries"."source", "deliveries"."status", COUNT("deliveries"."key_digest") AS "n", MIN("deliveries"."created_at") AS "oldest" FROM "deliveries" WHERE "deliveries"."status" IN ('pending', 'dead') AND "deliveries"."status" <> 'delivered' GROUP BY "deliveries"."source", "deliveries"."status";
 
 \echo ==== (g) type=event.type_07 (residual filter) ====
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE settled_type('processed', 'event.type_07', 51);
@@ -102,5 +110,7 @@ EXPLAIN (ANALYZE, BUFFERS) EXECUTE settled_cursor('processed', :'cur_t', :'cur_t
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE settled_window('processed', :'since', :'until', 51);
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE settled_type('rejected', 'event.type_07', 51);
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE failed(1, 51);
-EXPLAIN (ANALYZE, BUFFERS) EXECUTE deliveries('dead', 51);
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE deliveries_dead(51);
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE deliveries_pending_source('std', 51);
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE deliveries('delivered', 51);
 RESET plan_cache_mode;
