@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Forwarding on PostgreSQL: the time to drain a 100,000-event backlog to a bare receiver with
+# Forwarding on PostgreSQL (or MariaDB, DB=mariadb): the time to drain a 100,000-event backlog to a bare receiver with
 # ingestion idle, next to the ingest rate that built it; then the commit → delivered latency
 # with events arriving at half that rate (RATES="half 1000 500" adds paced rates).
 #
 # Usage: bench/forward.sh [events (100000)] [connections (16)]
 # Environment: FORWARD_CONCURRENCY (the source's `concurrency`, default 32), RATES (below),
-# DRAIN_SQL (run before the drain).
+# DRAIN_SQL (run before the drain), DB (postgres or mariadb).
 # Needs the release binaries (cargo build --release; cargo build --release -p idemhook-bench)
 # and PostgreSQL as on the developers' machines. The receiver is the bench tool's bare Rocket
 # route (baseline-server), which answers 200 to any JSON body.
@@ -20,9 +20,20 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 DBNAME=idemhook_forward_bench
-URL="postgres://postgres@127.0.0.1:5432/$DBNAME"
-psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $DBNAME WITH (FORCE)" -qc "CREATE DATABASE $DBNAME"
-sql() { psql -h 127.0.0.1 -U postgres -d "$DBNAME" -Atqc "$1"; }
+# DB: postgres (default) or mariadb.
+case ${DB:-postgres} in
+  postgres)
+    URL="postgres://postgres@127.0.0.1:5432/$DBNAME"
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $DBNAME WITH (FORCE)" -qc "CREATE DATABASE $DBNAME"
+    sql() { psql -h 127.0.0.1 -U postgres -d "$DBNAME" -Atqc "$1"; }
+    LATENCY_MS="extract(epoch FROM delivered_at - created_at) * 1000" ;;
+  mariadb)
+    URL="mysql://root@127.0.0.1:3306/$DBNAME"
+    mysql -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $DBNAME; CREATE DATABASE $DBNAME"
+    sql() { mysql -h127.0.0.1 -uroot -N -B "$DBNAME" -e "$1"; }
+    LATENCY_MS="TIMESTAMPDIFF(MICROSECOND, created_at, delivered_at) / 1000" ;;
+  *) echo "DB must be postgres or mariadb" >&2; exit 2 ;;
+esac
 export FORWARD_SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
 
 config() { # poll_ms [worker: true|false]
@@ -74,7 +85,7 @@ import sys
 t0, t1, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 print(f"drained {n} deliveries in {t1 - t0:.1f} s (from launch): {n / (t1 - t0):,.0f} deliveries/s")
 PY
-echo "attempts: $(sql "SELECT sum(attempts), count(*) FILTER (WHERE status = 'delivered') FROM deliveries")"
+echo "attempts: $(sql "SELECT sum(attempts), sum(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END) FROM deliveries")"
 
 HALF=$(python3 -c "import json; print(int(json.load(open('$WORK/ingest.json'))['throughput_per_sec'] / 2))")
 # RATES: the paced rates to measure latency at ("half" = half the ingest rate above).
@@ -84,5 +95,10 @@ for RATE in ${RATES:-half}; do
   sql "TRUNCATE deliveries" >/dev/null
   "$BENCH" http --url http://127.0.0.1:8000 --source demo -c "$CONNS" --duration 20 --rate "$RATE" --no-check --label "rate$RATE" | tail -n 3
   while [ "$(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")" != 0 ]; do sleep 0.2; done
-  sql "SELECT count(*) || ' delivered; latency ms p50 ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ', p90 ' || round(percentile_cont(0.9) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ', p99 ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ', max ' || round(max(ms)::numeric, 1) FROM (SELECT extract(epoch FROM delivered_at - created_at) * 1000 AS ms FROM deliveries) t"
+  sql "SELECT $LATENCY_MS FROM deliveries" | python3 -c '
+import statistics, sys
+ms = sorted(float(line) for line in sys.stdin if line.strip())
+q = statistics.quantiles(ms, n=100, method="inclusive")
+print(f"{len(ms)} delivered; latency ms p50 {q[49]:.1f}, p90 {q[89]:.1f}, p99 {q[98]:.1f}, max {ms[-1]:.1f}")'
+
 done

@@ -22,7 +22,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, TransactionTrait,
+    DbErr, EntityTrait, IsolationLevel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    TransactionTrait,
 };
 
 use super::outbox::{not_delivered, state_is, DEAD, DELIVERED, PENDING};
@@ -81,7 +82,14 @@ pub async fn claim(
         rows.sort_unstable_by_key(|row| row.id);
         return Ok(rows);
     }
-    let txn = db.begin().await?;
+    // READ COMMITTED: under MariaDB's default REPEATABLE READ, the locking read also locks
+    // the gaps of the index range it walks, and every new event's outbox INSERT falls into
+    // that range (due now): ingestion waited on each claim, and with claims as frequent as
+    // commits, commit → delivered reached seconds at half the ingest rate (BENCHMARKS.md).
+    // Row locks on the candidates are all a claim needs.
+    let txn = db
+        .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+        .await?;
     let candidates =
         due(source, limit, now).lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     let ids: Vec<i64> = candidates.into_tuple().all(&txn).await?;
