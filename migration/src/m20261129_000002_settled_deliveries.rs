@@ -4,8 +4,9 @@
 //! operator's lists of pending and dead deliveries (`idx_deliveries_status_recent`,
 //! `idx_deliveries_source_recent`) all key on `status`. On PostgreSQL an UPDATE that changes an
 //! indexed column cannot be HOT and adds an entry to *every* index of the table, so each
-//! delivered attempt wrote seven index entries; the two list indexes alone cut a 30,000-event
-//! drain from 2,560 to 1,524 deliveries/s (BENCHMARKS.md).
+//! delivered attempt wrote seven index entries. (The drain's slowdown once blamed on the two
+//! list indexes turned out to be the claim's plan on an unanalyzed table; BENCHMARKS.md,
+//! "Forwarding: the drain, found and fixed". This migration still saves the index writes.)
 //!
 //! Only pending rows are claimed or block an ordering key, and only pending and dead rows are
 //! few enough to need an index of their own: delivered rows are nearly all of the table, and

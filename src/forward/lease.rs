@@ -10,9 +10,9 @@
 //! writing statement at a time. MariaDB, which cannot update a table it reads in a subquery,
 //! selects them `FOR UPDATE SKIP LOCKED` and then updates them in the same transaction,
 //! repeating the conditions; on Galera, where row locks are local to a node, two nodes' claims
-//! of one row collide at COMMIT (error 1213) and one of them claims nothing. Every later statement on the
-//! row names the token (a fence): an instance whose lease expired and was taken over cannot
-//! settle a row it no longer holds.
+//! of one row collide at COMMIT (error 1213) and one of them claims nothing. Every later
+//! statement on the row names the token (a fence): an instance whose lease expired and was
+//! taken over cannot settle a row it no longer holds.
 //!
 //! **Order.** With an ordering key, a row is claimable only while no earlier row (smaller id)
 //! of the same key is pending: delivery N+1 does not start until N is delivered or dead.
@@ -324,7 +324,8 @@ pub struct Backlog {
 }
 
 /// Every source's backlog, in one grouped read of the pending and dead rows (the
-/// `(source, status, created_at, …)` index of undelivered rows covers it). A source with neither is absent.
+/// `(source, status, created_at, …)` index of undelivered rows covers it). A source with
+/// neither is absent.
 pub async fn backlogs<C: ConnectionTrait>(
     db: &C,
 ) -> Result<std::collections::HashMap<String, Backlog>, DbErr> {

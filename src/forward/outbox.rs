@@ -39,6 +39,11 @@ pub fn not_delivered() -> Expr {
     Expr::col((delivery::Entity, delivery::Column::Status)).ne(Expr::cust(format!("'{DELIVERED}'")))
 }
 
+/// Rows in `state` (pending or dead), written so that the partial list indexes serve them.
+pub fn in_undelivered_state(state: &'static str) -> Expr {
+    state_is(delivery::Entity, state).and(not_delivered())
+}
+
 pub struct Forward {
     /// Each forwarding source's `ordering` pointer (`None`: unordered).
     ordering: HashMap<String, Option<Pointer>>,

@@ -22,7 +22,7 @@ use super::view::rfc3339;
 use super::OperatorError;
 use crate::entities::job::{self, Column};
 use crate::entities::{delivery, failed_attempt, processed_event};
-use crate::forward::outbox::{not_delivered, state_is, DEAD};
+use crate::forward::outbox::{in_undelivered_state, DEAD};
 
 pub const REDRIVE: &str = "redrive";
 pub const REPLAY: &str = "replay";
@@ -160,9 +160,7 @@ pub async fn count(db: &impl ConnectionTrait, f: &Filters) -> Result<u64, DbErr>
     }
     match f.status {
         Some(Status::Dead) => narrowed!(
-            delivery::Entity::find()
-                .filter(state_is(delivery::Entity, DEAD))
-                .filter(not_delivered()),
+            delivery::Entity::find().filter(in_undelivered_state(DEAD)),
             delivery,
             CreatedAt
         ),

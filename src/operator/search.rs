@@ -27,7 +27,7 @@ use sea_orm::{
 use super::filter::{Cursor, ListQuery, Status};
 use crate::entities::{delivery, failed_attempt, processed_event};
 use crate::event::key::Sha256Digest;
-use crate::forward::outbox::{not_delivered, state_is, DELIVERED};
+use crate::forward::outbox::{in_undelivered_state, DELIVERED};
 
 /// An item of a page before it is read whole: its time and its digest.
 pub type Hit = (DateTime<Utc>, Sha256Digest);
@@ -145,9 +145,7 @@ async fn deliveries(
     } else {
         // Few rows, in the partial indexes of undelivered rows, whose predicate the query must
         // state in its own text for PostgreSQL and SQLite to use them.
-        select
-            .filter(state_is(delivery::Entity, status))
-            .filter(not_delivered())
+        select.filter(in_undelivered_state(status))
     };
     let columns = Columns {
         time: C::CreatedAt,

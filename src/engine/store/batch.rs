@@ -41,7 +41,8 @@ impl Store {
             return Err(batch_failure(err));
         }
         let check = started.elapsed();
-        let run = tokio::time::timeout(self.bounds.handlers, run_batch(events, &txn));
+        let groups = by_handler(events);
+        let run = tokio::time::timeout(self.bounds.handlers, run_batch(&groups, &txn));
         let failure = match run.await {
             Ok(Ok(())) => None,
             Ok(Err(HandlerError::Db(err))) => Some(batch_failure(AttemptError::Db(err))),
@@ -59,7 +60,7 @@ impl Store {
                 return Err(batch_failure(err));
             }
         }
-        crate::handlers::committed(by_handler(events).into_iter().map(|(h, _)| h));
+        crate::handlers::committed(groups.iter().map(|(h, _)| *h));
         Ok(check)
     }
 }
@@ -67,11 +68,11 @@ impl Store {
 /// Each handler of the group once, with its events ([`Handler::handle_batch`]); a panic is a
 /// failure like any other.
 async fn run_batch(
-    events: &[(&Event, &[Arc<dyn Handler>])],
+    groups: &[(&Arc<dyn Handler>, Vec<&Event>)],
     txn: &DatabaseTransaction,
 ) -> Result<(), HandlerError> {
-    for (handler, its_events) in by_handler(events) {
-        AssertUnwindSafe(handler.handle_batch(&its_events, txn))
+    for (handler, its_events) in groups {
+        AssertUnwindSafe(handler.handle_batch(its_events, txn))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(HandlerError::failed("a handler panicked in a group")))?;
