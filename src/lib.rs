@@ -157,7 +157,7 @@ struct AppState {
     sweeper: SweeperTask,
     forwarder: Forwarding,
     jobs: operator::runner::JobRunnerTask,
-    read_limits: operator::ReadLimits,
+    operator_limits: operator::OperatorLimits,
     activity: Arc<activity::Activity>,
     activity_task: activity::ActivityTask,
 }
@@ -179,7 +179,7 @@ impl AppState {
             .manage(self.sweeper)
             .manage(self.forwarder)
             .manage(self.jobs)
-            .manage(self.read_limits)
+            .manage(self.operator_limits)
             .manage(self.activity)
             .manage(self.activity_task)
             .manage(routes::health::Readiness::default())
@@ -301,8 +301,10 @@ async fn ignite(
     .spawn();
     let engine = Arc::new(engine);
     let sources = Arc::new(sources);
+    let limits = operator::OperatorLimits(db::per_transaction_limits(&url, &settings));
     let jobs = operator::runner::JobRunner {
         db: db.clone(),
+        limits,
         engine: engine.clone(),
         sources: sources.clone(),
         clock: clock.clone(),
@@ -313,7 +315,6 @@ async fn ignite(
             .filter(|t| !t.is_empty())
             .map(str::to_owned),
     );
-    let read_limits = operator::ReadLimits(db::per_transaction_limits(&url, &settings));
     let activity = Arc::new(activity::Activity::new(&sources, clock.clone()));
     let activity_task = activity.clone().spawn();
     Ok(AppState {
@@ -326,7 +327,7 @@ async fn ignite(
         sweeper,
         forwarder: Forwarding(forwarder),
         jobs,
-        read_limits,
+        operator_limits: limits,
         activity,
         activity_task,
     })

@@ -16,14 +16,17 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use crate::db::Limits;
 use crate::event::EngineError;
 
-/// The statement and lock bounds an operator's read runs under, where the session does not
-/// already carry them (MariaDB/MySQL; see `db::limits`). Without them a filter no index
-/// serves (an event type that matches nothing, on 10 million rows) ran for ten minutes on
-/// MariaDB holding a pool connection the writers need (BENCHMARKS.md).
-pub struct ReadLimits(pub Option<Limits>);
+/// The statement and lock bounds an operator's transactions run under (reads and the job
+/// runner's batches), where the session does not already carry them (MariaDB/MySQL; see
+/// `db::limits`). Without them a filter no index serves (an event type that matches nothing,
+/// on 10 million rows) ran for ten minutes on MariaDB holding a pool connection the writers
+/// need (BENCHMARKS.md), and a redrive batch meeting a row locked elsewhere waited out
+/// InnoDB's 50 s lock wait.
+#[derive(Debug, Clone, Copy)]
+pub struct OperatorLimits(pub Option<Limits>);
 
-impl ReadLimits {
-    /// A transaction for an operator's reads, bounded like an ingest transaction.
+impl OperatorLimits {
+    /// A transaction for an operator, bounded like an ingest transaction.
     pub async fn begin(&self, db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
         let txn = db.begin().await?;
         if let Some(limits) = &self.0 {

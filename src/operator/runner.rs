@@ -6,13 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use tokio::sync::{watch, Notify};
 
 use super::filter::{Cursor, Filters, ListQuery};
 use super::jobs::{self, Progress, REDRIVE};
 use super::replay::replay;
-use super::{search, OperatorError};
+use super::{search, OperatorError, OperatorLimits};
 use crate::clock::Clock;
 use crate::engine::store::ReplayRequest;
 use crate::engine::Engine;
@@ -23,12 +23,22 @@ use crate::providers::Sources;
 
 /// Items per batch: one redrive statement, or this many replays between two looks at `stop`.
 const BATCH: u64 = 100;
+/// A failed batch is tried again this many times, after `RETRY_PAUSE`, doubling up to
+/// `RETRY_PAUSE_MAX` (4.6 s in all), from where
+/// the job stands, before the job is left to its lease (30 s). The failures this absorbs are
+/// races, gone on the next try: on SQLite, a batch's read-then-write transaction cannot
+/// upgrade its lock once another writer committed meanwhile and fails at once (the redrive
+/// job lost to twenty jobs being created, and then sat 30 s); deadlocks elsewhere.
+const RETRIES: u32 = 8;
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+const RETRY_PAUSE_MAX: Duration = Duration::from_secs(1);
 /// How often an idle runner looks for a job it did not hear of (one started elsewhere, or
 /// one whose runner died).
 const POLL: Duration = Duration::from_secs(2);
 
 pub struct JobRunner {
     pub db: DatabaseConnection,
+    pub limits: OperatorLimits,
     pub engine: Arc<Engine>,
     pub sources: Arc<Sources>,
     pub clock: Clock,
@@ -105,6 +115,7 @@ impl JobRunner {
             }
         };
         tracing::info!(job = id, kind = %job.kind, "jobs: working a job");
+        let mut failures = 0;
         loop {
             if *stopped.borrow() {
                 return;
@@ -120,18 +131,43 @@ impl JobRunner {
                 self.replay_batch(id, token, &query, stopped).await
             };
             match step {
-                Ok(Some(next)) => cursor = Some(next),
+                Ok(Some(next)) => {
+                    cursor = Some(next);
+                    failures = 0;
+                }
                 Ok(None) => {
                     tracing::info!(job = id, "jobs: job done");
                     return;
                 }
+                Err(err) if failures < RETRIES => {
+                    tracing::info!(job = id, error = %err, "jobs: a batch failed; trying it again");
+                    jobs::note_error(&self.db, id, token, &err.to_string()).await;
+                    tokio::time::sleep((RETRY_PAUSE * 2u32.pow(failures)).min(RETRY_PAUSE_MAX))
+                        .await;
+                    failures += 1;
+                    match self.resume_at(id, token).await {
+                        Some(stored) => cursor = stored,
+                        None => return,
+                    }
+                }
                 Err(err) => {
-                    tracing::warn!(job = id, error = %err, "jobs: a batch failed; the job is taken up again when its lease runs out");
+                    tracing::warn!(job = id, error = %err, "jobs: a batch failed again; the job is taken up again when its lease runs out");
                     jobs::note_error(&self.db, id, token, &err.to_string()).await;
                     return;
                 }
             }
         }
+    }
+
+    /// Where a job this runner still holds stands in the database, to go on from there after
+    /// a failed batch (a replay batch writes its position after every event, so the batch's
+    /// own start may be behind it). `None`: the lease is lost, the job is finished, or the
+    /// database cannot say; the job is then left to its lease.
+    async fn resume_at(&self, id: i64, token: &[u8; 16]) -> Option<Option<Cursor>> {
+        let job = jobs::get(&self.db, id).await.ok()??;
+        let held = job.status == jobs::RUNNING && job.lease_token.as_deref() == Some(&token[..]);
+        let cursor = job.cursor.as_deref().map(Cursor::decode).transpose().ok()?;
+        held.then_some(cursor)
     }
 
     /// One redrive batch and the job's progress in one transaction. `Ok(None)`: finished (or
@@ -142,7 +178,7 @@ impl JobRunner {
         token: &[u8; 16],
         query: &ListQuery,
     ) -> Result<Option<Cursor>, OperatorError> {
-        let txn = self.db.begin().await?;
+        let txn = self.limits.begin(&self.db).await?;
         let now = self.clock.now();
         let (hits, next) = search::page(&txn, query).await?;
         let digests: Vec<Vec<u8>> = hits.iter().map(|(_, d)| d.to_vec()).collect();

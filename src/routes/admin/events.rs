@@ -24,7 +24,7 @@ use crate::operator::filter::{pairs, ListQuery, Status};
 use crate::operator::jobs::{JobView, REPLAY};
 use crate::operator::runner::JobRunnerTask;
 use crate::operator::view::{EventDetail, EventPage};
-use crate::operator::{replay, ReadLimits};
+use crate::operator::{replay, OperatorLimits};
 use crate::providers::Sources;
 
 pub fn routes() -> Vec<Route> {
@@ -54,7 +54,7 @@ pub async fn list(
     admin: Result<Admin, ApiError>,
     uri: &Origin<'_>,
     db: &State<DatabaseConnection>,
-    limits: &State<ReadLimits>,
+    limits: &State<OperatorLimits>,
 ) -> Result<Json<EventPage>, ApiError> {
     admin?;
     let query = ListQuery::parse(uri.query().map(|q| q.as_str()))?;
@@ -101,7 +101,7 @@ pub async fn event(
     event_id: &str,
     uri: &Origin<'_>,
     db: &State<DatabaseConnection>,
-    limits: &State<ReadLimits>,
+    limits: &State<OperatorLimits>,
 ) -> Result<Json<EventDetail>, ApiError> {
     admin?;
     let (key, _) = key_of(source, event_id, uri, &[])?;
@@ -247,7 +247,7 @@ pub async fn replay_many(
     db: &State<DatabaseConnection>,
     clock: &State<Clock>,
     runner: &State<JobRunnerTask>,
-    limits: &State<ReadLimits>,
+    limits: &State<OperatorLimits>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
     start_job(admin?, REPLAY, uri, db, clock, runner, limits).await
 }

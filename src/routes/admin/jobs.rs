@@ -14,7 +14,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::operator::filter::{pairs, Filters, FILTER_PARAMS};
 use crate::operator::jobs::{self, JobView, REDRIVE};
 use crate::operator::runner::JobRunnerTask;
-use crate::operator::ReadLimits;
+use crate::operator::OperatorLimits;
 
 pub fn routes() -> Vec<Route> {
     routes![redrive, job]
@@ -29,7 +29,7 @@ pub async fn start_job(
     db: &State<DatabaseConnection>,
     clock: &State<Clock>,
     runner: &State<JobRunnerTask>,
-    limits: &State<ReadLimits>,
+    limits: &State<OperatorLimits>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
     let mut params = pairs(uri.query().map(|q| q.as_str()), &FILTER_PARAMS)?;
     let filters = jobs::job_filters(kind, Filters::take(&mut params)?)?;
@@ -74,7 +74,7 @@ pub async fn redrive(
     db: &State<DatabaseConnection>,
     clock: &State<Clock>,
     runner: &State<JobRunnerTask>,
-    limits: &State<ReadLimits>,
+    limits: &State<OperatorLimits>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
     start_job(admin?, REDRIVE, uri, db, clock, runner, limits).await
 }

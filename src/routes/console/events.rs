@@ -12,7 +12,7 @@ use super::page::{api_path, encode, event_href, layout, when, Gate, Page};
 use crate::error::ApiError;
 use crate::operator::filter::ListQuery;
 use crate::operator::view::{Attempt, EventDetail, EventPage};
-use crate::operator::ReadLimits;
+use crate::operator::OperatorLimits;
 use crate::routes::admin::events::key_of;
 use crate::routes::auth::{NoSession, Session};
 
@@ -46,7 +46,7 @@ fn with(query: &str, extra: &str) -> String {
 
 async fn read_page(
     db: &DatabaseConnection,
-    limits: &ReadLimits,
+    limits: &OperatorLimits,
     query: &str,
 ) -> Result<EventPage, ApiError> {
     let query = ListQuery::parse(Some(query).filter(|q| !q.is_empty()))?;
@@ -131,7 +131,7 @@ pub async fn list(
     session: Result<Session, NoSession>,
     uri: &Origin<'_>,
     db: &State<DatabaseConnection>,
-    limits: &State<ReadLimits>,
+    limits: &State<OperatorLimits>,
 ) -> Result<Page, Gate> {
     listing(session?, uri, db, limits, None).await
 }
@@ -141,7 +141,7 @@ pub async fn dead(
     session: Result<Session, NoSession>,
     uri: &Origin<'_>,
     db: &State<DatabaseConnection>,
-    limits: &State<ReadLimits>,
+    limits: &State<OperatorLimits>,
 ) -> Result<Page, Gate> {
     listing(session?, uri, db, limits, Some("dead")).await
 }
@@ -152,7 +152,7 @@ async fn listing(
     session: Session,
     uri: &Origin<'_>,
     db: &DatabaseConnection,
-    limits: &ReadLimits,
+    limits: &OperatorLimits,
     status: Option<&str>,
 ) -> Result<Page, Gate> {
     let (title, action) = match status {
@@ -191,7 +191,7 @@ pub async fn event(
     event_id: &str,
     uri: &Origin<'_>,
     db: &State<DatabaseConnection>,
-    limits: &State<ReadLimits>,
+    limits: &State<OperatorLimits>,
 ) -> Result<Page, Gate> {
     let session = session?;
     let found = async {

@@ -15,7 +15,7 @@ use crate::activity::{Activity, Counts};
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::forward::lease;
-use crate::operator::ReadLimits;
+use crate::operator::OperatorLimits;
 use crate::routes::auth::{NoSession, Session};
 
 /// One source's row.
@@ -43,7 +43,7 @@ pub struct Overview {
 async fn overview(
     activity: &Activity,
     db: &DatabaseConnection,
-    limits: &ReadLimits,
+    limits: &OperatorLimits,
     clock: &Clock,
 ) -> Result<Overview, ApiError> {
     let hour = activity.last_hour();
@@ -81,7 +81,7 @@ pub async fn overview_json(
     session: Result<Session, NoSession>,
     activity: &State<Arc<Activity>>,
     db: &State<DatabaseConnection>,
-    limits: &State<ReadLimits>,
+    limits: &State<OperatorLimits>,
     clock: &State<Clock>,
 ) -> Result<Json<Overview>, ApiError> {
     if session.is_err() {
@@ -95,7 +95,7 @@ pub async fn page(
     session: Result<Session, NoSession>,
     activity: &State<Arc<Activity>>,
     db: &State<DatabaseConnection>,
-    limits: &State<ReadLimits>,
+    limits: &State<OperatorLimits>,
     clock: &State<Clock>,
 ) -> Result<Page, Gate> {
     let session = session?;

@@ -3,6 +3,7 @@
 //! through its own process ([`cli`]).
 
 mod cli;
+mod retry;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -79,17 +80,35 @@ impl<'a> Ops<'a> {
         }
     }
 
-    /// Polls the job until it is no longer running.
-    async fn finished(&self, id: i64) -> Value {
+    /// Waits until the list for `query` holds `n` events, and returns them.
+    async fn await_count(&self, query: &str, n: usize) -> Vec<Value> {
+        let mut events = Vec::new();
         for _ in 0..400 {
-            let (status, job) = self.get(&format!("/jobs/{id}")).await;
-            assert_eq!(status, 200, "{job}");
-            if job["status"] != "running" {
-                return job;
+            events = self.all(query, 10).await;
+            if events.len() == n {
+                return events;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("job {id} still running after 20 s");
+        panic!(
+            "{query}: {} events after 20 s, not {n}: {events:?}",
+            events.len()
+        );
+    }
+
+    /// Polls the job until it is no longer running.
+    async fn finished(&self, id: i64) -> Value {
+        let mut job = Value::Null;
+        for _ in 0..400 {
+            let (status, seen) = self.get(&format!("/jobs/{id}")).await;
+            assert_eq!(status, 200, "{seen}");
+            if seen["status"] != "running" {
+                return seen;
+            }
+            job = seen;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("job {id} still running after 20 s: {job}");
     }
 }
 
@@ -363,15 +382,7 @@ async fn a_redrive_job_reschedules_every_dead_delivery(backend: Backend) {
         let body = payment(&format!("d{n}"), &format!("od{n}"), 1);
         assert_eq!(post(&http, &server, "fwd", &body, &[]).await.0, 200);
     }
-    let mut dead = Vec::new();
-    for _ in 0..400 {
-        dead = ops.all("&status=dead", 10).await;
-        if dead.len() == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(dead.len(), 4, "{dead:?}");
+    ops.await_count("&status=dead", 4).await;
     let (_, view) = ops.get(&format!("/webhooks/fwd/events/d0{PAY}")).await;
     let outcomes: Vec<&str> = view["delivery_attempts"]
         .as_array()
@@ -396,15 +407,7 @@ async fn a_redrive_job_reschedules_every_dead_delivery(backend: Backend) {
         (4.into(), 0.into()),
         "{job}"
     );
-    let mut delivered = Vec::new();
-    for _ in 0..400 {
-        delivered = ops.all("&status=delivered", 10).await;
-        if delivered.len() == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(delivered.len(), 4);
+    ops.await_count("&status=delivered", 4).await;
     assert!(ops.all("&status=dead", 10).await.is_empty());
     drop(server);
     db.drop_db().await;
