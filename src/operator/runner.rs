@@ -24,11 +24,12 @@ use crate::providers::Sources;
 /// Items per batch: one redrive statement, or this many replays between two looks at `stop`.
 const BATCH: u64 = 100;
 /// A failed batch is tried again this many times, after `RETRY_PAUSE`, doubling up to
-/// `RETRY_PAUSE_MAX` (4.6 s in all), from where
-/// the job stands, before the job is left to its lease (30 s). The failures this absorbs are
-/// races, gone on the next try: on SQLite, a batch's read-then-write transaction cannot
-/// upgrade its lock once another writer committed meanwhile and fails at once (the redrive
-/// job lost to twenty jobs being created, and then sat 30 s); deadlocks elsewhere.
+/// `RETRY_PAUSE_MAX` (4.6 s of pauses in all), from where the job stands, before the job is
+/// left to its lease (30 s). The failures this absorbs are races, gone on the next try: on
+/// SQLite, a batch's read-then-write transaction cannot upgrade its lock once another writer
+/// committed meanwhile and fails at once (a redrive job lost to twenty jobs being created, and
+/// then sat 30 s); a row locked elsewhere past the lock timeout; deadlocks. Should the lease
+/// run out meanwhile, the fenced writes and [`JobRunner::resume_at`] see it and stop.
 const RETRIES: u32 = 8;
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 const RETRY_PAUSE_MAX: Duration = Duration::from_secs(1);
