@@ -8,8 +8,8 @@
 //! `UPDATE … WHERE id IN (candidates) RETURNING *`: PostgreSQL selects the candidates
 //! `FOR UPDATE SKIP LOCKED`, so concurrent claims take different rows, and SQLite runs one
 //! writing statement at a time. MariaDB, which cannot update a table it reads in a subquery,
-//! selects them `FOR UPDATE SKIP LOCKED` and then updates them in the same transaction,
-//! repeating the conditions; on Galera, where row locks are local to a node, two nodes' claims
+//! selects the whole rows `FOR UPDATE SKIP LOCKED` and then updates them in the same
+//! transaction, repeating the conditions; on Galera, where row locks are local to a node, two nodes' claims
 //! of one row collide at COMMIT (error 1213) and one of them claims nothing. Every later
 //! statement on the row names the token (a fence): an instance whose lease expired and was
 //! taken over cannot settle a row it no longer holds.
@@ -71,12 +71,8 @@ pub async fn claim(
         // earlier form repeated `status = 'pending'` and, on a table not yet analyzed after a
         // burst of inserts, PostgreSQL intersected the primary key with a scan of every
         // pending row's index entry: 6.7 ms a claim with 100,000 pending (BENCHMARKS.md).
-        let mut candidates = due(source, limit, now);
-        if backend == DatabaseBackend::Postgres {
-            candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
         let mut rows = take(delivery::Entity::update_many())
-            .filter(Column::Id.in_subquery(candidates.into_query()))
+            .filter(Column::Id.in_subquery(candidates(backend, source, limit, now).into_query()))
             .exec_with_returning(db)
             .await?;
         rows.sort_unstable_by_key(|row| row.id);
@@ -90,37 +86,59 @@ pub async fn claim(
     let txn = db
         .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
         .await?;
-    let candidates =
-        due(source, limit, now).lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    let ids: Vec<i64> = candidates.into_tuple().all(&txn).await?;
-    if ids.is_empty() {
+    let mut rows = candidates(backend, source, limit, now).all(&txn).await?;
+    if rows.is_empty() {
         txn.rollback().await?;
         return Ok(Vec::new());
     }
-    take(delivery::Entity::update_many())
-        .filter(Column::Id.is_in(ids.clone()))
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let taken = take(delivery::Entity::update_many())
+        .filter(Column::Id.is_in(ids))
         .filter(unleased(now))
         .exec(&txn)
         .await?;
+    if taken.rows_affected != rows.len() as u64 {
+        // Cannot happen under the rows' locks; should it, claim nothing rather than attempt a
+        // row this claim does not hold.
+        txn.rollback().await?;
+        return Ok(Vec::new());
+    }
     txn.commit().await?;
-    delivery::Entity::find()
-        .filter(Column::Id.is_in(ids))
-        .filter(Column::LeaseToken.eq(token.to_vec()))
-        .order_by_asc(Column::Id)
-        .all(db)
-        .await
+    // The rows as the UPDATE left them: the locking read returned them whole, so no read
+    // after the commit (one round trip fewer per claim; BENCHMARKS.md).
+    for row in &mut rows {
+        row.attempts += 1;
+        row.lease_until = Some(lease_until);
+        row.lease_token = Some(token.to_vec());
+    }
+    rows.sort_unstable_by_key(|row| row.id);
+    Ok(rows)
 }
 
-/// The ids of up to `limit` claimable rows of `source`, the longest due first: the claim's
-/// candidates, read from `idx_deliveries_due_pending` (a test checks each backend's plan).
-pub fn due(source: &str, limit: u64, now: DateTime<Utc>) -> Select<delivery::Entity> {
-    delivery::Entity::find()
-        .select_only()
-        .column(Column::Id)
+/// Up to `limit` claimable rows of `source`, the longest due first, as `backend`'s claim reads
+/// them from `idx_deliveries_due_pending` (`idx_deliveries_due` on MariaDB; a test checks each
+/// backend's plan of this statement): their ids, locked skipping rows another claim holds, on
+/// PostgreSQL; their ids on SQLite (one writer at a time); whole rows, locked the same way,
+/// on MariaDB, where they are the claim's answer.
+pub fn candidates(
+    backend: DatabaseBackend,
+    source: &str,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Select<delivery::Entity> {
+    let due = delivery::Entity::find()
         .filter(claimable(source, now))
         .order_by_asc(Column::NextAttemptAt)
         .order_by_asc(Column::Id)
-        .limit(limit)
+        .limit(limit);
+    let locked = |select: Select<delivery::Entity>| {
+        select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+    };
+    match backend {
+        DatabaseBackend::MySql => locked(due),
+        DatabaseBackend::Postgres => locked(due.select_only().column(Column::Id)),
+        _ => due.select_only().column(Column::Id),
+    }
 }
 
 /// Pending and not leased (or the lease ran out). The UPDATE that takes a lease repeats this
