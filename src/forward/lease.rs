@@ -9,8 +9,8 @@
 //! `FOR UPDATE SKIP LOCKED`, so concurrent claims take different rows, and SQLite runs one
 //! writing statement at a time. MariaDB, which cannot update a table it reads in a subquery,
 //! selects the whole rows `FOR UPDATE SKIP LOCKED` and then updates them in the same
-//! transaction, repeating the conditions; on Galera, where row locks are local to a node, two nodes' claims
-//! of one row collide at COMMIT (error 1213) and one of them claims nothing. Every later
+//! transaction, repeating the conditions; on Galera, where row locks are local to a node, two
+//! nodes' claims of one row collide at COMMIT (error 1213) and one of them claims nothing. Every later
 //! statement on the row names the token (a fence): an instance whose lease expired and was
 //! taken over cannot settle a row it no longer holds.
 //!

@@ -98,17 +98,34 @@ impl<'a> Ops<'a> {
 
     /// Polls the job until it is no longer running.
     async fn finished(&self, id: i64) -> Value {
+        self.job_until(id, "still running", |job| job["status"] != "running")
+            .await
+    }
+
+    /// Polls the job until `done` holds of it, for up to 20 s (then panics, saying `waiting`).
+    async fn job_until(&self, id: i64, waiting: &str, done: impl Fn(&Value) -> bool) -> Value {
         let mut job = Value::Null;
         for _ in 0..400 {
             let (status, seen) = self.get(&format!("/jobs/{id}")).await;
             assert_eq!(status, 200, "{seen}");
-            if seen["status"] != "running" {
+            if done(&seen) {
                 return seen;
             }
             job = seen;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("job {id} still running after 20 s: {job}");
+        panic!("job {id} {waiting} after 20 s: {job}");
+    }
+
+    /// Posts `n` events to `fwd` (ids `<prefix>0`…) and waits until all their deliveries are
+    /// dead (the app answers 502, `max_attempts` set low).
+    async fn dead_deliveries(&self, prefix: &str, n: usize) {
+        let http = reqwest::Client::new();
+        for i in 0..n {
+            let body = payment(&format!("{prefix}{i}"), &format!("o{prefix}{i}"), 1);
+            assert_eq!(post(&http, self.server, "fwd", &body, &[]).await.0, 200);
+        }
+        self.await_count("&status=dead", n).await;
     }
 }
 
@@ -376,13 +393,8 @@ async fn a_redrive_job_reschedules_every_dead_delivery(backend: Backend) {
     let app = Receiver::start().await;
     app.answer(Answer::Status(502));
     let server = start(&fwd_config(&db.url, &app.url(), "max_attempts = 2")).await;
-    let http = reqwest::Client::new();
     let ops = Ops::new(&server);
-    for n in 0..4 {
-        let body = payment(&format!("d{n}"), &format!("od{n}"), 1);
-        assert_eq!(post(&http, &server, "fwd", &body, &[]).await.0, 200);
-    }
-    ops.await_count("&status=dead", 4).await;
+    ops.dead_deliveries("d", 4).await;
     let (_, view) = ops.get(&format!("/webhooks/fwd/events/d0{PAY}")).await;
     let outcomes: Vec<&str> = view["delivery_attempts"]
         .as_array()

@@ -23,13 +23,8 @@ async fn a_redrive_batch_that_meets_a_locked_row_goes_on_once_it_is_free(backend
         "forward_poll_ms = 50\nlock_timeout_ms = 300",
     );
     let server = start(&cfg).await;
-    let http = reqwest::Client::new();
     let ops = Ops::new(&server);
-    for n in 0..3 {
-        let body = payment(&format!("l{n}"), &format!("ol{n}"), 1);
-        assert_eq!(post(&http, &server, "fwd", &body, &[]).await.0, 200);
-    }
-    ops.await_count("&status=dead", 3).await;
+    ops.dead_deliveries("l", 3).await;
     app.answer(Answer::Ok);
 
     let conn = db.connect().await;
@@ -41,14 +36,9 @@ async fn a_redrive_batch_that_meets_a_locked_row_goes_on_once_it_is_free(backend
     let (status, job) = ops.post("/deliveries/redrive?source=fwd").await;
     assert_eq!((status, job["matched"].clone()), (202, 3.into()), "{job}");
     let id = job["id"].as_i64().unwrap();
-    let mut seen = serde_json::Value::Null;
-    for _ in 0..400 {
-        seen = ops.get(&format!("/jobs/{id}")).await.1;
-        if !seen["last_error"].is_null() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let seen = ops
+        .job_until(id, "never failed", |job| !job["last_error"].is_null())
+        .await;
     assert_eq!(seen["status"], "running", "{seen}");
     assert!(
         !seen["last_error"].is_null(),
