@@ -111,11 +111,11 @@ impl Handler for Payments {
         self.handle_batch(&[event], txn).await
     }
 
-    /// At most three statements for the whole batch: on MySQL, the orders it touches, read;
-    /// one multi-row INSERT of the payments; one multi-row upsert of the orders (on PostgreSQL
-    /// the last two are one statement). A payment that
-    /// can never apply (another currency than its order's, a total past `i64`) rejects the
-    /// event for good.
+    /// A few statements for the whole batch, whatever its size: on MySQL the orders it
+    /// touches are read first; then one multi-row INSERT of the payments and one multi-row
+    /// upsert of the orders, which PostgreSQL runs as one statement. A payment that can never
+    /// apply (another currency than its order's, a total past `i64`) rejects the event for
+    /// good.
     async fn handle_batch(
         &self,
         events: &[&Event],
