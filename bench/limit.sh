@@ -8,14 +8,15 @@
 # Usage: bench/limit.sh [pairs (5)] [seconds per run (8)] [concurrencies ("16 64")] [postgres|mariadb]
 # Needs: the release binaries (cargo build --release -p idemhook -p idemhook-bench), pgbench
 # (Debian's postgresql-client) or sysbench (Debian's sysbench), the servers as on the
-# developers' machines.
+# developers' machines. IDEMHOOK_BIN picks another idemhook binary (default
+# target/release/idemhook), to compare two trees against the same client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${1:-5}
 SECS=${2:-8}
 CONCS=${3:-16 64}
 DB=${4:-postgres}
-BIN=$(realpath target/release/idemhook)
+BIN=$(realpath "${IDEMHOOK_BIN:-target/release/idemhook}")
 BENCH=$(realpath target/release/idemhook-bench)
 OUT=${OUT:-bench/results/limit-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
