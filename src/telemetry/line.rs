@@ -313,7 +313,20 @@ mod tests {
 
     #[test]
     fn lines_of_other_crates_keep_the_default_formatter() {
-        let (ours, general) = both(|| tracing::info!(target: "rocket::server", id = 1, "x"));
+        // The default formatter leaves a field's newline raw where ours escapes it, so the two
+        // outputs tell which formatter wrote the line.
+        let (ours, general) = both(|| tracing::info!(target: "rocket::server", id = %"a\nb", "x"));
+        assert!(general.contains("id=a\nb"), "{general:?}");
+        assert_eq!(after_timestamp(&ours), after_timestamp(&general));
+    }
+
+    #[test]
+    fn lines_inside_a_span_keep_the_default_formatter() {
+        let (ours, general) = both(|| {
+            let _request = tracing::info_span!("request", id = 7).entered();
+            tracing::info!("inside");
+        });
+        assert!(general.contains("request{id=7}: "), "{general:?}");
         assert_eq!(after_timestamp(&ours), after_timestamp(&general));
     }
 }
