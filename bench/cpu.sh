@@ -24,50 +24,26 @@ WORK=$(mktemp -d)
 SERVER=
 cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
+. bench/lib.sh
 TICK=$(getconf CLK_TCK)
 
 # Seconds of CPU used so far by the processes given.
 cpu() { for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk -v t="$TICK" '{s += $14 + $15} END {print s / t}'; }
 postgres_cpu() { cpu $(pgrep -f '^postgres|bin/postgres' || true); }
 
-database() {
-  if [ "$MODE" = new ]; then
-    psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS idemhook_cpu WITH (FORCE)" \
-      -qc "CREATE DATABASE idemhook_cpu" 2>/dev/null
-    echo "postgres://postgres@127.0.0.1:5432/idemhook_cpu"
-  else
-    rm -f "$WORK/bench.db"*
-    echo "sqlite://$WORK/bench.db?mode=rwc"
-  fi
-}
-
 # One run; prints "<µs per request> <PostgreSQL µs per request> <requests/s>".
 run() {
   local bin=$1 args dup=100 pg_before=0 pg_after=0 before after
   if [ "$bin" = rocket ]; then
-    "$BENCH" baseline-server --port 8000 > "$WORK/server.log" 2>&1 &
-    SERVER=$!
+    start_rocket
     args=(--pool 1)
-    for _ in $(seq 1 300); do curl -s -o /dev/null http://127.0.0.1:8000/ && break; sleep 0.1; done
-  else
-    cat > "$WORK/Rocket.toml" <<TOML
-[default]
-log_level = "off"
-[default.idemhook]
-database_url = "$(database)"
-[default.idemhook.sources.bench]
-handlers = ["payments"]
-TOML
-    if [ "$MODE" = new ]; then
-      ( cd "$WORK" && RUST_LOG=warn ROCKET_CONFIG="$WORK/Rocket.toml" exec "$bin" ) > "$WORK/server.log" 2>&1 &
-    else
-      ( cd "$WORK" && unset RUST_LOG && ROCKET_CONFIG="$WORK/Rocket.toml" exec "$bin" ) > "$WORK/server.log" 2>&1 &
-    fi
-    SERVER=$!
+  elif [ "$MODE" = new ]; then
+    start_idemhook "$bin" "$(fresh_db postgres idemhook_cpu)" warn
     args=(--source bench)
-    for _ in $(seq 1 300); do curl -sf http://127.0.0.1:8000/health/ready >/dev/null 2>&1 && break; sleep 0.1; done
+  else
+    start_idemhook "$bin" "$(fresh_db sqlite bench)" default
+    args=(--source bench)
   fi
-  curl -s -o /dev/null http://127.0.0.1:8000/ || { echo "the server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1; }
   local warm=20000
   [ "$MODE" = new ] && dup=0 warm=5000
   # Warm up: the duplicates' pool, the caches, the connections.
@@ -76,8 +52,7 @@ TOML
   "$BENCH" http "${args[@]}" -c "$C" --events "$EVENTS" --duplicates "$dup" --no-check \
     --json "$WORK/run.json" >/dev/null
   after=$(cpu "$SERVER"); [ "$MODE" = new ] && pg_after=$(postgres_cpu)
-  kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true
-  SERVER=
+  stop_server
   python3 - "$before" "$after" "$pg_before" "$pg_after" "$EVENTS" "$WORK/run.json" <<'PY'
 import json, sys
 b, a, pb, pa, n = (float(x) for x in sys.argv[1:6])

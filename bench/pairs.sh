@@ -28,52 +28,22 @@ WORK=$(mktemp -d)
 SERVER=
 cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
-
-fresh_db() {
-  case $DB in
-    sqlite) rm -f "$WORK/bench.db"*; echo "sqlite://$WORK/bench.db?mode=rwc" ;;
-    postgres) psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS idemhook_pairs WITH (FORCE)" -qc "CREATE DATABASE idemhook_pairs"
-              echo "postgres://postgres@127.0.0.1:5432/idemhook_pairs" ;;
-    mariadb) mysql -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS idemhook_pairs; CREATE DATABASE idemhook_pairs"
-             echo "mysql://root@127.0.0.1:3306/idemhook_pairs" ;;
-  esac
-}
+. bench/lib.sh
 
 # One run of binary $1 on cell $2 (new|dup) at $3 connections; prints events per second.
 run() {
-  local bin=$1 kind=$2 c=$3 tag=$4 url dup
+  local bin=$1 kind=$2 c=$3 tag=$4 dup
   if [ "$bin" = rocket ]; then
-    "$BENCH" baseline-server --port 8000 > "$WORK/server.log" 2>&1 &
-    SERVER=$!
-    for _ in $(seq 1 300); do curl -s -o /dev/null http://127.0.0.1:8000/ && break; sleep 0.1; done
+    start_rocket
     "$BENCH" http --url http://127.0.0.1:8000 --no-check -c "$c" --duration "$SECS" \
       --duplicates 100 --pool 1 --label "$tag" --json "$OUT/$tag.json" >/dev/null
-    kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true
-    SERVER=
-    python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_per_sec"]))' "$OUT/$tag.json"
-    return
-  fi
-  url=$(fresh_db)
-  cat > "$WORK/Rocket.toml" <<TOML
-[default]
-log_level = "off"
-[default.idemhook]
-database_url = "$url"
-[default.idemhook.sources.bench]
-handlers = ["payments"]
-TOML
-  if [ "$IDEMHOOK_LOG" = default ]; then
-    ( cd "$WORK" && unset RUST_LOG && ROCKET_CONFIG="$WORK/Rocket.toml" exec "$bin" ) > "$WORK/server.log" 2>&1 &
   else
-    ( cd "$WORK" && RUST_LOG=$IDEMHOOK_LOG ROCKET_CONFIG="$WORK/Rocket.toml" exec "$bin" ) > "$WORK/server.log" 2>&1 &
+    start_idemhook "$bin" "$(fresh_db "$DB" idemhook_pairs)" "$IDEMHOOK_LOG"
+    dup=0; [ "$kind" = dup ] && dup=100
+    "$BENCH" http --url http://127.0.0.1:8000 --source bench -c "$c" --duration "$SECS" \
+      --duplicates "$dup" --label "$tag" --json "$OUT/$tag.json" >/dev/null
   fi
-  SERVER=$!
-  for _ in $(seq 1 300); do curl -sf http://127.0.0.1:8000/health/ready >/dev/null 2>&1 && break; sleep 0.1; done
-  dup=0; [ "$kind" = dup ] && dup=100
-  "$BENCH" http --url http://127.0.0.1:8000 --source bench -c "$c" --duration "$SECS" \
-    --duplicates "$dup" --label "$tag" --json "$OUT/$tag.json" >/dev/null
-  kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true
-  SERVER=
+  stop_server
   python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_per_sec"]))' "$OUT/$tag.json"
 }
 
