@@ -20,6 +20,7 @@ mod m20261123_000003_attempt_token;
 mod m20261123_000004_outbox;
 mod m20261129_000001_operator;
 mod m20261129_000002_settled_deliveries;
+mod m20261202_000001_typed_signed_key;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_outbox::Migration),
             Box::new(m20261129_000001_operator::Migration),
             Box::new(m20261129_000002_settled_deliveries::Migration),
+            Box::new(m20261202_000001_typed_signed_key::Migration),
         ]
     }
 }

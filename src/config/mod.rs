@@ -295,6 +295,16 @@ mod tests {
         settings.sources.insert("s".into(), source);
         let err = settings.validate().unwrap_err().to_string();
         assert!(err.contains("idemhook.sources.s.handlers"), "{err}");
+        let source = SourceConfig {
+            accept_types: vec!["orders/*".into(), "orders/[".into()],
+            ..SourceConfig::default()
+        };
+        settings.sources.insert("s".into(), source);
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("idemhook.sources.s.accept_types holds \"orders/[\""),
+            "{err}"
+        );
         assert!(Settings::default().validate().is_ok());
     }
 

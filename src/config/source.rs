@@ -38,6 +38,8 @@ pub struct SourceConfig {
     /// Refuse the same signed bytes twice under different unsigned ids (a second unique key).
     #[default = true]
     pub dedupe_signed_bytes: bool,
+    /// Event types this source accepts, as globs (`*`: any run of characters); empty: all.
+    pub accept_types: Vec<String>,
     /// `generic` only; empty means unsigned.
     pub signature_header: String,
     #[default(SignatureAlgorithm::Sha256)]
@@ -130,6 +132,13 @@ impl SourceConfig {
                  source would accept unsigned deliveries: name the header that carries the \
                  signature, or remove secret_env"
             )));
+        }
+        for pattern in &self.accept_types {
+            glob::Pattern::new(pattern).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "{table}.accept_types holds {pattern:?}, which is not a pattern: {e}"
+                ))
+            })?;
         }
         let forwards = self.handlers.iter().any(|h| h == FORWARD_HANDLER);
         match (&self.forward, forwards) {

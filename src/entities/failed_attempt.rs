@@ -12,6 +12,10 @@ pub struct Model {
     pub event_type: String,
     pub event_id: String,
     pub payload_sha256: Vec<u8>,
+    /// The failed delivery's `event::key::signed_key`, written into the record when an
+    /// operator replays it (the payload alone cannot recompute it: the signed bytes may
+    /// include a timestamp).
+    pub typed_signed_key: Option<Vec<u8>>,
     pub attempts: i32,
     #[sea_orm(column_type = "Text")]
     pub last_error: String,

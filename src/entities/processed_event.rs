@@ -14,9 +14,14 @@ pub struct Model {
     pub event_type: String,
     pub event_id: String,
     pub payload_sha256: Vec<u8>,
+    /// `event::key::legacy_signed_key`: the signed-bytes key of releases before the type
+    /// counted (source, signed bytes); unique (NULLs apart). This release writes NULL and
+    /// looks rows of those releases up by it until the retention sweep has removed them.
+    #[sea_orm(column_name = "signed_key")]
+    pub legacy_signed_key: Option<Vec<u8>>,
     /// `event::key::signed_key` of a signed delivery; unique (NULLs apart), so the same signed
-    /// bytes commit once per source whatever unsigned id they came with.
-    pub signed_key: Option<Vec<u8>>,
+    /// bytes commit once per (source, event type) whatever unsigned id they came with.
+    pub typed_signed_key: Option<Vec<u8>>,
     pub received_at: DateTimeUtc,
     pub processed_at: DateTimeUtc,
     /// `processed` or `rejected`.

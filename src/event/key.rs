@@ -63,12 +63,33 @@ impl EventKey {
     }
 }
 
-/// The second unique key of a signed delivery: SHA-256 over the source (length-prefixed, as
-/// in [`EventKey::digest`]) and the SHA-256 of the bytes its signature covers. Where a provider
-/// signs the body alone, the event id and type come from headers no signature covers; this key
-/// is what stops the same signed bytes from being applied again under another id. Per source,
-/// so that two sources may receive the same bytes.
-pub fn signed_key(source: &str, signed_sha256: &Sha256Digest) -> Sha256Digest {
+/// The second unique key of a signed delivery: SHA-256 over the source and the event type
+/// (each length-prefixed, as in [`EventKey::digest`]) and the SHA-256 of the bytes its
+/// signature covers. Where a provider signs the body alone, the event id and type come from
+/// headers no signature covers; this key is what stops the same signed bytes from being
+/// applied again under another id.
+///
+/// The type is part of it because providers send byte-identical bodies as distinct events
+/// under different types (Shopify's `orders/create` and `orders/paid` carry the same order
+/// object): without it the second topic would be answered `duplicate` and lost for good. A
+/// captured body can therefore be replayed under another type the source accepts; the
+/// source's `accept_types` bounds which. Per source, so that two sources may receive the
+/// same bytes.
+pub fn signed_key(source: &str, event_type: &str, signed_sha256: &Sha256Digest) -> Sha256Digest {
+    let mut hasher = Sha256::new();
+    hasher.update(b"signed-type");
+    for part in [source, event_type] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.update(signed_sha256);
+    hasher.finalize().into()
+}
+
+/// The signed-bytes key the releases before [`signed_key`] wrote (`processed_events.signed_key`):
+/// source and signed bytes, no type. Still computed so that a record of such a release keeps
+/// refusing a replay of its bytes under the same type until the retention sweep removes it.
+pub fn legacy_signed_key(source: &str, signed_sha256: &Sha256Digest) -> Sha256Digest {
     let mut hasher = Sha256::new();
     hasher.update(b"signed");
     hasher.update((source.len() as u64).to_be_bytes());
@@ -162,6 +183,31 @@ mod tests {
         assert_eq!(
             id,
             "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+    }
+
+    #[test]
+    fn the_signed_key_counts_source_and_type_and_never_meets_the_legacy_form() {
+        let bytes = sha256(b"{\"id\":1}");
+        let base = signed_key("shop", "orders/create", &bytes);
+        assert_eq!(base, signed_key("shop", "orders/create", &bytes));
+        assert_ne!(base, signed_key("shop", "orders/paid", &bytes));
+        assert_ne!(base, signed_key("shop2", "orders/create", &bytes));
+        assert_ne!(base, signed_key("shop", "orders/create", &sha256(b"{}")));
+        // Length-prefixed: moving a byte between source and type is another key.
+        assert_ne!(signed_key("ab", "c", &bytes), signed_key("a", "bc", &bytes));
+        assert_ne!(base, legacy_signed_key("shop", &bytes));
+        // The form the previous releases stored, pinned: old records are found by it.
+        assert_eq!(
+            hex::encode(legacy_signed_key("s", &sha256(b"{}"))),
+            hex::encode({
+                let mut h = Sha256::new();
+                h.update(b"signed");
+                h.update(1u64.to_be_bytes());
+                h.update(b"s");
+                h.update(sha256(b"{}"));
+                <[u8; 32]>::from(h.finalize())
+            })
         );
     }
 }

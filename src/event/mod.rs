@@ -21,9 +21,12 @@ pub struct Event {
     /// differs can be noticed.
     pub payload_sha256: Sha256Digest,
     /// [`key::signed_key`] of a signed delivery: a second unique key of the dedupe record, so
-    /// the same signed bytes commit once whatever unsigned id comes with them. `None` for an
-    /// unsigned source, or one that opted out (`dedupe_signed_bytes = false`).
+    /// the same signed bytes commit once per event type whatever unsigned id comes with them.
+    /// `None` for an unsigned source, or one that opted out (`dedupe_signed_bytes = false`).
     pub signed_key: Option<Sha256Digest>,
+    /// [`key::legacy_signed_key`] of the same delivery: how a record written by a release
+    /// before the type counted would name these bytes (`None` where `signed_key` is).
+    pub legacy_signed_key: Option<Sha256Digest>,
     /// This delivery's [`key::attempt_token`], stored with the dedupe record its transaction
     /// writes: if a COMMIT fails on the client but was applied, the rerun recognises the record
     /// as its own and answers `processed`, not `duplicate`.
@@ -69,6 +72,7 @@ impl Event {
             key,
             payload_sha256: key::sha256(&body),
             signed_key: None,
+            legacy_signed_key: None,
             attempt_token: key::attempt_token(&digest),
             headers: Vec::new(),
             body,

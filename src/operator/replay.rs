@@ -31,21 +31,24 @@ pub async fn replay(
     request: &ReplayRequest,
 ) -> Result<ReplayDone, OperatorError> {
     let key = digest.to_vec();
-    let (parts, received_at, processed) = match processed_event::Entity::find_by_id(key.clone())
-        .one(db)
-        .await?
-    {
-        Some(p) => (
-            (p.source, p.event_type, p.event_id),
-            p.received_at,
-            p.status == processed_event::PROCESSED,
-        ),
-        None => match failed_attempt::Entity::find_by_id(key).one(db).await? {
-            Some(f) => (
-                (f.source, f.event_type, f.event_id),
-                f.first_failed_at,
-                false,
+    // The signed-bytes key goes with the event: a record (rejected or processed) keeps its
+    // own, and a failed event's comes from its audit row, so the record a replay writes is
+    // the one the provider's delivery would have written.
+    let (parts, received_at, processed, signed_key) =
+        match processed_event::Entity::find_by_id(key.clone()).one(db).await? {
+            Some(p) => (
+                (p.source, p.event_type, p.event_id),
+                p.received_at,
+                p.status == processed_event::PROCESSED,
+                p.typed_signed_key,
             ),
+            None => match failed_attempt::Entity::find_by_id(key).one(db).await? {
+                Some(f) => (
+                    (f.source, f.event_type, f.event_id),
+                    f.first_failed_at,
+                    false,
+                    f.typed_signed_key,
+                ),
             None => return Err(OperatorError::NotFound("no such event".into())),
         },
     };
@@ -71,7 +74,8 @@ pub async fn replay(
     let event = Event {
         digest: *digest,
         payload_sha256: sha256(&body),
-        signed_key: None,
+        signed_key: signed_key.and_then(|k| k.try_into().ok()),
+        legacy_signed_key: None,
         attempt_token: attempt_token(digest),
         headers: Vec::new(),
         body,

@@ -67,6 +67,9 @@ pub enum ProviderError {
         header: String,
         pointer: String,
     },
+    /// The source's `accept_types` does not list the type: nothing is recorded.
+    #[error("the event type {0:?} is not among this source's accept_types")]
+    TypeNotAccepted(String),
     #[error("the {0} header is sent more than once with different values")]
     AmbiguousHeader(String),
     #[error("the event {what} at {pointer} must be a {expected}")]

@@ -20,6 +20,17 @@ pub struct Source {
     pub metrics: SourceMetrics,
     /// Whether a signed delivery's signed bytes are a second unique key (`dedupe_signed_bytes`).
     pub dedupe_signed_bytes: bool,
+    /// `accept_types`, compiled; empty accepts every type.
+    pub accept_types: Vec<glob::Pattern>,
+}
+
+impl Source {
+    /// Whether this source accepts events of `event_type`. Where the provider does not sign
+    /// the type, a captured body can be sent again under any type the source accepts: the
+    /// list bounds what it can become.
+    pub fn accepts(&self, event_type: &str) -> bool {
+        self.accept_types.is_empty() || self.accept_types.iter().any(|p| p.matches(event_type))
+    }
 }
 
 /// Every source, by name, built once at launch.
@@ -47,6 +58,11 @@ impl Sources {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let provider = build_provider(name, cfg, env)?;
+            let accept_types = cfg
+                .accept_types
+                .iter()
+                .map(|p| glob::Pattern::new(p).map_err(|e| format!("{p:?}: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
             if !cfg.dedupe_signed_bytes {
                 tracing::warn!(
                     "source {name:?} sets dedupe_signed_bytes = false: a captured signed \
@@ -62,6 +78,7 @@ impl Sources {
                     handlers: handlers.into(),
                     metrics: metrics.source(name),
                     dedupe_signed_bytes: cfg.dedupe_signed_bytes,
+                    accept_types,
                 },
             );
         }

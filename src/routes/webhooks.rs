@@ -16,10 +16,10 @@ use crate::clock::Clock;
 use crate::engine::{Engine, Job};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, Counted};
-use crate::event::key::{attempt_token, sha256, signed_key, EventKey};
+use crate::event::key::{attempt_token, legacy_signed_key, sha256, signed_key, EventKey};
 use crate::event::{Event, Outcome as EngineOutcome};
 use crate::metrics::{Rejection, SourceMetrics};
-use crate::providers::{Delivery, Source, Sources};
+use crate::providers::{Delivery, ProviderError, Source, Sources};
 
 /// The body limit used when Rocket.toml sets no `limits.webhook`.
 pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
@@ -313,6 +313,10 @@ async fn receive(
         .map_err(|e| Refused::new(Rejection::BadRequest, e))?;
     let key = EventKey::new(&source.name, event_type, event_id)
         .map_err(|e| Refused::new(Rejection::BadRequest, e))?;
+    if !source.accepts(&key.event_type) {
+        let refused = ProviderError::TypeNotAccepted(key.event_type);
+        return Err(Refused::new(Rejection::BadRequest, refused));
+    }
     let digest = key.digest();
     if let Some(outcome) = engine.cached(&key, &digest, &payload_sha256).await {
         return Ok(Received {
@@ -320,13 +324,13 @@ async fn receive(
             body_read,
         });
     }
+    let signed = signed.filter(|_| source.dedupe_signed_bytes);
     let event = Arc::new(Event {
         digest,
-        key,
         payload_sha256,
-        signed_key: signed
-            .filter(|_| source.dedupe_signed_bytes)
-            .map(|s| signed_key(&source.name, &s)),
+        signed_key: signed.map(|s| signed_key(&source.name, &key.event_type, &s)),
+        legacy_signed_key: signed.map(|s| legacy_signed_key(&source.name, &s)),
+        key,
         attempt_token: attempt_token(&digest),
         headers: owned_headers(meta.headers),
         body,

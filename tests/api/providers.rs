@@ -2,9 +2,7 @@
 //! provider's retries deduplicated by its own event id.
 
 use base64::Engine as _;
-use hmac::{Hmac, KeyInit, Mac};
 use rocket::http::Status;
-use sha2::Sha256;
 
 use crate::support::*;
 
@@ -12,14 +10,6 @@ on_every_backend!(
     a_signed_stripe_payment_delivered_three_times_moves_the_order_once,
     forged_and_replayed_deliveries_are_refused_and_nothing_is_recorded,
 );
-
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
-    for p in parts {
-        mac.update(p);
-    }
-    mac.finalize().into_bytes().to_vec()
-}
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -31,12 +21,6 @@ fn stripe_header(secret: &str, t: i64, body: &str) -> String {
         &[t.to_string().as_bytes(), b".", body.as_bytes()],
     );
     format!("t={t},v1={}", hex::encode(sig))
-}
-
-/// `X-Shopify-Hmac-Sha256`: base64 of the HMAC-SHA256 of the body under the app's secret.
-fn shopify_signature(body: &str) -> String {
-    base64::engine::general_purpose::STANDARD
-        .encode(hmac_sha256(SHOPIFY_SECRET.as_bytes(), &[body.as_bytes()]))
 }
 
 fn standard_signature(id: &str, t: i64, body: &str) -> String {

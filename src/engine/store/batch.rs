@@ -32,6 +32,19 @@ impl Store {
     ) -> Result<Duration, BatchFailure> {
         let started = Instant::now();
         let txn = self.wait(self.begin()).await.map_err(batch_failure)?;
+        let batch: Vec<&Event> = events.iter().map(|(e, _)| *e).collect();
+        match self.wait(self.legacy_replays(&txn, &batch)).await {
+            Ok(replays) if replays.is_empty() => {}
+            // A replay of an earlier release's record: each event alone finds its own answer.
+            Ok(_) => {
+                self.rollback(txn).await;
+                return Err(BatchFailure::Redo);
+            }
+            Err(err) => {
+                self.rollback(txn).await;
+                return Err(batch_failure(err));
+            }
+        }
         let now = self.clock.now();
         let records = events.iter().map(|(event, _)| dedupe_record(event, now));
         let inserted =

@@ -18,6 +18,7 @@
 //! the handlers together by `handler_timeout` (a handler that hangs would hold a writer).
 
 mod batch;
+mod legacy;
 mod records;
 mod replay;
 
@@ -108,6 +109,8 @@ pub struct Store {
     bounds: Bounds,
     clock: Clock,
     metrics: Arc<Metrics>,
+    /// Whether records of earlier releases (the signed-bytes key without the type) are left.
+    legacy: Arc<legacy::LegacyKeys>,
 }
 
 impl Store {
@@ -124,6 +127,7 @@ impl Store {
             bounds,
             clock,
             metrics,
+            legacy: Arc::default(),
         }
     }
 
@@ -230,6 +234,16 @@ impl Store {
     ) -> Result<Verdict, AttemptError> {
         let started = Instant::now();
         let txn = self.wait(self.begin()).await?;
+        let replays = self.wait(self.legacy_replays(&txn, &[event])).await;
+        if !matches!(&replays, Ok(r) if r.is_empty()) {
+            self.rollback(txn).await;
+            replays?;
+            // A record of an earlier release holds these signed bytes under this type.
+            return Ok(Verdict {
+                committed: Committed::Duplicate { stored: None },
+                check: started.elapsed(),
+            });
+        }
         let record = dedupe_record(event, self.clock.now());
         let inserted =
             self.wait(processed_event::Entity::insert(record).exec_without_returning(&txn));
@@ -313,7 +327,8 @@ fn dedupe_record(event: &Event, processed_at: DateTime<Utc>) -> processed_event:
         event_type: Set(event.key.event_type.clone()),
         event_id: Set(event.key.event_id.clone()),
         payload_sha256: Set(event.payload_sha256.to_vec()),
-        signed_key: Set(event.signed_key.map(|k| k.to_vec())),
+        legacy_signed_key: Set(None),
+        typed_signed_key: Set(event.signed_key.map(|k| k.to_vec())),
         received_at: Set(event.received_at),
         processed_at: Set(processed_at),
         status: Set(processed_event::PROCESSED.to_owned()),

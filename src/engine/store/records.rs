@@ -130,6 +130,7 @@ impl Store {
             event_type: Set(event.key.event_type.clone()),
             event_id: Set(event.key.event_id.clone()),
             payload_sha256: Set(event.payload_sha256.to_vec()),
+            typed_signed_key: Set(event.signed_key.map(|k| k.to_vec())),
             attempts: Set(1),
             last_error: Set(error.clone()),
             first_failed_at: Set(now),
@@ -151,6 +152,10 @@ impl Store {
                     .value(
                         failed_attempt::Column::PayloadSha256,
                         Expr::value(event.payload_sha256.to_vec()),
+                    )
+                    .value(
+                        failed_attempt::Column::TypedSignedKey,
+                        Expr::value(event.signed_key.map(|k| k.to_vec())),
                     )
                     .to_owned(),
             )

@@ -184,7 +184,19 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        let mut req = self.client.get(path.to_owned());
+        self.call(self.client.get(path.to_owned()), token).await
+    }
+
+    /// A POST to the admin API (or any path), with `token` as the bearer when given.
+    pub async fn post_admin(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(self.client.post(path.to_owned()), token).await
+    }
+
+    async fn call(
+        &self,
+        mut req: rocket::local::asynchronous::LocalRequest<'_>,
+        token: Option<&str>,
+    ) -> Reply {
         if let Some(token) = token {
             req = req.header(Header::new("Authorization", format!("Bearer {token}")));
         }

@@ -11,6 +11,7 @@
 //!   ([`config`], [`ENV`]) and an HTTP client helper ([`post`]).
 //! - [`socket`]: raw bytes on a fresh connection to it ([`raw`], [`request`]).
 //! - [`proxy`]: a TCP proxy between the binary and its database server, to cut it off.
+//! - [`signing`]: deliveries signed as GitHub and Shopify sign them.
 //! - [`receiver`]: the user's app that forwarded events are delivered to ([`Receiver`]).
 //!
 //! The macros below run a scenario on each backend. A variant that cannot run is compiled as
@@ -23,6 +24,7 @@ pub mod fleet;
 pub mod process;
 pub mod proxy;
 pub mod receiver;
+pub mod signing;
 pub mod socket;
 
 pub use app::*;
@@ -31,6 +33,7 @@ pub use fleet::*;
 pub use process::*;
 pub use proxy::*;
 pub use receiver::*;
+pub use signing::*;
 pub use socket::*;
 
 /// Runs each scenario (an `async fn(Backend)` in the calling module) once per backend: `mod
