@@ -33,6 +33,21 @@ impl Budget {
         }
     }
 
+    /// Refuses a budget that cannot hold one delivery of the largest body a source accepts:
+    /// that source's large deliveries would be answered 503 forever.
+    pub fn check(mib: u32, largest_body: u64) -> Result<(), String> {
+        let needed = largest_body + OVERHEAD_BYTES;
+        if u64::from(mib) * 1024 * UNIT >= needed {
+            return Ok(());
+        }
+        Err(format!(
+            "idemhook.inflight_budget_mib = {mib} cannot hold one delivery of the largest body a \
+             source accepts ({largest_body} bytes): raise it to at least {} or lower that \
+             source's max_body",
+            needed.div_ceil(1024 * UNIT)
+        ))
+    }
+
     /// Reserves room for a delivery of up to `body_bytes`, or `None` when the budget cannot
     /// hold it now.
     pub fn try_reserve(&self, body_bytes: u64) -> Option<Reserved> {

@@ -39,9 +39,9 @@ pub enum ApiError {
     /// replay whose handler refused or failed again).
     #[error("{0}")]
     Unprocessable(String),
-    /// 413: body over the `webhook` limit.
-    #[error("the body is larger than the limit of {limit} bytes")]
-    PayloadTooLarge { limit: u64 },
+    /// 413: body over the source's limit (its `max_body`, or its provider's default).
+    #[error("the body is larger than source {name:?}'s limit of {limit} bytes")]
+    PayloadTooLarge { name: String, limit: u64 },
     /// 431: more header bytes than a webhook needs.
     #[error("the request headers are larger than {limit} bytes")]
     HeadersTooLarge { limit: usize },

@@ -221,6 +221,17 @@ async fn shutdown(rocket: &Rocket<rocket::Orbit>) {
     }
 }
 
+/// Rocket's `limits.webhook`: every source's body limit unless its provider's default or its
+/// own `max_body` says otherwise.
+fn webhook_limit(rocket: &Rocket<Build>) -> u64 {
+    rocket
+        .figment()
+        .extract_inner::<rocket::data::Limits>("limits")
+        .ok()
+        .and_then(|limits| limits.get("webhook"))
+        .map_or(routes::webhooks::DEFAULT_BODY_LIMIT, |limit| limit.as_u64())
+}
+
 async fn ignite(
     rocket: &Rocket<Build>,
     env: &Environment,
@@ -236,8 +247,8 @@ async fn ignite(
         config::FORWARD_HANDLER,
         forward::Forward::new(&settings, clock.clone(), wake.clone()),
     );
-    let sources = Sources::build(&settings, &registry, env, &metrics)?;
-    let targets = forward::targets(&settings, env)?;
+    let mut sources = Sources::build(&settings, &registry, env, &metrics)?;
+    let mut targets = forward::targets(&settings, env)?;
     let url = settings.database_url(env).map_err(|e| e.to_string())?;
     if url == IN_MEMORY_DATABASE_URL {
         tracing::warn!(
@@ -250,6 +261,14 @@ async fn ignite(
         .map_err(|e| format!("{e} (database: {})", db::redact(&url)))?;
     db::migrate(&url, &db).await.map_err(|e| e.to_string())?;
     tracing::info!(database = %db::redact(&url), shards = settings.shards, "database ready");
+    let storable = db::max_statement_bytes(&db)
+        .await
+        .map_err(|e| format!("cannot read the database's max_allowed_packet: {e}"))?
+        .map(|packet| providers::body_limit::storable(Some(packet)).unwrap_or(packet));
+    let largest_body = sources.limit_bodies(&settings, webhook_limit(rocket), storable)?;
+    budget::Budget::check(settings.inflight_budget_mib, largest_body)?;
+    let max_body = |name: &str| sources.get(name).map_or(largest_body, |s| s.max_body);
+    forward::bound_slots(&mut targets, max_body, settings.forward_budget_mib)?;
     let engine = Engine::start(
         EngineConfig {
             shards: settings.shards,
@@ -258,6 +277,7 @@ async fn ignite(
             cache_ttl: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
             max_retries: settings.max_retries,
             max_batch: settings.max_batch,
+            max_batch_bytes: storable,
             writers: settings.writers,
             bounds: engine::store::Bounds {
                 limits: db::per_transaction_limits(&url, &settings),

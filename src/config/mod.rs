@@ -113,6 +113,11 @@ pub struct Settings {
     /// a backlog held while the app is being moved).
     #[default = true]
     pub forward_worker: bool,
+    /// Most body bytes one forwarding source's deliveries in flight may hold: a slot holds its
+    /// row's body, so a source's `concurrency` is lowered to what fits its body limit.
+    #[default = 64]
+    #[validate(range(min = 1, max = 65_536))]
+    pub forward_budget_mib: u32,
     #[default(LogFormat::Text)]
     pub log_format: LogFormat,
     pub sources: BTreeMap<String, SourceConfig>,

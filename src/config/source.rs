@@ -38,6 +38,9 @@ pub struct SourceConfig {
     /// Refuse the same signed bytes twice under different unsigned ids (a second unique key).
     #[default = true]
     pub dedupe_signed_bytes: bool,
+    /// The largest body accepted (`"25 MiB"`); `None`: the provider's default (see
+    /// `providers::body_limit`).
+    pub max_body: Option<rocket::data::ByteUnit>,
     /// Event types this source accepts, as globs (`*`: any run of characters); empty: all.
     pub accept_types: Vec<String>,
     /// `generic` only; empty means unsigned.

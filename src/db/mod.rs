@@ -131,6 +131,31 @@ pub fn per_transaction_limits(url: &str, settings: &Settings) -> Option<Limits> 
     server.then(|| ingest_limits(settings))
 }
 
+/// The most bytes one statement may carry: MariaDB/MySQL's `max_allowed_packet`, which
+/// bounds every body idemhook stores and every batch's multi-row INSERT. `None` on PostgreSQL
+/// and SQLite, whose limits (about 1 GB a value) are above anything a webhook sends.
+pub async fn max_statement_bytes(db: &DatabaseConnection) -> Result<Option<u64>, DbErr> {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+    if db.get_database_backend() != DatabaseBackend::MySql {
+        return Ok(None);
+    }
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DatabaseBackend::MySql,
+            "SELECT @@max_allowed_packet",
+        ))
+        .await?;
+    let packet: Option<u64> = match row {
+        Some(row) => row
+            .try_get_by_index::<i64>(0)
+            .ok()
+            .and_then(|v| u64::try_from(v).ok())
+            .or_else(|| row.try_get_by_index::<u64>(0).ok()),
+        None => None,
+    };
+    Ok(packet)
+}
+
 /// Applies pending migrations. On PostgreSQL they get a connection of their own: the pool's
 /// sessions carry the ingest timeouts, which a long migration must not hit. (Elsewhere the
 /// pool is used: no session limits there, and an in-memory SQLite database exists only on its

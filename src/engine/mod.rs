@@ -15,6 +15,7 @@
 
 pub mod cache;
 pub mod db_error;
+mod group;
 mod shard;
 pub mod store;
 mod writers;
@@ -50,6 +51,9 @@ pub struct EngineConfig {
     pub cache_ttl: Duration,
     pub max_retries: u32,
     pub max_batch: usize,
+    /// Most body bytes one group commit carries (`None`: no bound but `max_batch`); see
+    /// [`WriterContext::max_batch_bytes`].
+    pub max_batch_bytes: Option<u64>,
     /// Transactions committing new events at once.
     pub writers: usize,
     /// How long one transaction may wait, and take.
@@ -104,6 +108,7 @@ impl Engine {
                 cache: cache.clone(),
                 metrics: metrics.clone(),
                 max_batch: config.max_batch.max(1),
+                max_batch_bytes: config.max_batch_bytes,
             },
             config.writers,
             // Room for every delivery the shards may hold: the shards' bound refuses first.

@@ -36,6 +36,11 @@ pub struct WriterContext {
     pub metrics: Arc<Metrics>,
     /// Most events in one transaction; 1 turns group commit off.
     pub max_batch: usize,
+    /// Most body bytes in one transaction: a group's multi-row INSERTs (inbox, outbox) carry
+    /// every body of the group in one statement, and MariaDB refuses a statement over its
+    /// `max_allowed_packet`. A group over it is committed in parts, each within the bound (an
+    /// event alone is within it: its source's body limit was lowered to fit at launch).
+    pub max_batch_bytes: Option<u64>,
 }
 
 /// Called once with the event's outcome, after the cache knows of a commit.
@@ -122,16 +127,20 @@ async fn commit_group(ctx: &WriterContext, mut group: Vec<Pending>) {
     // deadlock on them.
     group.sort_by_key(|p| p.job.event.digest);
     let jobs: Vec<&Job> = group.iter().map(|p| &p.job).collect();
-    // Handlers' panics are caught in the store; this catches anything else, so one event can
-    // never stop the writer that serves every shard.
-    let results = AssertUnwindSafe(process_batch(ctx, &jobs))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            jobs.iter()
-                .map(|_| Err(EngineError::Internal("a writer panicked".into())))
-                .collect()
-        });
+    let mut results = Vec::with_capacity(jobs.len());
+    for part in super::group::by_bytes(&jobs, ctx.max_batch_bytes) {
+        // Handlers' panics are caught in the store; this catches anything else, so one event
+        // can never stop the writer that serves every shard.
+        let outcomes = AssertUnwindSafe(process_batch(ctx, part))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                part.iter()
+                    .map(|_| Err(EngineError::Internal("a writer panicked".into())))
+                    .collect()
+            });
+        results.extend(outcomes);
+    }
     let mut results = results.into_iter();
     for pending in group {
         let result = results
@@ -262,6 +271,7 @@ mod tests {
             ),
             cache,
             metrics,
+            max_batch_bytes: None,
             max_batch,
         };
         Writers::start(ctx, writers, 64)

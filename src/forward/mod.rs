@@ -113,3 +113,36 @@ pub fn targets(settings: &Settings, env: &Environment) -> Result<Vec<Target>, St
     }
     Ok(targets)
 }
+
+/// Lowers each target's `concurrency` so that its deliveries in flight, each holding a body of
+/// up to its source's limit, fit `budget_mib` (`forward_budget_mib`). A budget that cannot hold
+/// one body refuses to launch: that source's large events could never be delivered.
+pub fn bound_slots(
+    targets: &mut [Target],
+    max_body: impl Fn(&str) -> u64,
+    budget_mib: u32,
+) -> Result<(), String> {
+    let budget = u64::from(budget_mib) * 1024 * 1024;
+    for target in targets {
+        let body = max_body(&target.source).max(1);
+        let fits = usize::try_from(budget / body).unwrap_or(usize::MAX);
+        if fits == 0 {
+            return Err(format!(
+                "idemhook.forward_budget_mib = {budget_mib} cannot hold one body of source \
+                 {:?} ({body} bytes): raise it to at least {} or lower that source's max_body",
+                target.source,
+                body.div_ceil(1024 * 1024)
+            ));
+        }
+        if fits < target.concurrency {
+            tracing::info!(
+                source = %target.source,
+                concurrency = fits,
+                configured = target.concurrency,
+                "forwarding: concurrency lowered so that bodies in flight fit forward_budget_mib"
+            );
+            target.concurrency = fits;
+        }
+    }
+    Ok(())
+}

@@ -35,7 +35,10 @@ pub async fn replay(
     // own, and a failed event's comes from its audit row, so the record a replay writes is
     // the one the provider's delivery would have written.
     let (parts, received_at, processed, signed_key) =
-        match processed_event::Entity::find_by_id(key.clone()).one(db).await? {
+        match processed_event::Entity::find_by_id(key.clone())
+            .one(db)
+            .await?
+        {
             Some(p) => (
                 (p.source, p.event_type, p.event_id),
                 p.received_at,
@@ -49,9 +52,9 @@ pub async fn replay(
                     false,
                     f.typed_signed_key,
                 ),
-            None => return Err(OperatorError::NotFound("no such event".into())),
-        },
-    };
+                None => return Err(OperatorError::NotFound("no such event".into())),
+            },
+        };
     if processed && !request.force {
         return Err(already_processed());
     }

@@ -20,6 +20,7 @@
 //! - [`sources`]: the configured sources, built at launch (secrets, handlers, metrics).
 
 pub mod body;
+pub mod body_limit;
 pub mod delivery;
 pub mod generic;
 pub mod github;

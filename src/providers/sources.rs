@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::body_limit::{self, BodyLimit};
 use super::signature::{Secret, Secrets};
 use super::{generic, github, shopify, standard, stripe, Provider, Verifier};
 use crate::config::{Environment, ProviderKind, Settings, SourceConfig};
@@ -22,6 +23,12 @@ pub struct Source {
     pub dedupe_signed_bytes: bool,
     /// `accept_types`, compiled; empty accepts every type.
     pub accept_types: Vec<glob::Pattern>,
+    /// The provider's kind (GitHub's refused deliveries are logged with their GUID: GitHub
+    /// never retries them by itself).
+    pub kind: ProviderKind,
+    /// The largest body accepted, in bytes ([`body_limit`]); set at launch by
+    /// [`Sources::limit_bodies`], once the database's own limit is known.
+    pub max_body: u64,
 }
 
 impl Source {
@@ -79,10 +86,46 @@ impl Sources {
                     metrics: metrics.source(name),
                     dedupe_signed_bytes: cfg.dedupe_signed_bytes,
                     accept_types,
+                    kind: cfg.provider,
+                    max_body: 0,
                 },
             );
         }
         Ok(Self(sources))
+    }
+
+    /// Sets each source's body limit from its `max_body` or its provider's default, within
+    /// `storable` (what one statement of the database can store), warning where a default was
+    /// lowered. Returns the largest limit, which the in-flight budget must hold.
+    pub fn limit_bodies(
+        &mut self,
+        settings: &Settings,
+        webhook_limit: u64,
+        storable: Option<u64>,
+    ) -> Result<u64, String> {
+        let mut largest = 0;
+        for (name, source) in &mut self.0 {
+            let explicit = settings
+                .sources
+                .get(name)
+                .and_then(|cfg| cfg.max_body)
+                .map(|b| b.as_u64());
+            let BodyLimit {
+                bytes,
+                lowered_from,
+            } = body_limit::resolve(name, source.kind, explicit, webhook_limit, storable)?;
+            if let Some(wanted) = lowered_from {
+                tracing::warn!(
+                    "source {name:?}: its provider may send bodies of up to {wanted} bytes, but \
+                     the database can store at most {bytes} in one statement \
+                     (max_allowed_packet): larger bodies are answered 413. Raise the server's \
+                     max_allowed_packet to accept them"
+                );
+            }
+            source.max_body = bytes;
+            largest = largest.max(bytes);
+        }
+        Ok(largest)
     }
 
     pub fn get(&self, name: &str) -> Option<&Source> {

@@ -13,6 +13,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::budget::Budget;
 use crate::clock::Clock;
+use crate::config::ProviderKind;
 use crate::engine::{Engine, Job};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, Counted};
@@ -31,12 +32,10 @@ pub fn routes() -> Vec<Route> {
     routes![ingest]
 }
 
-/// The request's headers (borrowed from Rocket) and its body limit, taken before the body is
-/// read.
+/// The request's headers (borrowed from Rocket), taken before the body is read.
 pub struct RequestMeta<'r> {
     headers: &'r HeaderMap<'r>,
     header_bytes: usize,
-    body_limit: u64,
     content_length: Option<u64>,
 }
 
@@ -50,18 +49,12 @@ impl<'r> FromRequest<'r> for RequestMeta<'r> {
             .iter()
             .map(|h| h.name().len() + h.value().len())
             .sum();
-        let body_limit = req
-            .limits()
-            .get("webhook")
-            .map(|l| l.as_u64())
-            .unwrap_or(DEFAULT_BODY_LIMIT);
         let content_length = headers
             .get_one("Content-Length")
             .and_then(|v| v.parse().ok());
         Outcome::Success(RequestMeta {
             headers,
             header_bytes,
-            body_limit,
             content_length,
         })
     }
@@ -166,6 +159,7 @@ pub async fn ingest(
     let configured = sources.get(source);
     let counters = configured.map_or(&engine.metrics().unknown_source, |s| &s.metrics);
     counters.received.inc();
+    let headers = meta.headers;
     let result = match configured {
         Some(configured) => receive(configured, meta, body, engine, clock, budget).await,
         None => Err(Refused::new(
@@ -199,6 +193,9 @@ pub async fn ingest(
             let (event_type, event_id) = refused.event.as_ref().map_or(("", ""), |e| {
                 (e.key.event_type.as_str(), e.key.event_id.as_str())
             });
+            if let Some(configured) = configured {
+                warn_unretried(configured, &refused.error, headers);
+            }
             tracing::info!(
                 source = %truncate(source, 64),
                 event_type = %event_type,
@@ -211,6 +208,27 @@ pub async fn ingest(
             Err(refused.error)
         }
     }
+}
+
+/// GitHub never retries a failed delivery by itself: a 413 or a 503 answered to it loses the
+/// event unless someone redelivers it. Each is logged at warn with its `X-GitHub-Delivery`
+/// GUID, which GitHub's API takes to redeliver it (README, GitHub).
+fn warn_unretried(source: &Source, error: &ApiError, headers: &HeaderMap<'_>) {
+    let status = error.status();
+    if source.kind != ProviderKind::Github
+        || !matches!(status, Status::PayloadTooLarge | Status::ServiceUnavailable)
+    {
+        return;
+    }
+    let guid = headers.get_one("X-GitHub-Delivery").unwrap_or("");
+    tracing::warn!(
+        source = %source.name,
+        github_delivery = %truncate(guid, 64),
+        status = status.code,
+        error = %error,
+        "GitHub delivery refused, and GitHub does not retry it: redeliver it by its \
+         X-GitHub-Delivery GUID once the cause is fixed"
+    );
 }
 
 fn outcome_label(outcome: EngineOutcome) -> &'static str {
@@ -260,19 +278,18 @@ async fn receive(
         ));
     }
     // Room for the body, before a byte of it is read; held until the delivery is answered.
-    let declared = meta.content_length.unwrap_or(meta.body_limit);
-    let _reserved = budget
-        .try_reserve(declared.min(meta.body_limit))
-        .ok_or_else(|| {
-            Refused::new(
-                Rejection::OverBudget,
-                ApiError::Unavailable {
-                    message: "too many bytes of deliveries are in flight; retry later",
-                    retry_after_secs: 1,
-                },
-            )
-        })?;
-    let body = read_body(body, meta.body_limit, meta.content_length)
+    let limit = source.max_body;
+    let declared = meta.content_length.unwrap_or(limit);
+    let _reserved = budget.try_reserve(declared.min(limit)).ok_or_else(|| {
+        Refused::new(
+            Rejection::OverBudget,
+            ApiError::Unavailable {
+                message: "too many bytes of deliveries are in flight; retry later",
+                retry_after_secs: 1,
+            },
+        )
+    })?;
+    let body = read_body(body, limit, meta.content_length)
         .await
         .map_err(|e| {
             Refused::new(
@@ -284,7 +301,8 @@ async fn receive(
             Refused::new(
                 Rejection::TooLarge,
                 ApiError::PayloadTooLarge {
-                    limit: meta.body_limit,
+                    name: source.name.clone(),
+                    limit,
                 },
             )
         })?;

@@ -36,7 +36,7 @@ async fn a_body_at_the_limit_is_read_and_one_byte_over_is_refused() {
     assert_eq!((r.status, r.outcome()), (Status::Ok, "processed"), "{r:?}");
     let r = app.post("demo", &sized("over", LIMIT + 1), &[]).await;
     assert_eq!(r.status, Status::PayloadTooLarge, "{r:?}");
-    assert!(r.error().contains("larger than the limit"), "{r:?}");
+    assert!(r.error().contains("\"demo\"'s limit of 300 bytes"), "{r:?}");
     // A Content-Length header that understates the body changes nothing: the limit counts
     // bytes read. (The local client frames nothing, so this shows only that the header's
     // value is not trusted; `hostile.rs` sends a short Content-Length over a real socket.)
@@ -240,7 +240,7 @@ async fn bad_requests_are_refused_and_nothing_is_recorded(backend: Backend) {
             ),
             vec![],
             Status::PayloadTooLarge,
-            "larger than the limit",
+            "'s limit of",
         ),
     ];
     for (source, body, headers, status, message) in &cases {

@@ -30,6 +30,8 @@ mod hostile;
 mod inbox;
 /// The basic contract: processed, duplicate, exact identity, bad requests.
 mod ingest;
+/// Bodies up to a source's limit (GitHub's 25 MiB), and the 413 past it.
+mod large;
 /// Launch-time refusals of a bad configuration, and the in-memory store.
 mod launch;
 /// A row locked elsewhere delays only its own event.

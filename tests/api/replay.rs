@@ -253,10 +253,14 @@ async fn an_operator_replay_of_a_failed_signed_event_keeps_its_signed_key(backen
     let sig = github_signature(&body);
     let headers = |id| github_headers(&sig, id, "payment_succeeded");
 
-    app.faults.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    app.faults
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let r = app.post("github", &body, &headers("f-1")).await;
     assert_eq!(r.status, Status::InternalServerError, "{r:?}");
-    app.faults.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    app.faults
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     let r = app
         .post_admin(
             "/webhooks/github/events/f-1/replay?type=payment_succeeded",

@@ -122,7 +122,11 @@ async fn signed_bytes_applied_by_the_previous_release_stay_refused(backend: Back
     for (body, id) in [(&before, "d-new-1"), (&during, "d-new-2")] {
         let sig = github_signature(body);
         let r = app
-            .post("github", body, &github_headers(&sig, id, "payment_succeeded"))
+            .post(
+                "github",
+                body,
+                &github_headers(&sig, id, "payment_succeeded"),
+            )
             .await;
         assert_eq!((r.status, r.outcome()), (Status::Ok, "duplicate"), "{r:?}");
         let r = app

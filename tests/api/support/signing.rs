@@ -45,11 +45,7 @@ pub fn shopify_signature(body: &str) -> String {
 }
 
 /// A Shopify delivery's headers: its signature, topic and event id.
-pub fn shopify_headers<'a>(
-    hmac: &'a str,
-    topic: &'a str,
-    id: &'a str,
-) -> [(&'a str, &'a str); 3] {
+pub fn shopify_headers<'a>(hmac: &'a str, topic: &'a str, id: &'a str) -> [(&'a str, &'a str); 3] {
     [
         ("X-Shopify-Hmac-Sha256", hmac),
         ("X-Shopify-Topic", topic),
