@@ -31,10 +31,12 @@ pub enum Rejection {
     Unavailable,
     Timeout,
     OverBudget,
+    /// A duplicate whose body differs, on a source with `on_payload_mismatch = "reject"`.
+    PayloadMismatch,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 8] = [
+    const ALL: [Rejection; 9] = [
         Rejection::BadRequest,
         Rejection::Unauthorized,
         Rejection::TooLarge,
@@ -43,6 +45,7 @@ impl Rejection {
         Rejection::Unavailable,
         Rejection::Timeout,
         Rejection::OverBudget,
+        Rejection::PayloadMismatch,
     ];
 
     fn label(self) -> &'static str {
@@ -55,6 +58,7 @@ impl Rejection {
             Rejection::Unavailable => "unavailable",
             Rejection::Timeout => "timeout",
             Rejection::OverBudget => "over_budget",
+            Rejection::PayloadMismatch => "payload_mismatch",
         }
     }
 }

@@ -21,6 +21,7 @@ mod m20261123_000004_outbox;
 mod m20261129_000001_operator;
 mod m20261129_000002_settled_deliveries;
 mod m20261202_000001_typed_signed_key;
+mod m20261202_000002_payload_mismatches;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_operator::Migration),
             Box::new(m20261129_000002_settled_deliveries::Migration),
             Box::new(m20261202_000001_typed_signed_key::Migration),
+            Box::new(m20261202_000002_payload_mismatches::Migration),
         ]
     }
 }

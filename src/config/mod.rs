@@ -20,7 +20,8 @@ mod source;
 pub use forward::{ForwardConfig, FORWARD_HANDLER};
 
 pub use source::{
-    OnMissingId, ProviderKind, SecretEnv, SignatureAlgorithm, SignatureEncoding, SourceConfig,
+    OnMissingId, OnPayloadMismatch, ProviderKind, SecretEnv, SignatureAlgorithm, SignatureEncoding,
+    SourceConfig,
 };
 
 /// The database used when none is configured: a file next to the working directory, so that

@@ -41,6 +41,9 @@ pub struct SourceConfig {
     /// The largest body accepted (`"25 MiB"`); `None`: the provider's default (see
     /// `providers::body_limit`).
     pub max_body: Option<rocket::data::ByteUnit>,
+    /// What a duplicate whose body differs from the settled one gets.
+    #[default(OnPayloadMismatch::Duplicate)]
+    pub on_payload_mismatch: OnPayloadMismatch,
     /// Event types this source accepts, as globs (`*`: any run of characters); empty: all.
     pub accept_types: Vec<String>,
     /// `generic` only; empty means unsigned.
@@ -94,6 +97,18 @@ pub enum ProviderKind {
     Shopify,
     /// Standard Webhooks (standardwebhooks.com), also what Svix sends.
     Standard,
+}
+
+/// What a duplicate gets whose body differs from the one that settled its event. Either way
+/// nothing is applied and the mismatch is recorded on the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnPayloadMismatch {
+    /// 200 `duplicate`, as for any redelivery.
+    Duplicate,
+    /// 409, naming both hashes: the sender retries, and may disable the endpoint after enough
+    /// failures.
+    Reject,
 }
 
 /// What to do with an event that carries no id.

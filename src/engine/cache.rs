@@ -144,14 +144,12 @@ mod tests {
         cache.insert(digest, processed([1; 32])).await;
         assert_eq!(
             cache.duplicate(&key, &digest, &[1; 32]).await,
-            Some(Outcome::Duplicate {
-                payload_mismatch: false
-            })
+            Some(Outcome::Duplicate { mismatch: None })
         );
         assert_eq!(
             cache.duplicate(&key, &digest, &[2; 32]).await,
             Some(Outcome::Duplicate {
-                payload_mismatch: true
+                mismatch: Some([1; 32])
             })
         );
         assert_eq!(cache.hits.get(), 2);

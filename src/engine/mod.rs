@@ -16,6 +16,7 @@
 pub mod cache;
 pub mod db_error;
 mod group;
+pub mod mismatches;
 mod shard;
 pub mod store;
 mod writers;
@@ -80,6 +81,9 @@ pub struct Engine {
     /// Whether the last database answer was an outage, so an outage is logged once when it
     /// starts and once when it ends, not once per request.
     db_down: AtomicBool,
+    /// Duplicates with another body, written to their event's record once a second.
+    mismatches: Arc<mismatches::Mismatches>,
+    mismatch_task: mismatches::MismatchTask,
 }
 
 impl Engine {
@@ -95,6 +99,8 @@ impl Engine {
             metrics.cache_hits.clone(),
             metrics.check_hit.clone(),
         );
+        let mismatches = Arc::new(mismatches::Mismatches::new(db.clone(), clock.clone()));
+        let mismatch_task = mismatches.clone().spawn();
         let store = Store::new(
             db,
             config.max_retries,
@@ -136,6 +142,8 @@ impl Engine {
             store,
             writers: watch,
             db_down: AtomicBool::new(false),
+            mismatches,
+            mismatch_task,
         })
     }
 
@@ -194,6 +202,12 @@ impl Engine {
         payload_sha256: &Sha256Digest,
     ) -> Option<Outcome> {
         self.cache.duplicate(key, digest, payload_sha256).await
+    }
+
+    /// Notes a duplicate of event `digest` whose body (`payload_sha256`) differs from the one
+    /// that settled it, for the event's record ([`mismatches`]).
+    pub async fn note_mismatch(&self, digest: &Sha256Digest, payload_sha256: &Sha256Digest) {
+        self.mismatches.note(digest, payload_sha256).await;
     }
 
     async fn dispatch(&self, job: Job) -> Result<Outcome, EngineError> {
@@ -269,6 +283,7 @@ impl Engine {
             shard.permits.close();
             shard.actor.stop(None);
         }
+        self.mismatch_task.stop().await;
         left
     }
 }

@@ -30,6 +30,12 @@ pub struct Model {
     pub reason: Option<String>,
     /// The token of the delivery that wrote the record (`Event::attempt_token`).
     pub attempt_token: Option<Vec<u8>>,
+    /// Duplicates whose body differed from the one that settled the event
+    /// (`engine::mismatches`, written within about a second of each).
+    pub mismatches: i64,
+    /// SHA-256 of the last such body, and when it came.
+    pub last_mismatch_sha256: Option<Vec<u8>>,
+    pub last_mismatch_at: Option<DateTimeUtc>,
 }
 
 /// `status` of an event whose handlers committed.

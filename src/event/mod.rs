@@ -87,8 +87,9 @@ pub enum Outcome {
     /// This delivery's transaction committed the event.
     Processed,
     /// The event was committed before (by this delivery's predecessor, here or on another
-    /// instance); nothing ran.
-    Duplicate { payload_mismatch: bool },
+    /// instance); nothing ran. `mismatch`: the SHA-256 of the payload that settled it, when
+    /// this delivery's body differs from it.
+    Duplicate { mismatch: Option<Sha256Digest> },
     /// A handler refused the event for good; it is settled as rejected and nothing of it was
     /// applied. `replayed`: it was rejected before, for an earlier delivery.
     Rejected { replayed: bool },
@@ -116,18 +117,18 @@ impl Outcome {
         if stored.is_some_and(|s| s.rejected) {
             return Outcome::Rejected { replayed: true };
         }
-        let mismatch = stored.is_some_and(|s| s.payload_sha256 != *payload_sha256);
-        if mismatch {
+        let mismatch = stored
+            .map(|s| s.payload_sha256)
+            .filter(|stored| stored != payload_sha256);
+        if mismatch.is_some() {
             tracing::warn!(
                 source = %key.source,
                 event_type = %key.event_type,
                 event_id = %key.event_id,
-                "duplicate delivery with a different payload; answered duplicate, payload ignored"
+                "duplicate delivery with a different payload; not applied"
             );
         }
-        Outcome::Duplicate {
-            payload_mismatch: mismatch,
-        }
+        Outcome::Duplicate { mismatch }
     }
 }
 

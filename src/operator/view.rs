@@ -50,6 +50,19 @@ pub struct EventSummary {
     pub payload_sha256: String,
     /// Its delivery to the app, for a forwarding source.
     pub delivery: Option<DeliverySummary>,
+    /// Duplicates that came with another body (recorded within about a second).
+    pub payload_mismatches: PayloadMismatches,
+}
+
+/// Duplicates of a settled event whose body differed from the one that settled it: never
+/// applied, counted on the event's record.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct PayloadMismatches {
+    pub count: i64,
+    /// SHA-256 of the last such body, hex.
+    pub last_mismatch_sha256: Option<String>,
+    /// When it came (RFC 3339).
+    pub last_mismatch_at: Option<String>,
 }
 
 /// The state of an event's delivery to the app.
@@ -174,7 +187,16 @@ fn summary(rows: &Rows) -> Option<EventSummary> {
             ),
             (None, None, None) => return None,
         };
+    let payload_mismatches = rows
+        .processed
+        .as_ref()
+        .map_or_else(PayloadMismatches::default, |p| PayloadMismatches {
+            count: p.mismatches,
+            last_mismatch_sha256: p.last_mismatch_sha256.as_ref().map(hex::encode),
+            last_mismatch_at: p.last_mismatch_at.map(rfc3339),
+        });
     Some(EventSummary {
+        payload_mismatches,
         source: key.0.clone(),
         event_type: key.1.clone(),
         event_id: key.2.clone(),

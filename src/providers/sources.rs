@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::body_limit::{self, BodyLimit};
 use super::signature::{Secret, Secrets};
 use super::{generic, github, shopify, standard, stripe, Provider, Verifier};
-use crate::config::{Environment, ProviderKind, Settings, SourceConfig};
+use crate::config::{Environment, OnPayloadMismatch, ProviderKind, Settings, SourceConfig};
 use crate::handlers::{Handler, Registry};
 use crate::metrics::{Metrics, SourceMetrics};
 
@@ -26,6 +26,8 @@ pub struct Source {
     /// The provider's kind (GitHub's refused deliveries are logged with their GUID: GitHub
     /// never retries them by itself).
     pub kind: ProviderKind,
+    /// What a duplicate with another body gets (`on_payload_mismatch`).
+    pub on_payload_mismatch: OnPayloadMismatch,
     /// The largest body accepted, in bytes ([`body_limit`]); set at launch by
     /// [`Sources::limit_bodies`], once the database's own limit is known.
     pub max_body: u64,
@@ -87,6 +89,7 @@ impl Sources {
                     dedupe_signed_bytes: cfg.dedupe_signed_bytes,
                     accept_types,
                     kind: cfg.provider,
+                    on_payload_mismatch: cfg.on_payload_mismatch,
                     max_body: 0,
                 },
             );

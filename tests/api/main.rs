@@ -38,6 +38,8 @@ mod launch;
 mod locks;
 /// No secret, token or payload in the logs.
 mod logs;
+/// Duplicates with another body: counted on the event, or refused.
+mod mismatch;
 /// The sweeper, metrics, health and graceful shutdown.
 mod operations;
 /// Search, replay, redrive, jobs, the OpenAPI document and the CLI.

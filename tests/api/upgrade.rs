@@ -45,6 +45,9 @@ async fn a_database_of_the_previous_release_migrates_in_place(backend: Backend) 
             status: NotSet,
             reason: NotSet,
             attempt_token: NotSet,
+            mismatches: NotSet,
+            last_mismatch_sha256: NotSet,
+            last_mismatch_at: NotSet,
             received_at: Set(Utc::now()),
             processed_at: Set(Utc::now()),
         };
@@ -101,6 +104,9 @@ async fn signed_bytes_applied_by_the_previous_release_stay_refused(backend: Back
             status: Set(processed_event::PROCESSED.to_owned()),
             reason: Set(None),
             attempt_token: Set(None),
+            mismatches: NotSet,
+            last_mismatch_sha256: NotSet,
+            last_mismatch_at: NotSet,
             received_at: Set(Utc::now()),
             processed_at: Set(Utc::now()),
         }

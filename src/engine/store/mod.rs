@@ -33,7 +33,8 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use sea_orm::{
-    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, TransactionTrait,
+    ActiveValue::NotSet, ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, TransactionTrait,
 };
 
 use super::db_error::{classify, DbErrorKind};
@@ -334,6 +335,9 @@ fn dedupe_record(event: &Event, processed_at: DateTime<Utc>) -> processed_event:
         status: Set(processed_event::PROCESSED.to_owned()),
         reason: Set(None),
         attempt_token: Set(Some(event.attempt_token.to_vec())),
+        mismatches: NotSet,
+        last_mismatch_sha256: NotSet,
+        last_mismatch_at: NotSet,
     }
 }
 

@@ -223,6 +223,15 @@ fn event_body(d: &EventDetail) -> Markup {
             dt { "Attempts" } dd { (s.attempts) }
             @if let Some(err) = &s.last_error { dt { "Last error" } dd { (err) } }
             dt { "Payload SHA-256" } dd { code { (s.payload_sha256) } }
+            @let m = &s.payload_mismatches;
+            @if m.count > 0 {
+                dt { "Payload mismatches" }
+                dd #payload-mismatches {
+                    (m.count) " duplicate(s) with another body, not applied; last "
+                    code { (m.last_mismatch_sha256.as_deref().unwrap_or_default()) }
+                    " at " (m.last_mismatch_at.as_deref().map(when).unwrap_or_default())
+                }
+            }
         }
         p.actions {
             @match s.status.as_str() {

@@ -1,106 +1,39 @@
 //! `POST /webhooks/<source>`: read the body, identify the event, hand it to its shard.
+//!
+//! [`request`] reads the request (headers first, then the body within the source's limit);
+//! [`answer`] says what a settled delivery is answered and how it is counted.
+
+mod answer;
+mod request;
+
+pub use answer::{Accepted, Receipt};
+pub use request::{RequestMeta, DEFAULT_BODY_LIMIT, MAX_HEADER_BYTES};
+
+use answer::{count, outcome_label};
+use request::{owned_headers, read_body, truncate};
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use rocket::data::{Data, ToByteUnit};
-use rocket::http::{ContentType, HeaderMap, Status};
-use rocket::request::{FromRequest, Outcome, Request};
-use rocket::response::{self, Responder, Response};
+use rocket::data::Data;
+use rocket::http::{HeaderMap, Status};
 use rocket::{post, routes, Route, State};
-use serde::Serialize;
-use tokio::io::AsyncReadExt;
 
 use crate::budget::Budget;
 use crate::clock::Clock;
-use crate::config::ProviderKind;
+use crate::config::{OnPayloadMismatch, ProviderKind};
 use crate::engine::{Engine, Job};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, Counted};
-use crate::event::key::{attempt_token, legacy_signed_key, sha256, signed_key, EventKey};
+use crate::event::key::{
+    attempt_token, legacy_signed_key, sha256, signed_key, EventKey, Sha256Digest,
+};
 use crate::event::{Event, Outcome as EngineOutcome};
-use crate::metrics::{Rejection, SourceMetrics};
+use crate::metrics::Rejection;
 use crate::providers::{Delivery, ProviderError, Source, Sources};
-
-/// The body limit used when Rocket.toml sets no `limits.webhook`.
-pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
-/// Most header bytes (names and values) a delivery may carry. Providers send a few KiB; the
-/// HTTP layer alone would accept hundreds.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 pub fn routes() -> Vec<Route> {
     routes![ingest]
-}
-
-/// The request's headers (borrowed from Rocket), taken before the body is read.
-pub struct RequestMeta<'r> {
-    headers: &'r HeaderMap<'r>,
-    header_bytes: usize,
-    content_length: Option<u64>,
-}
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for RequestMeta<'r> {
-    type Error = std::convert::Infallible;
-
-    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let headers = req.headers();
-        let header_bytes = headers
-            .iter()
-            .map(|h| h.name().len() + h.value().len())
-            .sum();
-        let content_length = headers
-            .get_one("Content-Length")
-            .and_then(|v| v.parse().ok());
-        Outcome::Success(RequestMeta {
-            headers,
-            header_bytes,
-            content_length,
-        })
-    }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Receipt<'a> {
-    /// `processed`, `duplicate` (nothing ran) or `rejected` (a handler refused it for good).
-    status: &'static str,
-    source: &'a str,
-    event_type: &'a str,
-    event_id: &'a str,
-}
-
-/// A 200: `processed`, or `duplicate` with `Idempotent-Replayed: true`.
-pub struct Accepted {
-    outcome: EngineOutcome,
-    key: EventKey,
-}
-
-impl<'r> Responder<'r, 'static> for Accepted {
-    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
-        let replayed = matches!(
-            self.outcome,
-            EngineOutcome::Duplicate { .. } | EngineOutcome::Rejected { replayed: true }
-        );
-        let key = &self.key;
-        let receipt = Receipt {
-            status: outcome_label(self.outcome),
-            source: &key.source,
-            event_type: &key.event_type,
-            event_id: &key.event_id,
-        };
-        // Built directly rather than through `Json`, which answers a `String` and then
-        // merges a second response into it for the content type: a duplicate's answer is
-        // most of what it costs once its key is known.
-        let body = serde_json::to_vec(&receipt).map_err(|_| Status::InternalServerError)?;
-        let mut response = Response::build();
-        response
-            .header(ContentType::JSON)
-            .sized_body(body.len(), std::io::Cursor::new(body));
-        if replayed {
-            response.raw_header("Idempotent-Replayed", "true");
-        }
-        Ok(response.finalize())
-    }
 }
 
 /// A delivery that was not answered 200, with what is known of it for the log line.
@@ -231,36 +164,6 @@ fn warn_unretried(source: &Source, error: &ApiError, headers: &HeaderMap<'_>) {
     );
 }
 
-fn outcome_label(outcome: EngineOutcome) -> &'static str {
-    match outcome {
-        EngineOutcome::Processed => "processed",
-        EngineOutcome::Duplicate { .. } => "duplicate",
-        EngineOutcome::Rejected { .. } => "rejected",
-    }
-}
-
-fn count(counters: &SourceMetrics, outcome: EngineOutcome, seconds: f64) {
-    match outcome {
-        EngineOutcome::Processed => {
-            counters.processed.inc();
-            counters.processed_seconds.observe(seconds);
-        }
-        EngineOutcome::Duplicate { payload_mismatch } => {
-            counters.duplicate.inc();
-            counters.duplicate_seconds.observe(seconds);
-            if payload_mismatch {
-                counters.payload_mismatches.inc();
-            }
-        }
-        // A later delivery of a rejected event is a redelivery like any duplicate.
-        EngineOutcome::Rejected { replayed: true } => {
-            counters.duplicate.inc();
-            counters.duplicate_seconds.observe(seconds);
-        }
-        EngineOutcome::Rejected { replayed: false } => counters.handler_rejections.inc(),
-    }
-}
-
 async fn receive(
     source: &Source,
     meta: RequestMeta<'_>,
@@ -337,6 +240,7 @@ async fn receive(
     }
     let digest = key.digest();
     if let Some(outcome) = engine.cached(&key, &digest, &payload_sha256).await {
+        check_mismatch(source, engine, &digest, &payload_sha256, outcome).await?;
         return Ok(Received {
             accepted: Accepted { outcome, key },
             body_read,
@@ -359,13 +263,21 @@ async fn receive(
         handlers: source.handlers.clone(),
     };
     match engine.submit(job).await {
-        Ok(outcome) => Ok(Received {
-            accepted: Accepted {
-                outcome,
-                key: event.key.clone(),
-            },
-            body_read,
-        }),
+        Ok(outcome) => {
+            check_mismatch(source, engine, &digest, &payload_sha256, outcome)
+                .await
+                .map_err(|refused| Refused {
+                    event: Some(event.clone()),
+                    ..refused
+                })?;
+            Ok(Received {
+                accepted: Accepted {
+                    outcome,
+                    key: event.key.clone(),
+                },
+                body_read,
+            })
+        }
         Err(e) => {
             let (error, counted) = e.answer();
             Err(Refused {
@@ -377,41 +289,35 @@ async fn receive(
     }
 }
 
-/// Most bytes reserved up front from a delivery's Content-Length: the header is the
-/// sender's claim, and a claim alone should not hold a large buffer per connection.
-const MAX_BODY_RESERVE: u64 = 64 * 1024;
-
-/// The whole body, or `None` when it is longer than `limit`. It is read straight into one
-/// buffer sized from Content-Length; Rocket's `into_bytes` would go through an 8 KiB
-/// zero-filled copy buffer per request, a visible share of the cost of a duplicate.
-async fn read_body(
-    body: Data<'_>,
-    limit: u64,
-    content_length: Option<u64>,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let reserve = content_length.unwrap_or(0).min(limit).min(MAX_BODY_RESERVE);
-    let mut buf = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
-    // One byte past the limit tells a body at the limit from one over it.
-    body.open(limit.saturating_add(1).bytes())
-        .read_to_end(&mut buf)
-        .await?;
-    Ok((buf.len() as u64 <= limit).then_some(buf))
-}
-
-/// The headers an event keeps for its handlers: names lowercased, in the order received.
-fn owned_headers(headers: &HeaderMap<'_>) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|h| (h.name().as_str().to_ascii_lowercase(), h.value().to_owned()))
-        .collect()
-}
-
-/// At most `max` bytes of `s`, cut on a character boundary: a source name from the URL is
-/// attacker-controlled and goes into the log.
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
+/// A duplicate whose body differs from the one that settled its event: noted on the event's
+/// record, and answered 409 naming both hashes where the source sets
+/// `on_payload_mismatch = "reject"` (counted as a mismatch and as a rejection). Nothing of it
+/// is applied either way.
+async fn check_mismatch(
+    source: &Source,
+    engine: &Engine,
+    digest: &Sha256Digest,
+    payload_sha256: &Sha256Digest,
+    outcome: EngineOutcome,
+) -> Result<(), Refused> {
+    let EngineOutcome::Duplicate {
+        mismatch: Some(stored),
+    } = outcome
+    else {
+        return Ok(());
+    };
+    engine.note_mismatch(digest, payload_sha256).await;
+    if source.on_payload_mismatch == OnPayloadMismatch::Duplicate {
+        return Ok(());
     }
-    &s[..end]
+    source.metrics.payload_mismatches.inc();
+    Err(Refused::new(
+        Rejection::PayloadMismatch,
+        ApiError::Conflict(format!(
+            "this event was settled with a payload of SHA-256 {}, and this delivery's payload \
+             is SHA-256 {}: not applied (the source sets on_payload_mismatch = \"reject\")",
+            hex::encode(stored),
+            hex::encode(payload_sha256)
+        )),
+    ))
 }
