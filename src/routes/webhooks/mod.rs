@@ -69,10 +69,11 @@ struct Received {
         description = "The provider's raw body, signed as the source's provider signs it"),
     responses(
         (status = 200, description = "Settled: processed, duplicate (with `Idempotent-Replayed: true`), or rejected", body = Receipt),
-        (status = 400, description = "Malformed: no event type or id, a bad key, an unreadable body", body = ErrorBody),
+        (status = 400, description = "Malformed: no event type or id, a bad key, an unreadable body, a type outside `accept_types`", body = ErrorBody),
         (status = 401, description = "A missing, wrong or stale signature", body = ErrorBody),
         (status = 404, description = "Unknown source", body = ErrorBody),
-        (status = 413, description = "The body is over `limits.webhook`", body = ErrorBody),
+        (status = 409, description = "A duplicate whose body differs from the settled one, on a source with `on_payload_mismatch = \"reject\"`; nothing applied", body = ErrorBody),
+        (status = 413, description = "The body is over the source's limit (`max_body`, or its provider's default)", body = ErrorBody),
         (status = 431, description = "The headers are larger than a webhook needs", body = ErrorBody),
         (status = 500, description = "A handler failed; the event was rolled back, not recorded", body = ErrorBody),
         (status = 503, description = "Overloaded or the database is down; retry after `Retry-After` seconds", body = ErrorBody,

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Peak resident memory under GitHub-sized bodies: starts the given idemhook binary on a fresh
+# SQLite database with a `github` source (signed, default limit: 25 MiB) that runs the inbox
+# and forwards every event to a local receiver, then posts REQUESTS distinct push events of
+# SIZE_MIB each, signed as GitHub signs them, over CONNECTIONS connections, and prints the
+# answers' status counts, how many events the receiver got, and the server's peak RSS
+# (VmHWM). Extra `[default.idemhook]` keys (e.g. "inflight_budget_mib = 256") go in EXTRA.
+#
+# Usage: bench/github_bodies.sh BINARY [connections (64)] [requests (128)] [size MiB (25)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$(realpath "$1")
+CONNECTIONS=${2:-64}
+REQUESTS=${3:-128}
+SIZE_MIB=${4:-25}
+WORK=$(mktemp -d)
+PORT=${PORT:-8000}
+RECEIVER_PORT=$((PORT + 1))
+cat > "$WORK/Rocket.toml" <<TOML
+[default]
+log_level = "off"
+port = $PORT
+[default.idemhook]
+database_url = "sqlite://$WORK/big.db?mode=rwc"
+${EXTRA:-}
+[default.idemhook.sources.github]
+provider = "github"
+secret_env = "GH_SECRET"
+handlers = ["inbox", "forward"]
+[default.idemhook.sources.github.forward]
+url = "http://127.0.0.1:$RECEIVER_PORT/hook"
+secret_env = "FWD_SECRET"
+TOML
+python3 - "$RECEIVER_PORT" > "$WORK/receiver.log" 2>&1 <<'PY' &
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200); self.end_headers()
+        print("got", flush=True)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+RECEIVER=$!
+( cd "$WORK" && GH_SECRET=bench-secret FWD_SECRET=whsec_YmVuY2gtZm9yd2FyZC1zZWNyZXQ= RUST_LOG=warn \
+  ROCKET_CONFIG="$WORK/Rocket.toml" exec "$BIN" ) > "$WORK/server.log" 2>&1 &
+PID=$!
+trap 'kill $PID $RECEIVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
+python3 - "$PORT" "$CONNECTIONS" "$REQUESTS" "$SIZE_MIB" <<'PY'
+import collections, concurrent.futures, hashlib, hmac, http.client, sys
+port, conns, n, size = (int(a) for a in sys.argv[1:])
+commit = '{"id":"%040x","message":"%s","author":{"name":"Monalisa Octocat"},"modified":["README.md"]}'
+line = "Fix the build. " * 64
+def body(i):
+    head = '{"ref":"refs/heads/main","after":"%040x","repository":{"full_name":"octocat/Hello-World"},"commits":[' % i
+    one = commit % (i, line)
+    k = (size * 1024 * 1024 - len(head) - 2) // (len(one) + 1)
+    return (head + ",".join([one] * k) + "]}").encode()
+def post(i):
+    b = body(i)
+    sig = "sha256=" + hmac.new(b"bench-secret", b, hashlib.sha256).hexdigest()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    c.request("POST", "/webhooks/github", b, {"X-Hub-Signature-256": sig,
+              "X-GitHub-Delivery": "bench-%d" % i, "X-GitHub-Event": "push"})
+    s = c.getresponse().status
+    c.close()
+    return s
+with concurrent.futures.ThreadPoolExecutor(conns) as pool:
+    print(dict(collections.Counter(pool.map(post, range(n)))), end=" ")
+PY
+for _ in $(seq 1 600); do
+  [ "$(grep -c got "$WORK/receiver.log" || true)" -ge "$(sqlite3 "$WORK/big.db" 'select count(*) from processed_events' 2>/dev/null || echo 0)" ] && break
+  sleep 0.5
+done
+PEAK=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
+echo "$REQUESTS x $SIZE_MIB MiB at $CONNECTIONS connections: delivered $(grep -c got "$WORK/receiver.log" || true); peak RSS ${PEAK} KiB"
