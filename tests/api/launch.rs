@@ -94,20 +94,34 @@ async fn a_bad_database_url_refuses_to_launch() {
     refuses_naming(&cfg, &ENV, "cannot connect to the database").await;
 }
 
+/// `IDEMPOTENCY_STORE=in-memory` wins over a configured database: the URL points into an
+/// empty directory of this test's own, with `mode=rwc` (SQLite would create the file on
+/// connect), and after events are processed and deduplicated the directory is still empty.
 #[tokio::test]
 async fn the_in_memory_store_processes_and_dedupes() {
     let db = TestDb::create(Backend::Sqlite).await;
+    let dir = std::env::temp_dir().join(format!("idemhook_mem_{:016x}", rand::random::<u64>()));
+    std::fs::create_dir(&dir).unwrap();
     let mut settings = test_settings(&db);
-    settings.database_url = Some("sqlite:///nonexistent-dir/x.db".into());
+    settings.database_url = Some(format!("sqlite://{}/x.db?mode=rwc", dir.display()));
     let env = Environment::empty().with("IDEMPOTENCY_STORE", "in-memory");
     let app = TestApp::spawn_with(&settings, env).await.unwrap();
     let body = payment("mem_1", "o", 5);
     let r = app.post("demo", &body, &[]).await;
     assert_eq!((r.status, r.outcome()), (Status::Ok, "processed"));
     assert_eq!(app.post("demo", &body, &[]).await.outcome(), "duplicate");
-    assert!(!std::path::Path::new("/nonexistent-dir/x.db").exists());
     let ready = app.get("/health/ready", None).await;
     assert_eq!(ready.status, Status::Ok);
+    let created: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        created.is_empty(),
+        "the configured database was used: {created:?}"
+    );
+    drop(app);
+    std::fs::remove_dir_all(&dir).unwrap();
     db.drop_db().await;
 }
 
