@@ -29,13 +29,29 @@ const BATCH: u64 = 100;
 /// SQLite, a batch's read-then-write transaction cannot upgrade its lock once another writer
 /// committed meanwhile and fails at once (a redrive job lost to twenty jobs being created, and
 /// then sat 30 s); a row locked elsewhere past the lock timeout; deadlocks. Should the lease
-/// run out meanwhile, the fenced writes and [`JobRunner::resume_at`] see it and stop.
+/// run out meanwhile, the fenced writes and [`JobRunner::resume_at`] see it and stop. A stop
+/// signal ends a pause at once.
 const RETRIES: u32 = 8;
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 const RETRY_PAUSE_MAX: Duration = Duration::from_secs(1);
+/// What becomes of a job whose runner stops before it is done.
+const STOPPED: &str = "the job is taken up again when its lease runs out";
 /// How often an idle runner looks for a job it did not hear of (one started elsewhere, or
 /// one whose runner died).
 const POLL: Duration = Duration::from_secs(2);
+
+/// How one batch ended.
+enum Batch {
+    /// More to do, from this position.
+    More(Cursor),
+    /// The last batch: the job is written done.
+    Done,
+    /// A fenced write found the lease gone: another runner owns the job now.
+    LeaseLost,
+    /// The runner was told to stop mid-batch; the job is taken up again when its lease runs
+    /// out.
+    Stopped,
+}
 
 pub struct JobRunner {
     pub db: DatabaseConnection,
@@ -132,19 +148,38 @@ impl JobRunner {
                 self.replay_batch(id, token, &query, stopped).await
             };
             match step {
-                Ok(Some(next)) => {
+                Ok(Batch::More(next)) => {
                     cursor = Some(next);
                     failures = 0;
                 }
-                Ok(None) => {
+                Ok(Batch::Done) => {
                     tracing::info!(job = id, "jobs: job done");
+                    return;
+                }
+                Ok(Batch::LeaseLost) => {
+                    tracing::info!(
+                        job = id,
+                        "jobs: the job's lease was lost; it is left to its new owner"
+                    );
+                    return;
+                }
+                Ok(Batch::Stopped) => {
+                    tracing::info!(job = id, "jobs: stopping; {STOPPED}");
                     return;
                 }
                 Err(err) if failures < RETRIES => {
                     tracing::info!(job = id, error = %err, "jobs: a batch failed; trying it again");
                     jobs::note_error(&self.db, id, token, &err.to_string()).await;
-                    tokio::time::sleep((RETRY_PAUSE * 2u32.pow(failures)).min(RETRY_PAUSE_MAX))
-                        .await;
+                    // A stop ends the pause: a shutdown does not wait out seconds of them.
+                    let pause = (RETRY_PAUSE * 2u32.pow(failures)).min(RETRY_PAUSE_MAX);
+                    let mut stop = stopped.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.wait_for(|&stop| stop) => {
+                            tracing::info!(job = id, "jobs: stopped in a retry pause; {STOPPED}");
+                            return;
+                        }
+                    }
                     failures += 1;
                     match self.resume_at(id, token).await {
                         Some(stored) => cursor = stored,
@@ -152,7 +187,7 @@ impl JobRunner {
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(job = id, error = %err, "jobs: a batch failed again; the job is taken up again when its lease runs out");
+                    tracing::warn!(job = id, error = %err, "jobs: a batch failed again; {STOPPED}");
                     jobs::note_error(&self.db, id, token, &err.to_string()).await;
                     return;
                 }
@@ -171,14 +206,13 @@ impl JobRunner {
         held.then_some(cursor)
     }
 
-    /// One redrive batch and the job's progress in one transaction. `Ok(None)`: finished (or
-    /// the lease was lost).
+    /// One redrive batch and the job's progress in one transaction.
     async fn redrive_batch(
         &self,
         id: i64,
         token: &[u8; 16],
         query: &ListQuery,
-    ) -> Result<Option<Cursor>, OperatorError> {
+    ) -> Result<Batch, OperatorError> {
         let txn = self.limits.begin(&self.db).await?;
         let now = self.clock.now();
         let (hits, next) = search::page(&txn, query).await?;
@@ -196,10 +230,10 @@ impl JobRunner {
         let encoded = next.map(|c| c.encode());
         if !jobs::advance(&txn, id, token, progress, encoded, next.is_none(), now).await? {
             txn.rollback().await?;
-            return Ok(None);
+            return Ok(Batch::LeaseLost);
         }
         txn.commit().await?;
-        Ok(next)
+        Ok(next.map_or(Batch::Done, Batch::More))
     }
 
     /// One batch of replays, each its own transaction, the job's progress written after each.
@@ -209,7 +243,7 @@ impl JobRunner {
         token: &[u8; 16],
         query: &ListQuery,
         stopped: &watch::Receiver<bool>,
-    ) -> Result<Option<Cursor>, OperatorError> {
+    ) -> Result<Batch, OperatorError> {
         let (hits, next) = search::page(&self.db, query).await?;
         let request = ReplayRequest {
             force: false,
@@ -218,7 +252,7 @@ impl JobRunner {
         };
         for (i, &(at, digest)) in hits.iter().enumerate() {
             if *stopped.borrow() {
-                return Ok(None);
+                return Ok(Batch::Stopped);
             }
             let mut progress = Progress::default();
             match replay(&self.db, &self.engine, &self.sources, &digest, &request).await {
@@ -237,13 +271,15 @@ impl JobRunner {
             };
             let now = self.clock.now();
             if !jobs::advance(&self.db, id, token, progress, cursor, finished, now).await? {
-                return Ok(None);
+                return Ok(Batch::LeaseLost);
             }
         }
         if hits.is_empty() {
             let now = self.clock.now();
-            jobs::advance(&self.db, id, token, Progress::default(), None, true, now).await?;
+            if !jobs::advance(&self.db, id, token, Progress::default(), None, true, now).await? {
+                return Ok(Batch::LeaseLost);
+            }
         }
-        Ok(next)
+        Ok(next.map_or(Batch::Done, Batch::More))
     }
 }
