@@ -1,6 +1,6 @@
 //! The database connection: opened and migrated at launch, or the launch fails.
 //!
-//! - [`limits`]: how long one transaction may wait on a lock or a statement.
+//! - `limits` ([`Limits`]): how long one transaction may wait on a lock or a statement.
 //! - [`redact`]: database URLs as logs may show them.
 
 mod limits;

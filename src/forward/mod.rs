@@ -10,7 +10,7 @@
 //! 2. [`worker`]: each instance's worker claims due rows under a lease ([`lease`]), at most
 //!    `concurrency` per source in flight, and
 //! 3. [`attempt`]: sends each one (no transaction and no ingest connection held meanwhile),
-//!    then settles the row: delivered on a 2xx (recorded in batches by [`recorder`]);
+//!    then settles the row: delivered on a 2xx (recorded in batches by `recorder`);
 //!    otherwise retried after a backoff with full jitter (`Retry-After` honoured), and dead
 //!    after `max_attempts`, kept and redeliverable.
 //!

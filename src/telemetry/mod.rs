@@ -3,7 +3,7 @@
 //! chatter turned down (idemhook logs its own line per event).
 //!
 //! **Off the request path.** A line is formatted where it is logged, then appended to a
-//! buffer that a background thread writes to stdout ([`writer`]). A request never waits on
+//! buffer that a background thread writes to stdout (`writer`). A request never waits on
 //! the terminal, a pipe or a log shipper: written synchronously, the per-event line cost about
 //! a quarter of a duplicate's time (BENCHMARKS.md). The buffer holds [`BUFFERED_BYTES`]; when
 //! stdout cannot keep up, new lines are dropped, not waited for, and counted
