@@ -40,19 +40,26 @@ impl<'r> FromRequest<'r> for RequestMeta<'r> {
     }
 }
 
-/// Most bytes reserved up front from a delivery's Content-Length: the header is the
-/// sender's claim, and a claim alone should not hold a large buffer per connection.
-const MAX_BODY_RESERVE: u64 = 64 * 1024;
+/// The buffer reserved for a body of unknown length (chunked): it grows as bytes arrive.
+const UNKNOWN_LENGTH_RESERVE: u64 = 64 * 1024;
 
 /// The whole body, or `None` when it is longer than `limit`. It is read straight into one
 /// buffer sized from Content-Length; Rocket's `into_bytes` would go through an 8 KiB
 /// zero-filled copy buffer per request, a visible share of the cost of a duplicate.
+///
+/// The buffer is the declared length (within the limit) plus the one byte that tells a body
+/// at the limit from one over it, so a large body is never copied into a buffer twice its
+/// size as a growing one would be (25 MiB bodies: about 50 MiB less at the peak of each). A
+/// sender's claim costs no memory until its bytes arrive: the pages of a reserved buffer are
+/// only touched as they are written, and the claim was charged to the in-flight budget.
 pub(super) async fn read_body(
     body: Data<'_>,
     limit: u64,
     content_length: Option<u64>,
 ) -> std::io::Result<Option<Vec<u8>>> {
-    let reserve = content_length.unwrap_or(0).min(limit).min(MAX_BODY_RESERVE);
+    let reserve = content_length.map_or(UNKNOWN_LENGTH_RESERVE, |declared| {
+        declared.min(limit).saturating_add(1)
+    });
     let mut buf = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
     // One byte past the limit tells a body at the limit from one over it.
     body.open(limit.saturating_add(1).bytes())
