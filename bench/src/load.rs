@@ -46,7 +46,7 @@ pub struct HttpArgs {
     /// How requests are signed; the server's source must use the same provider and secret.
     #[arg(long, value_enum, default_value = "generic")]
     provider: Provider,
-    /// Signing secret (Stripe: the whsec_… string; Standard: whsec_<base64>).
+    /// Signing secret (Stripe: the whsec_… string; Standard: `whsec_<base64>`).
     #[arg(long, env = "BENCH_SECRET")]
     secret: Option<String>,
     /// Distinct orders the payments spread over.

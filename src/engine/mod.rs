@@ -4,8 +4,8 @@
 //!    once, on the request task.
 //! 2. [`Engine::submit`] (this file): routes the event to the shard that owns its key, refusing
 //!    with `QueueFull` when that shard holds as many deliveries as it may.
-//! 3. [`shard`]: the actor that keeps each key's deliveries in order, one at a time.
-//! 4. [`writers`]: the tasks that commit events, several shards' events in one transaction
+//! 3. `shard`: the actor that keeps each key's deliveries in order, one at a time.
+//! 4. `writers`: the tasks that commit events, several shards' events in one transaction
 //!    under load.
 //! 5. [`store`]: the database transaction (dedupe insert + handlers + commit), with
 //!    [`db_error`] deciding what a database error means.
@@ -53,7 +53,7 @@ pub struct EngineConfig {
     pub max_retries: u32,
     pub max_batch: usize,
     /// Most body bytes one group commit carries (`None`: no bound but `max_batch`); see
-    /// [`WriterContext::max_batch_bytes`].
+    /// `writers::WriterContext::max_batch_bytes`.
     pub max_batch_bytes: Option<u64>,
     /// Transactions committing new events at once.
     pub writers: usize,

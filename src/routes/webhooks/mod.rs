@@ -1,7 +1,7 @@
 //! `POST /webhooks/<source>`: read the body, identify the event, hand it to its shard.
 //!
-//! [`request`] reads the request (headers first, then the body within the source's limit);
-//! [`answer`] says what a settled delivery is answered and how it is counted.
+//! `request` reads the request (headers first, then the body within the source's limit);
+//! `answer` says what a settled delivery is answered and how it is counted.
 
 mod answer;
 mod request;
