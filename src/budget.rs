@@ -33,17 +33,17 @@ impl Budget {
         }
     }
 
-    /// Refuses a budget that cannot hold one delivery of the largest body a source accepts:
-    /// that source's large deliveries would be answered 503 forever.
+    /// Refuses a budget smaller than the largest body a source accepts: that source's large
+    /// deliveries would be answered 503 forever. (A budget of exactly that size still refuses
+    /// the last [`OVERHEAD_BYTES`] below the limit; it is the operator's figure, kept as given.)
     pub fn check(mib: u32, largest_body: u64) -> Result<(), String> {
-        let needed = largest_body + OVERHEAD_BYTES;
+        let needed = largest_body;
         if u64::from(mib) * 1024 * UNIT >= needed {
             return Ok(());
         }
         Err(format!(
-            "idemhook.inflight_budget_mib = {mib} cannot hold one delivery of the largest body a \
-             source accepts ({largest_body} bytes): raise it to at least {} or lower that \
-             source's max_body",
+            "idemhook.inflight_budget_mib = {mib} cannot hold the largest body a source accepts \
+             ({largest_body} bytes): raise it to at least {} or lower that source's max_body",
             needed.div_ceil(1024 * UNIT)
         ))
     }
@@ -75,6 +75,18 @@ mod tests {
         assert!(
             budget.try_reserve(2 * 1024 * 1024).is_none(),
             "larger than the whole budget"
+        );
+    }
+
+    #[test]
+    fn a_budget_smaller_than_the_largest_body_is_refused_naming_the_key() {
+        const MIB: u64 = 1024 * 1024;
+        assert!(Budget::check(128, 25 * MIB).is_ok());
+        assert!(Budget::check(25, 25 * MIB).is_ok());
+        let err = Budget::check(24, 25 * MIB).unwrap_err();
+        assert!(
+            err.contains("idemhook.inflight_budget_mib = 24") && err.contains("at least 25"),
+            "{err}"
         );
     }
 }
