@@ -35,7 +35,7 @@ impl Budget {
 
     /// Refuses a budget smaller than the largest body a source accepts: that source's large
     /// deliveries would be answered 503 forever. (A budget of exactly that size still refuses
-    /// the last [`OVERHEAD_BYTES`] below the limit; it is the operator's figure, kept as given.)
+    /// the last `OVERHEAD_BYTES` below the limit; it is the operator's figure, kept as given.)
     pub fn check(mib: u32, largest_body: u64) -> Result<(), String> {
         let needed = largest_body;
         if u64::from(mib) * 1024 * UNIT >= needed {

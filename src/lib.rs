@@ -17,7 +17,7 @@
 //!    owns its digest ([`engine`]'s `shard`), which keeps each key's deliveries in order.
 //! 5. The writers commit new events, several at once under load: [`engine::store`] inserts the
 //!    dedupe row, runs the [`handlers`] in the same transaction, and commits.
-//! 6. [`error`] maps every failure to one HTTP answer and one metric; nothing but a commit is
+//! 6. [`routes::error`] maps every failure to one HTTP answer and one metric; nothing but a commit is
 //!    a 200 `processed`.
 //!
 //! Beside the flow: [`config`] (Rocket.toml, validated at launch), [`db`] (connection and
@@ -40,7 +40,6 @@ pub mod config;
 pub mod db;
 pub mod engine;
 pub mod entities;
-pub mod error;
 pub mod event;
 pub mod forward;
 pub mod handlers;

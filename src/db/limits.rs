@@ -17,7 +17,7 @@
 //! with `SET LOCAL` ([`Limits::apply`]).
 //! MariaDB has no `SET LOCAL`: its two variables are set for the session at the start of each
 //! ingest transaction ([`Limits::apply`]), and whoever uses the connection next sets its own. A lock or statement
-//! timeout is answered 503 after one attempt ([`super::super::engine::db_error`] sorts it as
+//! timeout is answered 503 after one attempt ([`super::error`] sorts it as
 //! `Timeout`); the whole transaction is also bounded by a client-side timer, so a connection
 //! that stopped answering fails too.
 

@@ -2,7 +2,10 @@
 //!
 //! - `limits` ([`Limits`]): how long one transaction may wait on a lock or a statement.
 //! - [`redact`]: database URLs as logs may show them.
+//! - [`error`]: what a database error means (a duplicate, a race to rerun, a timeout, an
+//!   outage, a bug), sorted in this one place for the engine, the worker and the routes.
 
+pub mod error;
 mod limits;
 mod redact;
 

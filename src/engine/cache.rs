@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 use prometheus::{Histogram, IntCounter};
 
+use super::outcome::{Outcome, Settled};
 use crate::event::key::{EventKey, Sha256Digest};
-use crate::event::{Outcome, Settled};
 
 #[derive(Clone)]
 pub struct CommittedKeys {

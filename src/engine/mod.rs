@@ -8,15 +8,15 @@
 //! 4. `writers`: the tasks that commit events, several shards' events in one transaction
 //!    under load.
 //! 5. [`store`]: the database transaction (dedupe insert + handlers + commit), with
-//!    [`db_error`] deciding what a database error means.
+//!    [`crate::db::error`] deciding what a database error means.
 //!
 //! The database's unique key on the dedupe record is the guarantee. The shards and the cache
 //! only make it fast: remove them and the answers stay right, only slower.
 
 pub mod cache;
-pub mod db_error;
 mod group;
 pub mod mismatches;
+pub mod outcome;
 mod shard;
 pub mod store;
 mod writers;
@@ -31,10 +31,12 @@ use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::clock::Clock;
 use crate::event::key::{EventKey, Sha256Digest};
-use crate::event::{EngineError, Event, Outcome, Settled};
+use crate::event::Event;
 use crate::handlers::Handler;
 use crate::metrics::Metrics;
 use cache::CommittedKeys;
+use outcome::Settled;
+pub use outcome::{EngineError, Outcome};
 use shard::{Request, ShardActor, ShardContext, ShardMsg, ShardState};
 use store::Store;
 use writers::{WriterContext, Writers};

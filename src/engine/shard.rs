@@ -19,10 +19,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::cache::CommittedKeys;
+use super::outcome::{EngineError, Outcome};
 use super::writers::{Pending, Writers};
 use super::Job;
 use crate::event::key::Sha256Digest;
-use crate::event::{EngineError, Outcome};
 
 /// A delivery accepted by the router.
 pub struct Request {

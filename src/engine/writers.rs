@@ -23,9 +23,9 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Mutex};
 
 use super::cache::CommittedKeys;
+use super::outcome::{EngineError, Outcome, Settled};
 use super::store::{BatchFailure, Committed, Store, Verdict};
 use super::Job;
-use crate::event::{EngineError, Outcome, Settled};
 use crate::metrics::Metrics;
 
 /// What a writer needs. Deliberately not the shards' context: writers must not hold the

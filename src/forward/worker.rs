@@ -23,7 +23,7 @@ use super::metrics::{ForwardMetrics, Settled};
 use super::recorder::{record_delivered, Delivered};
 use super::{Target, Wake};
 use crate::clock::Clock;
-use crate::engine::db_error::{classify, DbErrorKind};
+use crate::db::error::{classify, DbErrorKind};
 use crate::entities::delivery;
 
 /// How often the backlog gauges are refreshed.

@@ -14,7 +14,7 @@ pub mod view;
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 
 use crate::db::Limits;
-use crate::event::EngineError;
+use crate::engine::EngineError;
 
 /// The statement and lock bounds an operator's transactions run under (reads and the job
 /// runner's batches), where the session does not already carry them (MariaDB/MySQL; see

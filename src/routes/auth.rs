@@ -21,8 +21,8 @@ use rocket::request::{FromRequest, Outcome, Request};
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
-use crate::error::ApiError;
 use crate::event::key::sha256;
+use crate::routes::error::ApiError;
 
 /// The admin token, if the admin API is enabled.
 pub struct AdminToken(pub Option<String>);

@@ -7,17 +7,19 @@
 //! - [`health`]: liveness and readiness.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`openapi`]: the OpenAPI document of all of the above.
+//! - [`error`]: the one mapping of every failure to an HTTP answer and a metric.
 //!
 //! Every error, including Rocket's own (unknown route, body too large), answers JSON.
 
 use rocket::http::Status;
 use rocket::{catch, catchers, Catcher, Request, Route};
 
-use crate::error::JsonError;
+use error::JsonError;
 
 pub mod admin;
 pub mod auth;
 pub mod console;
+pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod openapi;

@@ -52,8 +52,8 @@ mod poison;
 mod provider_vectors;
 /// Signed deliveries end to end.
 mod providers;
-/// A captured signed delivery replayed under a new id or type.
-mod replay;
+/// A captured signed delivery replayed under a new id, or its body under another type.
+mod signed_replay;
 /// Three instances, 10,000 deliveries (slow).
 mod storm;
 /// A database of the previous release migrated in place.

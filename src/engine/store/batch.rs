@@ -8,7 +8,7 @@ use futures::FutureExt;
 use sea_orm::{DatabaseTransaction, EntityTrait};
 
 use super::{dedupe_record, AttemptError, BatchFailure, Store};
-use crate::engine::db_error::{classify, DbErrorKind};
+use crate::db::error::{classify, DbErrorKind};
 use crate::entities::processed_event;
 use crate::event::Event;
 use crate::handlers::{Handler, HandlerError};

@@ -37,11 +37,12 @@ use sea_orm::{
     EntityTrait, TransactionTrait,
 };
 
-use super::db_error::{classify, DbErrorKind};
 use crate::clock::Clock;
+use crate::db::error::{classify, DbErrorKind};
 use crate::db::Limits;
+use crate::engine::outcome::{EngineError, Settled};
 use crate::entities::processed_event;
-use crate::event::{EngineError, Event, Settled};
+use crate::event::Event;
 use crate::handlers::{Handler, HandlerError};
 use crate::metrics::Metrics;
 

@@ -7,10 +7,11 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, DbErr, EntityTrait};
 
 use super::{dedupe_record, engine_error, Committed, Store, MAX_ERROR_CHARS};
-use crate::engine::db_error::{classify, DbErrorKind};
+use crate::db::error::{classify, DbErrorKind};
+use crate::engine::outcome::{EngineError, Settled};
 use crate::entities::{attempt, event_payload, failed_attempt, processed_event};
 use crate::event::key::Sha256Digest;
-use crate::event::{EngineError, Event, Settled};
+use crate::event::Event;
 
 impl Store {
     /// What the record of a settled event says.

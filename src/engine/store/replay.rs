@@ -27,9 +27,10 @@ use sea_orm::{
 };
 
 use super::{backoff, dedupe_record, engine_error, run_handlers, Store};
-use crate::engine::db_error::{classify, DbErrorKind};
+use crate::db::error::{classify, DbErrorKind};
+use crate::engine::EngineError;
 use crate::entities::{delivery, inbox, processed_event, replay};
-use crate::event::{EngineError, Event};
+use crate::event::Event;
 use crate::handlers::{Handler, HandlerError};
 
 /// Who asked for a replay, and how.

@@ -16,7 +16,6 @@ use super::Admin;
 use crate::clock::Clock;
 use crate::engine::store::ReplayRequest;
 use crate::engine::Engine;
-use crate::error::{ApiError, ErrorBody};
 use crate::event::key::EventKey;
 use crate::forward::attempt::idempotency_key;
 use crate::forward::lease::{self, Redelivery};
@@ -26,6 +25,7 @@ use crate::operator::runner::JobRunnerTask;
 use crate::operator::view::{EventDetail, EventPage};
 use crate::operator::{replay, OperatorLimits};
 use crate::providers::Sources;
+use crate::routes::error::{ApiError, ErrorBody};
 
 pub fn routes() -> Vec<Route> {
     routes![list, event, replay_one, redeliver, replay_many]

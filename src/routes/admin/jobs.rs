@@ -10,11 +10,11 @@ use sea_orm::DatabaseConnection;
 
 use super::Admin;
 use crate::clock::Clock;
-use crate::error::{ApiError, ErrorBody};
 use crate::operator::filter::{pairs, Filters, FILTER_PARAMS};
 use crate::operator::jobs::{self, JobView, REDRIVE};
 use crate::operator::runner::JobRunnerTask;
 use crate::operator::OperatorLimits;
+use crate::routes::error::{ApiError, ErrorBody};
 
 pub fn routes() -> Vec<Route> {
     routes![redrive, job]

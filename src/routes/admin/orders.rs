@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use super::Admin;
 use crate::entities::{order as order_entity, payment};
-use crate::error::{ApiError, ErrorBody};
 use crate::operator::view::rfc3339;
+use crate::routes::error::{ApiError, ErrorBody};
 
 pub fn routes() -> Vec<Route> {
     routes![order]

@@ -9,12 +9,12 @@ use rocket::{get, State};
 use sea_orm::DatabaseConnection;
 
 use super::page::{api_path, encode, event_href, layout, when, Gate, Page};
-use crate::error::ApiError;
 use crate::operator::filter::ListQuery;
 use crate::operator::view::{Attempt, EventDetail, EventPage};
 use crate::operator::OperatorLimits;
 use crate::routes::admin::events::key_of;
 use crate::routes::auth::{NoSession, Session};
+use crate::routes::error::ApiError;
 
 /// The query without its empty parameters (a submitted filter form sends every field), and
 /// without `drop`.

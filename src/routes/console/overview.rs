@@ -13,10 +13,10 @@ use serde::Serialize;
 use super::page::{age, layout, Gate, Page};
 use crate::activity::{Activity, Counts};
 use crate::clock::Clock;
-use crate::error::ApiError;
 use crate::forward::lease;
 use crate::operator::OperatorLimits;
 use crate::routes::auth::{NoSession, Session};
+use crate::routes::error::ApiError;
 
 /// One source's row.
 #[derive(Serialize)]

@@ -6,8 +6,8 @@ use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
 use serde::Serialize;
 
+use crate::engine::Outcome as EngineOutcome;
 use crate::event::key::EventKey;
-use crate::event::Outcome as EngineOutcome;
 use crate::metrics::SourceMetrics;
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -22,15 +22,16 @@ use rocket::{post, routes, Route, State};
 use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::config::{OnPayloadMismatch, ProviderKind};
+use crate::engine::Outcome as EngineOutcome;
 use crate::engine::{Engine, Job};
-use crate::error::ErrorBody;
-use crate::error::{ApiError, Counted};
 use crate::event::key::{
     attempt_token, legacy_signed_key, sha256, signed_key, EventKey, Sha256Digest,
 };
-use crate::event::{Event, Outcome as EngineOutcome};
+use crate::event::Event;
 use crate::metrics::Rejection;
 use crate::providers::{Delivery, ProviderError, Source, Sources};
+use crate::routes::error::ErrorBody;
+use crate::routes::error::{ApiError, Counted};
 
 pub fn routes() -> Vec<Route> {
     routes![ingest]

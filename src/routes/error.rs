@@ -11,9 +11,9 @@ use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
 use serde_json::json;
 
-use crate::engine::db_error::{classify, DbErrorKind};
+use crate::db::error::{classify, DbErrorKind};
+use crate::engine::EngineError;
 use crate::event::key::KeyError;
-use crate::event::EngineError;
 use crate::metrics::Rejection;
 use crate::operator::OperatorError;
 use crate::providers::ProviderError;
