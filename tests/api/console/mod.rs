@@ -11,7 +11,6 @@ use reqwest::header::{HeaderMap, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use serde_json::Value;
 
-use crate::forward::{fwd_config, start};
 use crate::support::*;
 
 on_every_backend!(
@@ -23,7 +22,6 @@ on_every_backend!(
     pages_refuse_a_bad_filter_and_a_missing_event,
 );
 
-const TOKEN: &str = "admin-token-for-forward-tests";
 const PAY: &str = "type=payment_succeeded";
 
 /// A browser without a cookie jar: the test carries the cookie itself.
@@ -152,7 +150,7 @@ impl Console {
         let mut console = Console::start(backend).await;
         let r = console
             .browser
-            .form("/console/login", &[("token", TOKEN)], &[])
+            .form("/console/login", &[("token", ADMIN_TOKEN)], &[])
             .await;
         assert_eq!((r.status, r.header(LOCATION)), (303, "/console"));
         let cookie = r.header(SET_COOKIE).split(';').next().unwrap().to_owned();
@@ -238,7 +236,7 @@ async fn sign_in_refuses_a_wrong_token_and_sets_a_strict_cookie(backend: Backend
     assert!(r.headers.get(SET_COOKIE).is_none());
     let https = [("X-Forwarded-Proto", "https")];
     let r = browser
-        .form("/console/login", &[("token", TOKEN)], &https)
+        .form("/console/login", &[("token", ADMIN_TOKEN)], &https)
         .await;
     assert!(
         r.header(SET_COOKIE).contains("Secure"),
@@ -246,7 +244,7 @@ async fn sign_in_refuses_a_wrong_token_and_sets_a_strict_cookie(backend: Backend
         r.header(SET_COOKIE)
     );
     let r = browser
-        .form("/console/login", &[("token", TOKEN)], &[])
+        .form("/console/login", &[("token", ADMIN_TOKEN)], &[])
         .await;
     assert_eq!((r.status, r.header(LOCATION)), (303, "/console"));
     let cookie = r.header(SET_COOKIE);

@@ -1,6 +1,5 @@
 //! Several instances on one database server.
 
-use super::{fwd_config, start};
 use crate::support::*;
 
 on_server_backends!(three_instances_deliver_every_event_never_two_at_once);

@@ -16,53 +16,6 @@ on_every_backend!(
     ordering_holds_across_a_retried_first_event,
 );
 
-/// `whsec_` + base64 of the key the app verifies with.
-const SECRET_KEY: &[u8] = b"forward-secret-key-for-tests";
-const ADMIN: &str = "admin-token-for-forward-tests";
-
-fn env() -> Vec<(&'static str, String)> {
-    let secret = format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(SECRET_KEY)
-    );
-    let mut env: Vec<(&str, String)> = ENV.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-    env.push(("FWD_SECRET", secret));
-    env.push(("IDEMHOOK_ADMIN_TOKEN", ADMIN.to_owned()));
-    env
-}
-
-/// The shared config plus a `fwd` source (generic, unsigned) that forwards to `url`, its
-/// payments applied in the same transaction; `forward` adds keys to its forward table.
-pub(crate) fn fwd_config(db_url: &str, url: &str, forward: &str) -> String {
-    let timeout = if forward.contains("timeout_secs") {
-        ""
-    } else {
-        "timeout_secs = 2"
-    };
-    config(
-        db_url,
-        &format!(
-            r#"forward_poll_ms = 50
-[default.idemhook.sources.fwd]
-handlers = ["forward", "payments"]
-[default.idemhook.sources.fwd.forward]
-url = "{url}"
-secret_env = "FWD_SECRET"
-backoff_base_ms = 50
-backoff_max_secs = 1
-{timeout}
-{forward}
-"#
-        ),
-    )
-}
-
-pub(crate) async fn start(cfg: &str) -> Server {
-    let env = env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Server::start(cfg, &env).await
-}
-
 /// The admin view of an event of `fwd`.
 async fn lookup(client: &reqwest::Client, server: &Server, id: &str) -> serde_json::Value {
     client
@@ -70,7 +23,7 @@ async fn lookup(client: &reqwest::Client, server: &Server, id: &str) -> serde_js
             "{}/webhooks/fwd/events/{id}?type=payment_succeeded",
             server.base
         ))
-        .bearer_auth(ADMIN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -85,7 +38,7 @@ async fn redeliver(client: &reqwest::Client, server: &Server, id: &str) -> u16 {
             "{}/webhooks/fwd/events/{id}/redeliver?type=payment_succeeded",
             server.base
         ))
-        .bearer_auth(ADMIN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -129,7 +82,7 @@ async fn wait_for_view(
 /// Verifies a delivery as a Standard Webhooks library does, with its own HMAC.
 fn verify(r: &Received) {
     let (id, ts) = (r.header("webhook-id"), r.header("webhook-timestamp"));
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET_KEY).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(FORWARD_SECRET_KEY).unwrap();
     mac.update(format!("{id}.{ts}.").as_bytes());
     mac.update(&r.body);
     let expected = format!(

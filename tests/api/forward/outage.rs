@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sea_orm::EntityTrait;
 
-use super::{fwd_config, lookup, start, wait_for_view};
+use super::{lookup, wait_for_view};
 use crate::support::*;
 
 on_every_backend!(

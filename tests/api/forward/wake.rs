@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Statement};
 
-use super::{start, wait_for_delivery};
+use super::wait_for_delivery;
 use crate::support::*;
 
 on_every_backend!(

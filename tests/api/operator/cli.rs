@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{server, usd, TOKEN};
+use super::{server, usd};
 use crate::support::*;
 
 on_every_backend!(the_cli_lists_shows_replays_redrives_and_migrates,);
@@ -28,7 +28,7 @@ async fn idemhook(dir: &PathBuf, base: &str, token: bool, args: &[&str]) -> Run 
         .env("USER", "bob")
         .args(args);
     if token {
-        cmd.env("IDEMHOOK_ADMIN_TOKEN", TOKEN);
+        cmd.env("IDEMHOOK_ADMIN_TOKEN", ADMIN_TOKEN);
     }
     // A command that never ends (a job followed forever) fails the test, not the suite.
     cmd.kill_on_drop(true);
@@ -155,7 +155,7 @@ async fn the_cli_lists_shows_replays_redrives_and_migrates(backend: Backend) {
         "{}",
         run.stdout
     );
-    let (_, view) = super::Ops::new(&server)
+    let (_, view) = Ops::new(&server)
         .get("/webhooks/demo/events/c1?type=payment_succeeded")
         .await;
     assert_eq!(view["replays"][0]["operator"], "bob (cli)", "{view}");

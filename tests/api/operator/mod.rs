@@ -12,7 +12,6 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::Value;
 
-use crate::forward::{fwd_config, start};
 use crate::support::*;
 
 on_every_backend!(
@@ -24,43 +23,7 @@ on_every_backend!(
     jobs_started_while_others_run_are_all_accepted,
 );
 
-pub(crate) const TOKEN: &str = "admin-token-for-forward-tests";
-
-/// The admin API of `server`, as an operator calls it.
-pub(crate) struct Ops<'a> {
-    server: &'a Server,
-    http: reqwest::Client,
-}
-
-impl<'a> Ops<'a> {
-    pub(crate) fn new(server: &'a Server) -> Self {
-        Ops {
-            server,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    pub(crate) async fn call(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.server.base))
-            .bearer_auth(TOKEN)
-            .header("Idemhook-Operator", "alice")
-            .send()
-            .await
-            .expect("the server answers");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path).await
-    }
-
-    pub(crate) async fn post(&self, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path).await
-    }
-
+impl Ops<'_> {
     /// Every event the list gives for `query`, following the cursor.
     async fn all(&self, query: &str, limit: u32) -> Vec<Value> {
         let mut events = Vec::new();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
-use super::{ids, server, Ops};
+use super::{ids, server};
 use crate::support::*;
 
 on_every_backend!(pages_return_each_event_once_while_new_events_arrive);

@@ -5,8 +5,6 @@
 
 use sea_orm::{ConnectionTrait, TransactionTrait};
 
-use super::Ops;
-use crate::forward::{fwd_config, start};
 use crate::support::*;
 
 on_server_backends!(a_redrive_batch_that_meets_a_locked_row_goes_on_once_it_is_free);

@@ -6,6 +6,8 @@
 //!   the fault handlers; but the local client frames nothing, so whatever depends on a socket
 //!   (Content-Length, concurrency on connections) goes through [`process`].
 //! - [`fleet`]: several instances on one database, and deliveries spread over them.
+//! - [`forwarding`]: the binary with a source that forwards ([`start`], [`fwd_config`]), and
+//!   the admin API as an operator calls it ([`Ops`]).
 //! - [`faults`]: handlers that fail, panic or block on demand (in process only).
 //! - [`process`]: the real binary as a child process ([`Server`]), its one configuration
 //!   ([`config`], [`ENV`]) and an HTTP client helper ([`post`]).
@@ -21,6 +23,7 @@ pub mod app;
 pub mod db;
 pub mod faults;
 pub mod fleet;
+pub mod forwarding;
 pub mod process;
 pub mod proxy;
 pub mod receiver;
@@ -30,6 +33,7 @@ pub mod socket;
 pub use app::*;
 pub use db::*;
 pub use fleet::*;
+pub use forwarding::*;
 pub use process::*;
 pub use proxy::*;
 pub use receiver::*;
