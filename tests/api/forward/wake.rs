@@ -13,23 +13,6 @@ on_every_backend!(
     an_ingest_only_instance_writes_the_outbox_and_another_instance_delivers_it,
 );
 
-/// The `fwd` source with a forward table, and `settings` as the top-level keys.
-fn fwd(db_url: &str, app_url: &str, settings: &str) -> String {
-    config(
-        db_url,
-        &format!(
-            r#"{settings}
-[default.idemhook.sources.fwd]
-handlers = ["forward", "payments"]
-[default.idemhook.sources.fwd.forward]
-url = "{app_url}"
-secret_env = "FWD_SECRET"
-timeout_secs = 2
-"#
-        ),
-    )
-}
-
 /// With a one-minute poll, an event is delivered within seconds: its commit woke the worker.
 /// The first event settles whatever the worker was doing at launch; once it is delivered the
 /// worker has found nothing more and sleeps its poll, so only the wake can deliver the second
@@ -37,7 +20,13 @@ timeout_secs = 2
 async fn a_commit_wakes_the_worker_long_before_its_poll(backend: Backend) {
     let db = TestDb::create(backend).await;
     let app = Receiver::start().await;
-    let server = start(&fwd(&db.url, &app.url(), "forward_poll_ms = 60000")).await;
+    let server = start(&fwd_config_with(
+        &db.url,
+        &app.url(),
+        "forward_poll_ms = 60000",
+        "",
+    ))
+    .await;
     let client = reqwest::Client::new();
     for (n, id) in ["evt_wake_1", "evt_wake_2"].into_iter().enumerate() {
         let body = payment(id, &format!("order_{n}"), 100);
@@ -59,12 +48,8 @@ async fn an_ingest_only_instance_writes_the_outbox_and_another_instance_delivers
 ) {
     let db = TestDb::create(backend).await;
     let app = Receiver::start().await;
-    let mut ingest = start(&fwd(
-        &db.url,
-        &app.url(),
-        "forward_poll_ms = 50\nforward_worker = false",
-    ))
-    .await;
+    let settings = "forward_poll_ms = 50\nforward_worker = false";
+    let mut ingest = start(&fwd_config_with(&db.url, &app.url(), settings, "")).await;
     let client = reqwest::Client::new();
     let body = payment("evt_ingest_only", "order_1", 100);
     let (status, text, _) = post(&client, &ingest, "fwd", &body, &[]).await;
@@ -88,7 +73,7 @@ async fn an_ingest_only_instance_writes_the_outbox_and_another_instance_delivers
     ingest.signal("TERM");
     ingest.wait().await;
 
-    let worker = start(&fwd(&db.url, &app.url(), "forward_poll_ms = 50")).await;
+    let worker = start(&fwd_config(&db.url, &app.url(), "")).await;
     let keys = app.wait_for_delivered(1, 30).await;
     assert_eq!(keys.len(), 1);
     drop(worker);

@@ -25,6 +25,11 @@ fn env() -> Vec<(&'static str, String)> {
 /// The shared config plus a `fwd` source (generic, unsigned) that forwards to `url`, its
 /// payments applied in the same transaction; `forward` adds keys to its forward table.
 pub fn fwd_config(db_url: &str, url: &str, forward: &str) -> String {
+    fwd_config_with(db_url, url, "forward_poll_ms = 50", forward)
+}
+
+/// [`fwd_config`] with `settings` as the top-level keys (the worker's poll, say).
+pub fn fwd_config_with(db_url: &str, url: &str, settings: &str, forward: &str) -> String {
     let timeout = if forward.contains("timeout_secs") {
         ""
     } else {
@@ -33,7 +38,7 @@ pub fn fwd_config(db_url: &str, url: &str, forward: &str) -> String {
     config(
         db_url,
         &format!(
-            r#"forward_poll_ms = 50
+            r#"{settings}
 [default.idemhook.sources.fwd]
 handlers = ["forward", "payments"]
 [default.idemhook.sources.fwd.forward]
