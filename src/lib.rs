@@ -260,10 +260,10 @@ async fn ignite(
         .map_err(|e| format!("{e} (database: {})", db::redact(&url)))?;
     db::migrate(&url, &db).await.map_err(|e| e.to_string())?;
     tracing::info!(database = %db::redact(&url), shards = settings.shards, "database ready");
-    let storable = db::max_statement_bytes(&db)
+    let max_statement = db::max_statement_bytes(&db)
         .await
-        .map_err(|e| format!("cannot read the database's max_allowed_packet: {e}"))?
-        .map(|packet| providers::body_limit::storable(Some(packet)).unwrap_or(packet));
+        .map_err(|e| format!("cannot read the database's max_allowed_packet: {e}"))?;
+    let storable = providers::body_limit::storable(max_statement);
     let largest_body = sources.limit_bodies(&settings, webhook_limit(rocket), storable)?;
     budget::Budget::check(settings.inflight_budget_mib, largest_body)?;
     let max_body = |name: &str| sources.get(name).map_or(largest_body, |s| s.max_body);
