@@ -44,11 +44,18 @@ LINE_ANCHOR = re.compile(r"^L(\d+)(?:C\d+)?(?:-L(\d+)(?:C\d+)?)?$")
 
 def plain_text(heading):
     """The text GitHub renders for a heading's Markdown (what its slug is made from)."""
-    text = CODE_SPAN.sub(lambda m: m.group(2).strip(), heading)
+    spans = []  # code spans are literal text: set aside while the markup is stripped
+
+    def keep(match):
+        spans.append(match.group(2).strip())
+        return f"\0{len(spans) - 1}\0"
+
+    text = CODE_SPAN.sub(keep, heading)
     text = re.sub(r"!?\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\([^)]*\)", r"\1", text)  # links, images
     text = re.sub(r"<[^>]+>", "", text)  # inline HTML
     text = re.sub(r"(\*{1,3})(?=\S)(.+?)(?<=\S)\1", r"\2", text)  # *emphasis*, **strong**
     text = re.sub(r"(?<![A-Za-z0-9])(_{1,3})(?=\S)(.+?)(?<=\S)\1(?![A-Za-z0-9])", r"\2", text)
+    text = re.sub("\0(\\d+)\0", lambda m: spans[int(m.group(1))], text)
     return text.strip()
 
 
@@ -202,6 +209,7 @@ def main(argv):
         broken.extend(checker.check(relpath))
     for line in broken:
         print(line)
+    sys.stdout.flush()
     print(f"links: {len(files)} Markdown files, {len(broken)} broken", file=sys.stderr)
     return 1 if broken else 0
 
