@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod operator;
 pub mod providers;
 pub mod routes;
+pub mod status;
 pub mod sweeper;
 pub mod telemetry;
 
@@ -301,7 +302,7 @@ async fn ignite(
             forward_metrics,
             Duration::from_millis(settings.forward_poll_ms),
             wake,
-        )?;
+        );
         Some(worker.spawn(Duration::from_secs(settings.shutdown_grace_secs)))
     };
     let sweeper = Sweeper::new(

@@ -29,8 +29,8 @@ use crate::entities::{
     attempt, delivery, event_payload, failed_attempt, inbox, job, processed_event, replay,
 };
 use crate::event::key::Sha256Digest;
-use crate::forward::outbox::{DEAD, DELIVERED};
 use crate::metrics::Metrics;
+use crate::status::DeliveryStatus;
 
 /// The sweeper's waits: a batch gives way quickly to a row an event holds (the next sweep
 /// deletes it), but a large delete may take longer than an ingest statement.
@@ -203,7 +203,10 @@ impl Sweeper {
             )
             .await?;
         let mut deliveries = 0;
-        for (status, before) in [(DELIVERED, inbox_cutoff), (DEAD, cutoff)] {
+        for (status, before) in [
+            (DeliveryStatus::Delivered, inbox_cutoff),
+            (DeliveryStatus::Dead, cutoff),
+        ] {
             deliveries += self
                 .sweep_table::<delivery::Entity, i64>(
                     "deliveries",

@@ -4,6 +4,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::status::AttemptOutcome;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "attempts")]
 pub struct Model {
@@ -12,8 +14,8 @@ pub struct Model {
     pub key_digest: Vec<u8>,
     /// [`HANDLER`] or [`DELIVERY`].
     pub kind: String,
-    /// `failed` (a handler), `retry` or `dead` (a delivery).
-    pub outcome: String,
+    /// Failed (a handler), retry or dead (a delivery).
+    pub outcome: AttemptOutcome,
     /// The receiving app's HTTP status, for a delivery that got an answer.
     pub status_code: Option<i32>,
     #[sea_orm(column_type = "Text", nullable)]

@@ -3,6 +3,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::status::DeliveryStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "deliveries")]
 pub struct Model {
@@ -16,8 +18,7 @@ pub struct Model {
     pub content_type: Option<String>,
     pub payload: Vec<u8>,
     pub ordering_key: Option<Vec<u8>>,
-    /// `pending`, `delivered` or `dead`.
-    pub status: String,
+    pub status: DeliveryStatus,
     /// Attempts in the current round (a redelivery starts a new round).
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,

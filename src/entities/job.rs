@@ -4,6 +4,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::status::JobStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "jobs")]
 pub struct Model {
@@ -14,8 +16,7 @@ pub struct Model {
     /// The request's filters, as JSON.
     #[sea_orm(column_type = "Text")]
     pub filters: String,
-    /// `running`, `done` or `failed`.
-    pub status: String,
+    pub status: JobStatus,
     pub matched: i64,
     pub done: i64,
     pub failed: i64,

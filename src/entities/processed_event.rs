@@ -1,8 +1,10 @@
 //! The dedupe record. A row exists if, and only if, the event is settled: its handlers
-//! committed (`status = "processed"`), or one of them refused it for good (`"rejected"`, with
+//! committed (`EventStatus::Processed`), or one of them refused it for good (`Rejected`, with
 //! the reason, and nothing else written).
 
 use sea_orm::entity::prelude::*;
+
+use crate::status::EventStatus;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "processed_events")]
@@ -24,8 +26,8 @@ pub struct Model {
     pub typed_signed_key: Option<Vec<u8>>,
     pub received_at: DateTimeUtc,
     pub processed_at: DateTimeUtc,
-    /// `processed` or `rejected`.
-    pub status: String,
+    /// Processed or rejected (never failed: see [`EventStatus::Failed`]).
+    pub status: EventStatus,
     /// Why a handler rejected the event.
     pub reason: Option<String>,
     /// The token of the delivery that wrote the record (`Event::attempt_token`).
@@ -37,11 +39,6 @@ pub struct Model {
     pub last_mismatch_sha256: Option<Vec<u8>>,
     pub last_mismatch_at: Option<DateTimeUtc>,
 }
-
-/// `status` of an event whose handlers committed.
-pub const PROCESSED: &str = "processed";
-/// `status` of an event a handler refused for good.
-pub const REJECTED: &str = "rejected";
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}

@@ -3,6 +3,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::status::EventStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "replays")]
 pub struct Model {
@@ -12,8 +14,8 @@ pub struct Model {
     pub source: String,
     pub event_type: String,
     pub event_id: String,
-    /// What the event was before: `rejected`, `failed`, or `processed` (a forced replay).
-    pub previous_status: String,
+    /// What the event was before: rejected, failed, or processed (a forced replay).
+    pub previous_status: EventStatus,
     pub forced: bool,
     /// Who asked (the `Idemhook-Operator` header, or `admin`).
     pub operator: String,

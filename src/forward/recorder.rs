@@ -10,7 +10,7 @@ use dashmap::DashMap;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use super::lease;
+use super::deliveries;
 use super::metrics::{Class, ForwardMetrics, Settled};
 use super::Wake;
 use crate::clock::Clock;
@@ -47,7 +47,7 @@ pub async fn record_delivered(
             groups.entry((d.token, d.status)).or_default().push(d.id);
         }
         for ((token, status), ids) in groups {
-            match lease::settle_delivered(&db, &ids, &token, status, now).await {
+            match deliveries::settle_delivered(&db, &ids, &token, status, now).await {
                 Ok(n) if n < ids.len() as u64 => tracing::warn!(
                     lost = ids.len() as u64 - n,
                     "forwarding: leases ran out before their deliveries were recorded; another \

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::attempt::{self, Answer};
-use super::lease::{self, Settle};
+use super::deliveries::{self, Settle};
 use super::metrics::{ForwardMetrics, Settled};
 use super::recorder::{record_delivered, Delivered};
 use super::{Target, Wake};
@@ -33,7 +33,6 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 pub struct Forwarder {
     db: DatabaseConnection,
-    client: reqwest::Client,
     targets: Vec<(Arc<Target>, Arc<Semaphore>)>,
     clock: Clock,
     metrics: ForwardMetrics,
@@ -61,13 +60,7 @@ impl Forwarder {
         metrics: ForwardMetrics,
         poll: Duration,
         wake: Wake,
-    ) -> Result<Self, String> {
-        // One pool of connections to the app, reused across attempts.
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("idemhook/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the forwarding HTTP client: {e}"))?;
+    ) -> Self {
         // Every slot holds at most one message: the channel never fills.
         let slots_total: usize = targets.iter().map(|t| t.concurrency).sum();
         let (delivered, recorder) = mpsc::channel(slots_total.max(1));
@@ -78,9 +71,8 @@ impl Forwarder {
                 (Arc::new(t), slots)
             })
             .collect();
-        Ok(Self {
+        Self {
             db,
-            client,
             targets,
             clock,
             metrics,
@@ -89,7 +81,7 @@ impl Forwarder {
             delivered,
             recorder: Some(recorder),
             wake,
-        })
+        }
     }
 
     /// Starts the worker; `grace` bounds how long a stop waits for attempts in flight.
@@ -183,7 +175,7 @@ impl Forwarder {
             let now = self.clock.now();
             let token: [u8; 16] = rand::random();
             let lease_until = now + TimeDelta::from_std(target.lease).unwrap_or(TimeDelta::MAX);
-            let rows = match lease::claim(
+            let rows = match deliveries::claim(
                 &self.db,
                 &target.source,
                 free as u64,
@@ -223,7 +215,7 @@ impl Forwarder {
         token: [u8; 16],
         permit: OwnedSemaphorePermit,
     ) {
-        let answer = attempt::send(&self.client, target, &row, self.clock.now()).await;
+        let answer = target.transport.send(&row, self.clock.now()).await;
         let now = self.clock.now();
         let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
         let (settled, settle) = outcome(target, &answer, attempts, now);
@@ -241,7 +233,7 @@ impl Forwarder {
             }
             return;
         }
-        match lease::settle(&self.db, &row, &token, settle, now).await {
+        match deliveries::settle(&self.db, &row, &token, settle, now).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
                 source = %row.source,
@@ -271,7 +263,7 @@ impl Forwarder {
 
     async fn refresh_gauges(&self) {
         let now = self.clock.now();
-        let Ok(backlogs) = lease::backlogs(&self.db).await else {
+        let Ok(backlogs) = deliveries::backlogs(&self.db).await else {
             return;
         };
         for (target, _) in &self.targets {
@@ -306,7 +298,7 @@ impl Forwarder {
         attempts.abort_all();
         let held: Vec<(i64, [u8; 16])> =
             self.leases.iter().map(|e| (*e.key(), *e.value())).collect();
-        match lease::release(&self.db, &held).await {
+        match deliveries::release(&self.db, &held).await {
             Ok(n) => tracing::info!(released = n, "forwarding: leases given back at shutdown"),
             Err(e) => tracing::warn!(error = %e, "forwarding: leases not given back; they expire"),
         }

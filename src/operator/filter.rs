@@ -11,6 +11,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 
 use crate::event::key::Sha256Digest;
+use crate::status::{DeliveryStatus, EventStatus};
 
 /// The default page size, and the largest an operator may ask for.
 pub const DEFAULT_LIMIT: u64 = 50;
@@ -45,14 +46,14 @@ impl Status {
         Status::Dead,
     ];
 
+    /// The filter's name in a query string: the stored status it selects, except
+    /// `delivery_pending` (a pending delivery, not a pending event).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Processed => "processed",
-            Status::Failed => "failed",
-            Status::Rejected => "rejected",
-            Status::DeliveryPending => "delivery_pending",
-            Status::Delivered => "delivered",
-            Status::Dead => "dead",
+        match (self.event_status(), self.delivery_status()) {
+            (Some(status), _) => status.as_str(),
+            (None, Some(DeliveryStatus::Pending)) => "delivery_pending",
+            (None, Some(status)) => status.as_str(),
+            (None, None) => unreachable!("every filter status selects an event or a delivery"),
         }
     }
 
@@ -61,11 +62,21 @@ impl Status {
     }
 
     /// The status of a `deliveries` row this filter selects, for the forwarding ones.
-    pub fn delivery_status(self) -> Option<&'static str> {
+    pub fn delivery_status(self) -> Option<DeliveryStatus> {
         match self {
-            Status::DeliveryPending => Some(crate::forward::outbox::PENDING),
-            Status::Delivered => Some(crate::forward::outbox::DELIVERED),
-            Status::Dead => Some(crate::forward::outbox::DEAD),
+            Status::DeliveryPending => Some(DeliveryStatus::Pending),
+            Status::Delivered => Some(DeliveryStatus::Delivered),
+            Status::Dead => Some(DeliveryStatus::Dead),
+            _ => None,
+        }
+    }
+
+    /// The event status this filter selects, for the others.
+    pub fn event_status(self) -> Option<EventStatus> {
+        match self {
+            Status::Processed => Some(EventStatus::Processed),
+            Status::Failed => Some(EventStatus::Failed),
+            Status::Rejected => Some(EventStatus::Rejected),
             _ => None,
         }
     }

@@ -18,17 +18,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::filter::{Filters, Status};
-use super::view::rfc3339;
+use super::view::instant;
 use super::OperatorError;
 use crate::entities::job::{self, Column};
 use crate::entities::{delivery, failed_attempt, processed_event};
-use crate::forward::outbox::{in_undelivered_state, DEAD};
+use crate::forward::deliveries::in_undelivered_state;
+use crate::status::{DeliveryStatus, EventStatus, JobStatus};
 
 pub const REDRIVE: &str = "redrive";
 pub const REPLAY: &str = "replay";
-pub const RUNNING: &str = "running";
-pub const DONE: &str = "done";
-pub const FAILED: &str = "failed";
 
 /// How long a runner holds a job between two progress writes before another may take it.
 pub const LEASE: TimeDelta = TimeDelta::seconds(30);
@@ -43,7 +41,8 @@ pub struct JobView {
     #[schema(value_type = Object)]
     pub filters: serde_json::Value,
     /// `running`, `done` or `failed`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: JobStatus,
     /// Items that matched when the job started.
     pub matched: i64,
     /// Items the job acted on (rescheduled, or replayed and processed).
@@ -54,9 +53,15 @@ pub struct JobView {
     pub skipped: i64,
     pub last_error: Option<String>,
     pub created_by: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub finished_at: Option<String>,
+    #[serde(serialize_with = "instant::serialize")]
+    #[schema(value_type = String)]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "instant::serialize")]
+    #[schema(value_type = String)]
+    pub updated_at: DateTime<Utc>,
+    #[serde(serialize_with = "instant::option::serialize")]
+    #[schema(value_type = Option<String>)]
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl From<job::Model> for JobView {
@@ -72,9 +77,9 @@ impl From<job::Model> for JobView {
             skipped: j.skipped,
             last_error: j.last_error,
             created_by: j.created_by,
-            created_at: rfc3339(j.created_at),
-            updated_at: rfc3339(j.updated_at),
-            finished_at: j.finished_at.map(rfc3339),
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+            finished_at: j.finished_at,
         }
     }
 }
@@ -116,7 +121,7 @@ pub async fn create(
     let row = job::ActiveModel {
         kind: Set(kind.to_owned()),
         filters: Set(serde_json::to_string(filters).unwrap_or_else(|_| "{}".into())),
-        status: Set(RUNNING.to_owned()),
+        status: Set(JobStatus::Running),
         matched: Set(i64::try_from(matched).unwrap_or(i64::MAX)),
         done: Set(0),
         failed: Set(0),
@@ -160,7 +165,7 @@ pub async fn count(db: &impl ConnectionTrait, f: &Filters) -> Result<u64, DbErr>
     }
     match f.status {
         Some(Status::Dead) => narrowed!(
-            delivery::Entity::find().filter(in_undelivered_state(DEAD)),
+            delivery::Entity::find().filter(in_undelivered_state(DeliveryStatus::Dead)),
             delivery,
             CreatedAt
         ),
@@ -172,7 +177,7 @@ pub async fn count(db: &impl ConnectionTrait, f: &Filters) -> Result<u64, DbErr>
         ),
         _ => narrowed!(
             processed_event::Entity::find()
-                .filter(processed_event::Column::Status.eq(processed_event::REJECTED)),
+                .filter(processed_event::Column::Status.eq(EventStatus::Rejected)),
             processed_event,
             ProcessedAt
         ),
@@ -198,7 +203,7 @@ pub async fn claim(
     let candidates: Vec<i64> = job::Entity::find()
         .select_only()
         .column(Column::Id)
-        .filter(Column::Status.eq(RUNNING))
+        .filter(Column::Status.eq(JobStatus::Running))
         .filter(free())
         .order_by_asc(Column::Id)
         .limit(4)
@@ -210,7 +215,7 @@ pub async fn claim(
             .col_expr(Column::LeaseToken, Expr::val(token.to_vec()))
             .col_expr(Column::LeaseUntil, Expr::val(now + LEASE))
             .filter(Column::Id.eq(id))
-            .filter(Column::Status.eq(RUNNING))
+            .filter(Column::Status.eq(JobStatus::Running))
             .filter(free())
             .exec(db)
             .await?;
@@ -250,7 +255,7 @@ pub async fn advance(
     // Each column once: PostgreSQL refuses two assignments to one column.
     update = if finished {
         update
-            .col_expr(Column::Status, Expr::val(DONE))
+            .col_expr(Column::Status, Expr::val(JobStatus::Done))
             .col_expr(Column::FinishedAt, Expr::val(Some(now)))
             .col_expr(Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
             .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>))
@@ -285,7 +290,7 @@ pub async fn fail(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     job::Entity::update_many()
-        .col_expr(Column::Status, Expr::val(FAILED))
+        .col_expr(Column::Status, Expr::val(JobStatus::Failed))
         .col_expr(Column::LastError, Expr::val(error))
         .col_expr(Column::UpdatedAt, Expr::val(now))
         .col_expr(Column::FinishedAt, Expr::val(Some(now)))

@@ -12,12 +12,13 @@ use crate::entities::{failed_attempt, processed_event};
 use crate::event::key::{attempt_token, sha256, EventKey, Sha256Digest};
 use crate::event::Event;
 use crate::providers::Sources;
+use crate::status::EventStatus;
 
 /// What a replay did, for the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayDone {
     /// What the event was before: `rejected`, `failed`, or `processed` (forced).
-    pub previous: &'static str,
+    pub previous: EventStatus,
 }
 
 /// Replays the event `digest` (of source `source`): refused when idemhook knows nothing of
@@ -42,7 +43,7 @@ pub async fn replay(
             Some(p) => (
                 (p.source, p.event_type, p.event_id),
                 p.received_at,
-                p.status == processed_event::PROCESSED,
+                p.status == EventStatus::Processed,
                 p.typed_signed_key,
             ),
             None => match failed_attempt::Entity::find_by_id(key).one(db).await? {

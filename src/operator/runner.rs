@@ -17,9 +17,9 @@ use crate::clock::Clock;
 use crate::engine::store::ReplayRequest;
 use crate::engine::Engine;
 use crate::entities::job;
-use crate::forward::lease;
-use crate::forward::outbox::DEAD;
+use crate::forward::deliveries;
 use crate::providers::Sources;
+use crate::status::{DeliveryStatus, JobStatus};
 
 /// Items per batch: one redrive statement, or this many replays between two looks at `stop`.
 const BATCH: u64 = 100;
@@ -201,7 +201,8 @@ impl JobRunner {
     /// database cannot say; the job is then left to its lease.
     async fn resume_at(&self, id: i64, token: &[u8; 16]) -> Option<Option<Cursor>> {
         let job = jobs::get(&self.db, id).await.ok()??;
-        let held = job.status == jobs::RUNNING && job.lease_token.as_deref() == Some(&token[..]);
+        let held =
+            job.status == JobStatus::Running && job.lease_token.as_deref() == Some(&token[..]);
         let cursor = job.cursor.as_deref().map(Cursor::decode).transpose().ok()?;
         held.then_some(cursor)
     }
@@ -220,7 +221,7 @@ impl JobRunner {
         let done = if digests.is_empty() {
             0
         } else {
-            lease::reschedule(&txn, &digests, &[DEAD], now).await?
+            deliveries::reschedule(&txn, &digests, &[DeliveryStatus::Dead], now).await?
         };
         let progress = Progress {
             done,

@@ -24,10 +24,11 @@ use sea_orm::{
     QueryOrder, QuerySelect, Select,
 };
 
-use super::filter::{Cursor, ListQuery, Status};
+use super::filter::{Cursor, ListQuery};
 use crate::entities::{delivery, failed_attempt, processed_event};
 use crate::event::key::Sha256Digest;
-use crate::forward::outbox::{in_undelivered_state, DELIVERED};
+use crate::forward::deliveries::in_undelivered_state;
+use crate::status::{DeliveryStatus, EventStatus};
 
 /// An item of a page before it is read whole: its time and its digest.
 pub type Hit = (DateTime<Utc>, Sha256Digest);
@@ -48,15 +49,15 @@ pub async fn page(
     query: &ListQuery,
 ) -> Result<(Vec<Hit>, Option<Cursor>), DbErr> {
     let mut hits = match query.filters.status {
-        Some(status @ (Status::Processed | Status::Rejected)) => settled(db, query, status).await?,
-        Some(Status::Failed) => failed(db, query).await?,
-        Some(status) => {
-            let wanted = status.delivery_status().unwrap_or_default();
-            deliveries(db, query, wanted).await?
-        }
+        Some(status) => match (status.event_status(), status.delivery_status()) {
+            (Some(EventStatus::Failed), _) => failed(db, query).await?,
+            (Some(settled_as), _) => settled(db, query, settled_as).await?,
+            (None, Some(state)) => deliveries(db, query, state).await?,
+            (None, None) => Vec::new(),
+        },
         None => {
-            let mut all = settled(db, query, Status::Processed).await?;
-            all.extend(settled(db, query, Status::Rejected).await?);
+            let mut all = settled(db, query, EventStatus::Processed).await?;
+            all.extend(settled(db, query, EventStatus::Rejected).await?);
             all.extend(failed(db, query).await?);
             all
         }
@@ -76,10 +77,10 @@ pub async fn page(
 async fn settled(
     db: &impl ConnectionTrait,
     query: &ListQuery,
-    status: Status,
+    status: EventStatus,
 ) -> Result<Vec<Hit>, DbErr> {
     use processed_event::Column as C;
-    let select = processed_event::Entity::find().filter(C::Status.eq(status.as_str()));
+    let select = processed_event::Entity::find().filter(C::Status.eq(status));
     let columns = Columns {
         time: C::ProcessedAt,
         digest: C::KeyDigest,
@@ -135,11 +136,11 @@ async fn failed(db: &impl ConnectionTrait, query: &ListQuery) -> Result<Vec<Hit>
 async fn deliveries(
     db: &impl ConnectionTrait,
     query: &ListQuery,
-    status: &'static str,
+    status: DeliveryStatus,
 ) -> Result<Vec<Hit>, DbErr> {
     use delivery::Column as C;
     let mut select = delivery::Entity::find();
-    select = if status == DELIVERED {
+    select = if status == DeliveryStatus::Delivered {
         // Nearly every row: walked on `(created_at, key_digest)`, the status filtered.
         select.filter(C::Status.eq(status))
     } else {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Iterable, QueryFilter, QueryOrder,
@@ -20,11 +20,33 @@ use crate::entities::{
 };
 use crate::event::key::Sha256Digest;
 use crate::forward::attempt::idempotency_key;
-use crate::forward::outbox::PENDING;
+use crate::status::{DeliveryStatus, EventStatus};
 
-/// Instants as the API writes them: RFC 3339, UTC, microseconds.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+/// Instants as the API writes them: RFC 3339, UTC, microseconds. The views hold instants
+/// typed; only their serialization (`#[serde(with = "instant")]`) prints them.
+pub mod instant {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+
+    /// The same, for an instant that may be absent (`null`).
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::Serializer;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+    }
 }
 
 /// An event as lists show it.
@@ -35,13 +57,18 @@ pub struct EventSummary {
     pub event_id: String,
     /// `processed`, `rejected` (a handler refused it for good) or `failed` (attempted, not
     /// processed).
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: EventStatus,
     /// Why a handler rejected it.
     pub reason: Option<String>,
     /// When it first arrived (RFC 3339).
-    pub received_at: String,
+    #[serde(serialize_with = "instant::serialize")]
+    #[schema(value_type = String)]
+    pub received_at: DateTime<Utc>,
     /// When it was settled (processed or rejected).
-    pub processed_at: Option<String>,
+    #[serde(serialize_with = "instant::option::serialize")]
+    #[schema(value_type = Option<String>)]
+    pub processed_at: Option<DateTime<Utc>>,
     /// Handler attempts: the failed ones, plus the one that settled it.
     pub attempts: i32,
     /// The last failed attempt's error.
@@ -62,14 +89,17 @@ pub struct PayloadMismatches {
     /// SHA-256 of the last such body, hex.
     pub last_mismatch_sha256: Option<String>,
     /// When it came (RFC 3339).
-    pub last_mismatch_at: Option<String>,
+    #[serde(serialize_with = "instant::option::serialize")]
+    #[schema(value_type = Option<String>)]
+    pub last_mismatch_at: Option<DateTime<Utc>>,
 }
 
 /// The state of an event's delivery to the app.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeliverySummary {
     /// `pending`, `delivered` or `dead`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: DeliveryStatus,
     /// The `Idempotency-Key` every attempt carries.
     pub idempotency_key: String,
     /// Attempts in the current round (a redelivery starts a new round).
@@ -78,8 +108,12 @@ pub struct DeliverySummary {
     pub last_status: Option<i32>,
     pub last_error: Option<String>,
     /// When the next attempt is due, while pending.
-    pub next_attempt_at: Option<String>,
-    pub delivered_at: Option<String>,
+    #[serde(serialize_with = "instant::option::serialize")]
+    #[schema(value_type = Option<String>)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "instant::option::serialize")]
+    #[schema(value_type = Option<String>)]
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /events`.
@@ -93,7 +127,9 @@ pub struct EventPage {
 /// One attempt in an event's history.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Attempt {
-    pub at: String,
+    #[serde(serialize_with = "instant::serialize")]
+    #[schema(value_type = String)]
+    pub at: DateTime<Utc>,
     /// Handlers: `failed`, `processed`, `rejected`. Deliveries: `retry`, `dead`, `delivered`.
     pub outcome: String,
     /// The app's HTTP status, for a delivery that got an answer.
@@ -104,9 +140,12 @@ pub struct Attempt {
 /// A deliberate re-run an operator asked for.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReplayRecord {
-    pub replayed_at: String,
+    #[serde(serialize_with = "instant::serialize")]
+    #[schema(value_type = String)]
+    pub replayed_at: DateTime<Utc>,
     /// What the event was before: `rejected`, `failed`, or `processed` (forced).
-    pub previous_status: String,
+    #[schema(value_type = String)]
+    pub previous_status: EventStatus,
     pub forced: bool,
     pub operator: String,
     pub job_id: Option<i64>,
@@ -133,13 +172,13 @@ pub struct EventDetail {
 
 fn delivery_summary(d: &delivery::Model) -> DeliverySummary {
     DeliverySummary {
-        status: d.status.clone(),
+        status: d.status,
         idempotency_key: idempotency_key(&d.key_digest),
         attempts: d.attempts,
         last_status: d.last_status,
         last_error: d.last_error.clone(),
-        next_attempt_at: (d.status == PENDING).then(|| rfc3339(d.next_attempt_at)),
-        delivered_at: d.delivered_at.map(rfc3339),
+        next_attempt_at: (d.status == DeliveryStatus::Pending).then_some(d.next_attempt_at),
+        delivered_at: d.delivered_at,
     }
 }
 
@@ -159,7 +198,7 @@ fn summary(rows: &Rows) -> Option<EventSummary> {
         match (&rows.processed, &rows.failed, &rows.delivery) {
             (Some(p), _, _) => (
                 (&p.source, &p.event_type, &p.event_id),
-                p.status.clone(),
+                p.status,
                 p.reason.clone(),
                 p.received_at,
                 Some(p.processed_at),
@@ -168,7 +207,7 @@ fn summary(rows: &Rows) -> Option<EventSummary> {
             ),
             (None, Some(f), _) => (
                 (&f.source, &f.event_type, &f.event_id),
-                "failed".to_owned(),
+                EventStatus::Failed,
                 None,
                 f.first_failed_at,
                 None,
@@ -178,7 +217,7 @@ fn summary(rows: &Rows) -> Option<EventSummary> {
             // A delivery exists only for a processed event: its record was swept first.
             (None, None, Some(d)) => (
                 (&d.source, &d.event_type, &d.event_id),
-                processed_event::PROCESSED.to_owned(),
+                EventStatus::Processed,
                 None,
                 d.created_at,
                 Some(d.created_at),
@@ -193,7 +232,7 @@ fn summary(rows: &Rows) -> Option<EventSummary> {
         .map_or_else(PayloadMismatches::default, |p| PayloadMismatches {
             count: p.mismatches,
             last_mismatch_sha256: p.last_mismatch_sha256.as_ref().map(hex::encode),
-            last_mismatch_at: p.last_mismatch_at.map(rfc3339),
+            last_mismatch_at: p.last_mismatch_at,
         });
     Some(EventSummary {
         payload_mismatches,
@@ -202,8 +241,8 @@ fn summary(rows: &Rows) -> Option<EventSummary> {
         event_id: key.2.clone(),
         status,
         reason,
-        received_at: rfc3339(received),
-        processed_at: settled.map(rfc3339),
+        received_at: received,
+        processed_at: settled,
         attempts,
         last_error,
         payload_sha256: payload,
@@ -314,8 +353,8 @@ pub async fn detail(
         .all(db)
         .await?;
     let as_attempt = |a: &attempt::Model| Attempt {
-        at: rfc3339(a.at),
-        outcome: a.outcome.clone(),
+        at: a.at,
+        outcome: a.outcome.to_string(),
         status_code: a.status_code,
         error: a.error.clone(),
     };
@@ -324,10 +363,10 @@ pub async fn detail(
         .filter(|a| a.kind == attempt::HANDLER)
         .map(as_attempt)
         .collect();
-    if let Some(at) = &summary.processed_at {
+    if let Some(at) = summary.processed_at {
         handler_attempts.push(Attempt {
-            at: at.clone(),
-            outcome: summary.status.clone(),
+            at,
+            outcome: summary.status.to_string(),
             status_code: None,
             error: summary.reason.clone(),
         });
@@ -338,10 +377,10 @@ pub async fn detail(
         .map(as_attempt)
         .collect();
     if let Some(d) = summary.delivery.as_ref() {
-        if let Some(at) = &d.delivered_at {
+        if let Some(at) = d.delivered_at {
             delivery_attempts.push(Attempt {
-                at: at.clone(),
-                outcome: d.status.clone(),
+                at,
+                outcome: d.status.to_string(),
                 status_code: d.last_status,
                 error: None,
             });
@@ -354,7 +393,7 @@ pub async fn detail(
         .await?
         .into_iter()
         .map(|r| ReplayRecord {
-            replayed_at: rfc3339(r.replayed_at),
+            replayed_at: r.replayed_at,
             previous_status: r.previous_status,
             forced: r.forced,
             operator: r.operator,

@@ -3,6 +3,7 @@
 //! later delivery is answered the same way. Nothing of it is applied.
 
 use idemhook::entities::{event_payload, processed_event};
+use idemhook::status::EventStatus;
 use rocket::http::Status;
 use sea_orm::EntityTrait;
 
@@ -51,7 +52,7 @@ async fn a_rejected_event_is_settled_and_answered_the_same_way_again(backend: Ba
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(record.status, "rejected");
+    assert_eq!(record.status, EventStatus::Rejected);
     assert_eq!(record.reason.as_deref(), Some("poison is never accepted"));
     let kept = event_payload::Entity::find()
         .one(&conn)

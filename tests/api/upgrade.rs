@@ -6,6 +6,7 @@
 use chrono::Utc;
 use idemhook::entities::processed_event;
 use idemhook::event::key::{legacy_signed_key, sha256, EventKey};
+use idemhook::status::EventStatus;
 use migration::{Migrator, MigratorTrait};
 use rocket::http::Status;
 use sea_orm::{ActiveValue::Set, EntityTrait, NotSet};
@@ -101,7 +102,7 @@ async fn signed_bytes_applied_by_the_previous_release_stay_refused(backend: Back
             // GitHub signs the body alone: the signed bytes are the body.
             legacy_signed_key: Set(Some(legacy_signed_key("github", &signed).to_vec())),
             typed_signed_key: NotSet,
-            status: Set(processed_event::PROCESSED.to_owned()),
+            status: Set(EventStatus::Processed),
             reason: Set(None),
             attempt_token: Set(None),
             mismatches: NotSet,

@@ -45,6 +45,7 @@ use crate::entities::processed_event;
 use crate::event::Event;
 use crate::handlers::{Handler, HandlerError};
 use crate::metrics::Metrics;
+use crate::status::EventStatus;
 
 /// The longest `last_error` kept in the audit table.
 const MAX_ERROR_CHARS: usize = 2000;
@@ -333,7 +334,7 @@ fn dedupe_record(event: &Event, processed_at: DateTime<Utc>) -> processed_event:
         typed_signed_key: Set(event.signed_key.map(|k| k.to_vec())),
         received_at: Set(event.received_at),
         processed_at: Set(processed_at),
-        status: Set(processed_event::PROCESSED.to_owned()),
+        status: Set(EventStatus::Processed),
         reason: Set(None),
         attempt_token: Set(Some(event.attempt_token.to_vec())),
         mismatches: NotSet,

@@ -12,6 +12,7 @@ use crate::engine::outcome::{EngineError, Settled};
 use crate::entities::{attempt, event_payload, failed_attempt, processed_event};
 use crate::event::key::Sha256Digest;
 use crate::event::Event;
+use crate::status::{AttemptOutcome, EventStatus};
 
 impl Store {
     /// What the record of a settled event says.
@@ -31,7 +32,7 @@ impl Store {
         Ok(row.and_then(|r| {
             let settled = Settled {
                 payload_sha256: r.payload_sha256.try_into().ok()?,
-                rejected: r.status == processed_event::REJECTED,
+                rejected: r.status == EventStatus::Rejected,
             };
             Some((settled, r.attempt_token))
         }))
@@ -76,7 +77,7 @@ impl Store {
         let write = async {
             let txn = self.begin().await?;
             let mut record = dedupe_record(event, self.clock.now());
-            record.status = Set(processed_event::REJECTED.to_owned());
+            record.status = Set(EventStatus::Rejected);
             record.reason = Set(Some(reason.clone()));
             processed_event::Entity::insert(record)
                 .exec_without_returning(&txn)
@@ -168,7 +169,7 @@ impl Store {
         let history = attempt::ActiveModel {
             key_digest: Set(event.digest.to_vec()),
             kind: Set(attempt::HANDLER.to_owned()),
-            outcome: Set("failed".to_owned()),
+            outcome: Set(AttemptOutcome::Failed),
             status_code: Set(None),
             error: Set(Some(error)),
             at: Set(now),

@@ -32,6 +32,7 @@ use crate::engine::EngineError;
 use crate::entities::{delivery, inbox, processed_event, replay};
 use crate::event::Event;
 use crate::handlers::{Handler, HandlerError};
+use crate::status::EventStatus;
 
 /// Who asked for a replay, and how.
 #[derive(Debug, Clone)]
@@ -48,7 +49,7 @@ pub struct ReplayRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Replayed {
     /// The handlers committed; the event is processed. `previous`: what it was.
-    Processed { previous: &'static str },
+    Processed { previous: EventStatus },
     /// The event is processed already and the request did not say `force`.
     AlreadyProcessed,
     /// A handler refused it again; nothing was applied (it stays, or becomes, rejected).
@@ -105,7 +106,7 @@ impl Store {
             Ok(Ok(())) => None,
             Ok(Err(HandlerError::Reject(reason))) => {
                 self.rollback(txn).await;
-                if previous == "failed" {
+                if previous == EventStatus::Failed {
                     self.record_rejection(event, &reason).await?;
                 }
                 return Ok(Replayed::Rejected(reason));
@@ -133,8 +134,8 @@ impl Store {
             source: Set(event.key.source.clone()),
             event_type: Set(event.key.event_type.clone()),
             event_id: Set(event.key.event_id.clone()),
-            previous_status: Set(previous.to_owned()),
-            forced: Set(previous == processed_event::PROCESSED),
+            previous_status: Set(previous),
+            forced: Set(previous == EventStatus::Processed),
             operator: Set(request.operator.clone()),
             job_id: Set(request.job_id),
             replayed_at: Set(self.clock.now()),
@@ -152,7 +153,7 @@ impl Store {
             source = %event.key.source,
             event_type = %event.key.event_type,
             event_id = %event.key.event_id,
-            previous,
+            previous = %previous,
             operator = %request.operator,
             "event replayed by an operator"
         );
@@ -166,28 +167,23 @@ impl Store {
         txn: &DatabaseTransaction,
         event: &Event,
         force: bool,
-    ) -> Result<Option<&'static str>, DbErr> {
+    ) -> Result<Option<EventStatus>, DbErr> {
         use processed_event::Column as C;
         let now = self.clock.now();
-        let settle = |from: &'static str| {
+        let settle = |from: EventStatus| {
             processed_event::Entity::update_many()
-                .col_expr(C::Status, Expr::val(processed_event::PROCESSED))
+                .col_expr(C::Status, Expr::val(EventStatus::Processed))
                 .col_expr(C::Reason, Expr::val(None::<String>))
                 .col_expr(C::ProcessedAt, Expr::val(now))
                 .col_expr(C::AttemptToken, Expr::val(event.attempt_token.to_vec()))
                 .filter(C::KeyDigest.eq(event.digest.to_vec()))
                 .filter(C::Status.eq(from))
         };
-        if settle(processed_event::REJECTED)
-            .exec(txn)
-            .await?
-            .rows_affected
-            == 1
-        {
-            return Ok(Some(processed_event::REJECTED));
+        if settle(EventStatus::Rejected).exec(txn).await?.rows_affected == 1 {
+            return Ok(Some(EventStatus::Rejected));
         }
         if force
-            && settle(processed_event::PROCESSED)
+            && settle(EventStatus::Processed)
                 .exec(txn)
                 .await?
                 .rows_affected
@@ -203,13 +199,13 @@ impl Store {
                 .filter(delivery::Column::KeyDigest.eq(digest))
                 .exec(txn)
                 .await?;
-            return Ok(Some(processed_event::PROCESSED));
+            return Ok(Some(EventStatus::Processed));
         }
         let inserted = processed_event::Entity::insert(dedupe_record(event, now))
             .exec_without_returning(txn)
             .await;
         match inserted {
-            Ok(_) => Ok(Some("failed")),
+            Ok(_) => Ok(Some(EventStatus::Failed)),
             Err(err) if classify(&err) == DbErrorKind::UniqueViolation => Ok(None),
             Err(err) => Err(err),
         }

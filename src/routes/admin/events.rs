@@ -18,7 +18,7 @@ use crate::engine::store::ReplayRequest;
 use crate::engine::Engine;
 use crate::event::key::EventKey;
 use crate::forward::attempt::idempotency_key;
-use crate::forward::lease::{self, Redelivery};
+use crate::forward::deliveries::{self, Redelivery};
 use crate::operator::filter::{pairs, ListQuery, Status};
 use crate::operator::jobs::{JobView, REPLAY};
 use crate::operator::runner::JobRunnerTask;
@@ -26,6 +26,7 @@ use crate::operator::view::{EventDetail, EventPage};
 use crate::operator::{replay, OperatorLimits};
 use crate::providers::Sources;
 use crate::routes::error::{ApiError, ErrorBody};
+use crate::status::EventStatus;
 
 pub fn routes() -> Vec<Route> {
     routes![list, event, replay_one, redeliver, replay_many]
@@ -167,9 +168,9 @@ pub async fn replay_one(
     };
     let done = replay::replay(db.inner(), engine, sources, &key.digest(), &request).await?;
     Ok(Json(ReplayAnswer {
-        status: "processed".into(),
-        previous_status: done.previous.into(),
-        forced: done.previous == "processed",
+        status: EventStatus::Processed.to_string(),
+        previous_status: done.previous.to_string(),
+        forced: done.previous == EventStatus::Processed,
         operator: admin.operator,
     }))
 }
@@ -206,7 +207,7 @@ pub async fn redeliver(
     admin?;
     let (key, _) = key_of(source, event_id, uri, &[])?;
     let digest = key.digest();
-    match lease::redeliver(db.inner(), &digest, clock.now()).await? {
+    match deliveries::redeliver(db.inner(), &digest, clock.now()).await? {
         Redelivery::Scheduled => {
             tracing::info!(source = %key.source, "redelivery scheduled by an operator");
             Ok(status::Accepted(Json(Redelivered {

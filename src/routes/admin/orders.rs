@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::Admin;
 use crate::entities::{order as order_entity, payment};
-use crate::operator::view::rfc3339;
+use crate::operator::view::instant;
 use crate::routes::error::{ApiError, ErrorBody};
 
 pub fn routes() -> Vec<Route> {
@@ -28,7 +28,9 @@ pub struct Order {
 pub struct Payment {
     pub amount: i64,
     pub currency: String,
-    pub created_at: String,
+    #[serde(serialize_with = "instant::serialize")]
+    #[schema(value_type = String)]
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// An order and its payments, oldest first.
@@ -60,7 +62,7 @@ pub async fn order(
         .map(|p| Payment {
             amount: p.amount,
             currency: p.currency,
-            created_at: rfc3339(p.created_at),
+            created_at: p.created_at,
         })
         .collect();
     Ok(Json(Order {

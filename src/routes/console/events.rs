@@ -9,12 +9,13 @@ use rocket::{get, State};
 use sea_orm::DatabaseConnection;
 
 use super::page::{api_path, encode, event_href, layout, when, Gate, Page};
-use crate::operator::filter::ListQuery;
+use crate::operator::filter::{ListQuery, Status};
 use crate::operator::view::{Attempt, EventDetail, EventPage};
 use crate::operator::OperatorLimits;
 use crate::routes::admin::events::key_of;
 use crate::routes::auth::{NoSession, Session};
 use crate::routes::error::ApiError;
+use crate::status::{DeliveryStatus, EventStatus};
 
 /// The query without its empty parameters (a submitted filter form sends every field), and
 /// without `drop`.
@@ -54,14 +55,7 @@ async fn read_page(
 }
 
 fn filter_form(action: &str, query: &str, with_status: bool) -> Markup {
-    let statuses = [
-        "processed",
-        "failed",
-        "rejected",
-        "delivery_pending",
-        "delivered",
-        "dead",
-    ];
+    let statuses = Status::ALL.map(Status::as_str);
     let status = value_of(query, "status");
     html! {
         form.filters method="get" action=(action) {
@@ -97,7 +91,7 @@ fn events_table(page: &EventPage, action: &str, query: &str) -> Markup {
                 tbody {
                     @for e in &page.events {
                         tr {
-                            td { (when(&e.received_at)) }
+                            td { (when(e.received_at)) }
                             td { (e.source) }
                             td { (e.event_type) }
                             td { a href=(event_href(&e.source, &e.event_type, &e.event_id)) { (e.event_id) } }
@@ -218,8 +212,8 @@ fn event_body(d: &EventDetail) -> Markup {
             dt { "Event id" } dd #event-id { (s.event_id) }
             dt { "Status" } dd { span #status class={ "status " (s.status) } { (s.status) }
                 @if let Some(reason) = &s.reason { " — " (reason) } }
-            dt { "Received" } dd { (when(&s.received_at)) }
-            dt { "Processed" } dd { (s.processed_at.as_deref().map(when).unwrap_or_default()) }
+            dt { "Received" } dd { (when(s.received_at)) }
+            dt { "Processed" } dd { (s.processed_at.map(when).unwrap_or_default()) }
             dt { "Attempts" } dd { (s.attempts) }
             @if let Some(err) = &s.last_error { dt { "Last error" } dd { (err) } }
             dt { "Payload SHA-256" } dd { code { (s.payload_sha256) } }
@@ -229,13 +223,13 @@ fn event_body(d: &EventDetail) -> Markup {
                 dd #payload-mismatches {
                     (m.count) " duplicate(s) with another body, not applied; last "
                     code { (m.last_mismatch_sha256.as_deref().unwrap_or_default()) }
-                    " at " (m.last_mismatch_at.as_deref().map(when).unwrap_or_default())
+                    " at " (m.last_mismatch_at.map(when).unwrap_or_default())
                 }
             }
         }
         p.actions {
-            @match s.status.as_str() {
-                "rejected" | "failed" => {
+            @match s.status {
+                EventStatus::Rejected | EventStatus::Failed => {
                     button.action #replay type="button" data-post={ (api) "/replay?" (type_q) } { "Replay" }
                 }
                 _ => {
@@ -245,7 +239,7 @@ fn event_body(d: &EventDetail) -> Markup {
                     }
                 }
             }
-            @if s.delivery.as_ref().is_some_and(|d| d.status != "pending") {
+            @if s.delivery.as_ref().is_some_and(|d| d.status != DeliveryStatus::Pending) {
                 button.action #redeliver type="button" data-post={ (api) "/redeliver?" (type_q) } { "Redeliver" }
             }
             output #action-result {}
@@ -258,8 +252,8 @@ fn event_body(d: &EventDetail) -> Markup {
                 dt { "Attempts" } dd { (del.attempts) }
                 @if let Some(code) = del.last_status { dt { "Last answer" } dd { (code) } }
                 @if let Some(err) = &del.last_error { dt { "Last error" } dd { (err) } }
-                @if let Some(at) = &del.next_attempt_at { dt { "Next attempt" } dd { (when(at)) } }
-                @if let Some(at) = &del.delivered_at { dt { "Delivered" } dd { (when(at)) } }
+                @if let Some(at) = del.next_attempt_at { dt { "Next attempt" } dd { (when(at)) } }
+                @if let Some(at) = del.delivered_at { dt { "Delivered" } dd { (when(at)) } }
             }
         }
         h2 { "Payload" }
@@ -277,7 +271,7 @@ fn event_body(d: &EventDetail) -> Markup {
             table.replays {
                 thead { tr { th { "At" } th { "Was" } th { "Forced" } th { "Operator" } th { "Job" } } }
                 tbody { @for r in &d.replays { tr {
-                    td { (when(&r.replayed_at)) } td { (r.previous_status) }
+                    td { (when(r.replayed_at)) } td { (r.previous_status) }
                     td { (if r.forced { "yes" } else { "no" }) } td { (r.operator) }
                     td { (r.job_id.map(|j| j.to_string()).unwrap_or_default()) }
                 } } }
@@ -295,7 +289,7 @@ fn attempts(title: &str, list: &[Attempt]) -> Markup {
             table.attempts {
                 thead { tr { th { "At" } th { "Outcome" } th.num { "Status" } th { "Error" } } }
                 tbody { @for a in list { tr {
-                    td { (when(&a.at)) } td { (a.outcome) }
+                    td { (when(a.at)) } td { (a.outcome) }
                     td.num { (a.status_code.map(|c| c.to_string()).unwrap_or_default()) }
                     td { (a.error.as_deref().unwrap_or_default()) }
                 } } }

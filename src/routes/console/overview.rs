@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::page::{age, layout, Gate, Page};
 use crate::activity::{Activity, Counts};
 use crate::clock::Clock;
-use crate::forward::lease;
+use crate::forward::deliveries;
 use crate::operator::OperatorLimits;
 use crate::routes::auth::{NoSession, Session};
 use crate::routes::error::ApiError;
@@ -48,7 +48,7 @@ async fn overview(
 ) -> Result<Overview, ApiError> {
     let hour = activity.last_hour();
     let txn = limits.begin(db).await?;
-    let backlogs = lease::backlogs(&txn).await?;
+    let backlogs = deliveries::backlogs(&txn).await?;
     txn.commit().await?;
     let now = clock.now();
     let sources = hour

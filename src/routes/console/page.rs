@@ -153,12 +153,9 @@ pub fn api_path(source: &str, event_id: &str) -> String {
     format!("/webhooks/{}/events/{}", encode(source), encode(event_id))
 }
 
-/// An instant as the console shows it: `2026-11-29 12:00:01` (UTC), from the API's RFC 3339.
-pub fn when(rfc3339: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
-        |_| rfc3339.to_owned(),
-        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
-    )
+/// An instant as the console shows it: `2026-11-29 12:00:01` (UTC).
+pub fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// A duration in seconds as `42 s`, `3 min 5 s`, `2 h 10 min`.

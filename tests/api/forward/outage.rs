@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use idemhook::status::DeliveryStatus;
 use sea_orm::EntityTrait;
 
 use super::{lookup, wait_for_view};
@@ -138,7 +139,7 @@ async fn shutdown_gives_back_the_leases_it_did_not_wait_for(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.status, "pending");
+    assert_eq!(row.status, DeliveryStatus::Pending);
     assert_eq!(
         (row.lease_until, row.lease_token),
         (None, None),

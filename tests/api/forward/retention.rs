@@ -3,6 +3,7 @@
 
 use chrono::{TimeDelta, Utc};
 use idemhook::entities::delivery;
+use idemhook::status::DeliveryStatus::{Dead, Delivered, Pending};
 use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, EntityTrait};
 
 use crate::support::*;
@@ -19,11 +20,11 @@ async fn the_sweeper_keeps_pending_deliveries_and_drops_settled_old_ones(backend
     let inbox_days = i64::from(settings.inbox_retention_days);
     let retention = i64::from(settings.retention_days);
     let rows = [
-        ("delivered", days(inbox_days + 1)), // swept
-        ("delivered", days(inbox_days - 1)), // kept
-        ("dead", days(inbox_days + 1)),      // kept: dead rows stay for the retention
-        ("dead", days(retention + 1)),       // swept
-        ("pending", days(retention + 100)),  // kept: never swept
+        (Delivered, days(inbox_days + 1)), // swept
+        (Delivered, days(inbox_days - 1)), // kept
+        (Dead, days(inbox_days + 1)),      // kept: dead rows stay for the retention
+        (Dead, days(retention + 1)),       // swept
+        (Pending, days(retention + 100)),  // kept: never swept
     ];
     for (i, (status, created)) in rows.iter().enumerate() {
         let row = delivery::ActiveModel {
@@ -35,7 +36,7 @@ async fn the_sweeper_keeps_pending_deliveries_and_drops_settled_old_ones(backend
             content_type: Set(None),
             payload: Set(b"{}".to_vec()),
             ordering_key: Set(None),
-            status: Set((*status).into()),
+            status: Set(*status),
             attempts: Set(1),
             next_attempt_at: Set(*created),
             lease_until: Set(None),

@@ -8,41 +8,17 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, ExprTrait, IntoIden};
-use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, DatabaseTransaction, EntityTrait};
+use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, DatabaseTransaction};
 use sha2::{Digest, Sha256};
 use wire::pointer::{self, Found, Pointer};
 
-use super::Wake;
+use super::{deliveries, Wake};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::entities::delivery;
 use crate::event::Event;
 use crate::handlers::{Handler, HandlerError};
-
-/// A delivery's state, as stored.
-pub const PENDING: &str = "pending";
-pub const DELIVERED: &str = "delivered";
-pub const DEAD: &str = "dead";
-
-/// `<table>.status = '<state>'`, the state written into the SQL text rather than bound.
-/// PostgreSQL and SQLite use a partial index (migration `m20261129_000002`) only when the
-/// query's own text implies the index's predicate, which a bound parameter never does.
-/// `state` is one of the constants above, never input.
-pub fn state_is(table: impl IntoIden, state: &'static str) -> Expr {
-    Expr::col((table, delivery::Column::Status)).eq(Expr::cust(format!("'{state}'")))
-}
-
-/// Pending or dead, as the predicate of the partial list indexes reads: the condition that
-/// lets a list of pending or dead rows, or the backlog count, walk those small indexes.
-pub fn not_delivered() -> Expr {
-    Expr::col((delivery::Entity, delivery::Column::Status)).ne(Expr::cust(format!("'{DELIVERED}'")))
-}
-
-/// Rows in `state` (pending or dead), written so that the partial list indexes serve them.
-pub fn in_undelivered_state(state: &'static str) -> Expr {
-    state_is(delivery::Entity, state).and(not_delivered())
-}
+use crate::status::DeliveryStatus;
 
 pub struct Forward {
     /// Each forwarding source's `ordering` pointer (`None`: unordered).
@@ -90,7 +66,7 @@ impl Forward {
             content_type: Set(event.header("content-type").map(|c| truncate(c, 255))),
             payload: Set(event.body.clone()),
             ordering_key: Set(pointer.as_ref().and_then(|p| ordering_key(event, p))),
-            status: Set(PENDING.to_owned()),
+            status: Set(DeliveryStatus::Pending),
             attempts: Set(0),
             next_attempt_at: Set(now),
             lease_until: Set(None),
@@ -119,9 +95,7 @@ impl Handler for Forward {
             .iter()
             .map(|event| self.row(event))
             .collect::<Result<Vec<_>, _>>()?;
-        delivery::Entity::insert_many(rows)
-            .exec_without_returning(txn)
-            .await?;
+        deliveries::insert(rows, txn).await?;
         Ok(())
     }
 

@@ -1,0 +1,56 @@
+//! Every statement forwarding makes on the `deliveries` table (the outbox): the insert the
+//! `forward` handler makes in the event's transaction, the worker's claim under a lease
+//! ([`claim`]), the end of an attempt ([`settle`]), an operator's new round ([`reschedule`]),
+//! and the per-source backlog ([`backlog`]). Each is one short transaction or one statement:
+//! nothing here is held while an attempt runs.
+//!
+//! The predicates on a delivery's state live here too, written so that the partial indexes
+//! of migration `m20261129_000002` serve them; the operator's lists use them.
+
+pub mod backlog;
+pub mod claim;
+pub mod reschedule;
+pub mod settle;
+
+use sea_orm::sea_query::{Expr, ExprTrait, IntoIden};
+use sea_orm::{DatabaseTransaction, DbErr, EntityTrait};
+
+pub use backlog::{backlogs, Backlog};
+pub use claim::{candidates, claim};
+pub use reschedule::{redeliver, reschedule, Redelivery};
+pub use settle::{release, settle, settle_delivered, Settle};
+
+use crate::entities::delivery;
+use crate::status::DeliveryStatus;
+
+/// Writes the outbox rows of a group of events, in their transaction: one multi-row INSERT.
+pub async fn insert(
+    rows: Vec<delivery::ActiveModel>,
+    txn: &DatabaseTransaction,
+) -> Result<(), DbErr> {
+    delivery::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await
+        .map(|_| ())
+}
+
+/// `<table>.status = '<state>'`, the state written into the SQL text rather than bound.
+/// PostgreSQL and SQLite use a partial index (migration `m20261129_000002`) only when the
+/// query's own text implies the index's predicate, which a bound parameter never does.
+pub fn state_is(table: impl IntoIden, state: DeliveryStatus) -> Expr {
+    Expr::col((table, delivery::Column::Status)).eq(Expr::cust(format!("'{}'", state.as_str())))
+}
+
+/// Pending or dead, as the predicate of the partial list indexes reads: the condition that
+/// lets a list of pending or dead rows, or the backlog count, walk those small indexes.
+pub fn not_delivered() -> Expr {
+    Expr::col((delivery::Entity, delivery::Column::Status)).ne(Expr::cust(format!(
+        "'{}'",
+        DeliveryStatus::Delivered.as_str()
+    )))
+}
+
+/// Rows in `state` (pending or dead), written so that the partial list indexes serve them.
+pub fn in_undelivered_state(state: DeliveryStatus) -> Expr {
+    state_is(delivery::Entity, state).and(not_delivered())
+}

@@ -1,0 +1,119 @@
+//! A destination: where a source's deliveries go, resolved at launch, and the seam between the
+//! worker and each kind of destination.
+//!
+//! The worker claims, limits, retries, settles and counts deliveries the same way for every
+//! kind; a kind only says how one attempt is carried ([`Transport::send`]) and what its
+//! answer was ([`Answer`]). `http` is the one kind today; another (a broker, a pull
+//! consumer) is a file implementing [`Transport`] plus its arm where [`targets`] reads the
+//! config.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::attempt::Answer;
+use super::http;
+use crate::config::{Environment, Settings};
+use crate::entities::delivery;
+
+/// How one kind of destination carries a delivery. Called with no transaction and no
+/// ingest connection held; an attempt that outlives the target's `timeout` is cut off
+/// by the kind itself (the row's lease lasts a little longer, see [`Target::lease`]).
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// Sends the delivery once and says how it went.
+    async fn send(&self, row: &delivery::Model, now: DateTime<Utc>) -> Answer;
+}
+
+/// A forwarding source, resolved at launch.
+pub struct Target {
+    pub source: String,
+    /// How this destination's deliveries are carried.
+    pub transport: Box<dyn Transport>,
+    pub timeout: Duration,
+    /// A little longer than `timeout`: a delivery cut off by a crash is retried by another
+    /// instance once its lease runs out, about `timeout` later.
+    pub lease: Duration,
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub concurrency: usize,
+}
+
+/// How much longer than the attempt's timeout a lease lasts: the time to settle the row.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// The forwarding sources, their secrets read from the environment. A missing, empty or
+/// undecodable secret refuses to launch, naming the variable.
+pub fn targets(settings: &Settings, env: &Environment) -> Result<Vec<Target>, String> {
+    let mut targets = Vec::new();
+    let client = http::client()?;
+    for (name, cfg) in &settings.sources {
+        let Some(forward) = &cfg.forward else {
+            continue;
+        };
+        let key = format!("idemhook.sources.{name}.forward.secret_env");
+        let var = &forward.secret_env;
+        let value = env.get(var).map(str::trim).unwrap_or("");
+        if value.is_empty() {
+            return Err(format!(
+                "{key} names {var}, which is not set or empty: deliveries must be signed"
+            ));
+        }
+        let secret = wire::signature::standard_secret(value)
+            .map_err(|e| format!("the forward secret in {var} is invalid: {e}"))?;
+        if secret.is_empty() {
+            return Err(format!(
+                "the forward secret in {var} is empty once decoded: anyone could sign with it"
+            ));
+        }
+        let url = url::Url::parse(&forward.url)
+            .map_err(|e| format!("idemhook.sources.{name}.forward.url: {e}"))?;
+        let timeout = Duration::from_secs(forward.timeout_secs);
+        targets.push(Target {
+            source: name.clone(),
+            transport: Box::new(http::Http::new(client.clone(), url, secret, timeout)),
+            timeout,
+            lease: timeout + LEASE_MARGIN,
+            max_attempts: forward.max_attempts,
+            backoff_base: Duration::from_millis(forward.backoff_base_ms),
+            backoff_max: Duration::from_secs(forward.backoff_max_secs),
+            concurrency: forward.concurrency,
+        });
+    }
+    Ok(targets)
+}
+
+/// Lowers each target's `concurrency` so that its deliveries in flight, each holding a body of
+/// up to its source's limit, fit `budget_mib` (`forward_budget_mib`). A budget that cannot hold
+/// one body refuses to launch: that source's large events could never be delivered.
+pub fn bound_slots(
+    targets: &mut [Target],
+    max_body: impl Fn(&str) -> u64,
+    budget_mib: u32,
+) -> Result<(), String> {
+    let budget = u64::from(budget_mib) * 1024 * 1024;
+    for target in targets {
+        let body = max_body(&target.source).max(1);
+        let fits = usize::try_from(budget / body).unwrap_or(usize::MAX);
+        if fits == 0 {
+            return Err(format!(
+                "idemhook.forward_budget_mib = {budget_mib} cannot hold one body of source \
+                 {:?} ({body} bytes): raise it to at least {} or lower that source's max_body",
+                target.source,
+                body.div_ceil(1024 * 1024)
+            ));
+        }
+        if fits < target.concurrency {
+            tracing::info!(
+                source = %target.source,
+                concurrency = fits,
+                configured = target.concurrency,
+                "forwarding: concurrency lowered so that bodies in flight fit forward_budget_mib"
+            );
+            target.concurrency = fits;
+        }
+    }
+    Ok(())
+}
