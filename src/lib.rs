@@ -157,7 +157,7 @@ struct AppState {
     sweeper: SweeperTask,
     forwarder: Forwarding,
     jobs: operator::runner::JobRunnerTask,
-    operator_limits: operator::OperatorLimits,
+    operator: operator::Operator,
     activity: Arc<activity::Activity>,
     activity_task: activity::ActivityTask,
 }
@@ -179,7 +179,7 @@ impl AppState {
             .manage(self.sweeper)
             .manage(self.forwarder)
             .manage(self.jobs)
-            .manage(self.operator_limits)
+            .manage(self.operator)
             .manage(self.activity)
             .manage(self.activity_task)
             .manage(routes::health::Readiness::default())
@@ -321,13 +321,15 @@ async fn ignite(
     .spawn();
     let engine = Arc::new(engine);
     let sources = Arc::new(sources);
-    let limits = operator::OperatorLimits(db::per_transaction_limits(&url, &settings));
+    let operator = operator::Operator::new(
+        db.clone(),
+        db::per_transaction_limits(&url, &settings),
+        engine.clone(),
+        sources.clone(),
+        clock.clone(),
+    );
     let jobs = operator::runner::JobRunner {
-        db: db.clone(),
-        limits,
-        engine: engine.clone(),
-        sources: sources.clone(),
-        clock: clock.clone(),
+        operator: operator.clone(),
     }
     .spawn();
     let admin_token = AdminToken(
@@ -347,7 +349,7 @@ async fn ignite(
         sweeper,
         forwarder: Forwarding(forwarder),
         jobs,
-        operator_limits: limits,
+        operator,
         activity,
         activity_task,
     })

@@ -14,6 +14,8 @@ use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 pub use migration::limits::{MAX_KEY_PART_BYTES, MAX_SOURCE_BYTES};
 
+#[cfg(test)]
+mod documented;
 mod forward;
 mod source;
 

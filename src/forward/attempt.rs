@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use super::metrics::Class;
+use crate::entities::delivery;
 
 /// The `Idempotency-Key` (and `webhook-id`) of the event with this key digest.
 pub fn idempotency_key(key_digest: &[u8]) -> String {
@@ -27,6 +30,15 @@ impl Answer {
     pub fn delivered(&self) -> bool {
         self.class == Class::Success
     }
+}
+
+/// How one kind of destination carries a delivery. Called with no transaction and no
+/// ingest connection held; an attempt that outlives the target's `timeout` is cut off
+/// by the kind itself (the row's lease lasts a little longer, see `Target::lease`).
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// Sends the delivery once and says how it went.
+    async fn send(&self, row: &delivery::Model, now: DateTime<Utc>) -> Answer;
 }
 
 /// The wait before attempt `attempts + 1`: exponential from `base`, doubled per attempt, up

@@ -2,29 +2,16 @@
 //! worker and each kind of destination.
 //!
 //! The worker claims, limits, retries, settles and counts deliveries the same way for every
-//! kind; a kind only says how one attempt is carried ([`Transport::send`]) and what its
+//! kind; a kind only says how one attempt is carried (`attempt::Transport`) and what its
 //! answer was ([`Answer`]). `http` is the one kind today; another (a broker, a pull
-//! consumer) is a file implementing [`Transport`] plus its arm where [`targets`] reads the
+//! consumer) is a file implementing `Transport` plus its arm where [`targets`] reads the
 //! config.
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-
-use super::attempt::Answer;
+use super::attempt::Transport;
 use super::http;
 use crate::config::{Environment, Settings};
-use crate::entities::delivery;
-
-/// How one kind of destination carries a delivery. Called with no transaction and no
-/// ingest connection held; an attempt that outlives the target's `timeout` is cut off
-/// by the kind itself (the row's lease lasts a little longer, see [`Target::lease`]).
-#[async_trait]
-pub trait Transport: Send + Sync {
-    /// Sends the delivery once and says how it went.
-    async fn send(&self, row: &delivery::Model, now: DateTime<Utc>) -> Answer;
-}
 
 /// A forwarding source, resolved at launch.
 pub struct Target {

@@ -13,8 +13,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::attempt::{idempotency_key, Answer};
-use super::destination::Transport;
+use super::attempt::{idempotency_key, Answer, Transport};
 use super::metrics::Class;
 use crate::config::SignatureAlgorithm;
 use crate::entities::delivery;

@@ -34,7 +34,8 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-pub use destination::{bound_slots, targets, Target, Transport};
+pub use attempt::Transport;
+pub use destination::{bound_slots, targets, Target};
 pub use handler::Forward;
 pub use worker::{Forwarder, ForwarderTask};
 

@@ -18,7 +18,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::filter::{Filters, Status};
-use super::view::instant;
+use super::instant;
 use super::OperatorError;
 use crate::entities::job::{self, Column};
 use crate::entities::{delivery, failed_attempt, processed_event};

@@ -1,15 +1,21 @@
 //! What an operator does beside the flow: find events ([`search`], [`view`]), re-run one on
-//! purpose ([`replay`]), and run bulk operations as resumable [`jobs`] (redrive dead
-//! deliveries, replay rejected or failed events). The admin routes call these; so does the
-//! job runner, which is why none of it speaks HTTP: [`OperatorError`] says what went wrong
-//! and `error.rs` maps it to a status.
+//! purpose ([`replay`]), redeliver one, run bulk operations as resumable [`jobs`] (redrive
+//! dead deliveries, replay rejected or failed events), read an order ([`orders`]). All of it
+//! through one service, [`Operator`], which the admin routes, the console and the job
+//! [`runner`] call; none of it speaks HTTP: [`OperatorError`] says what went wrong and
+//! `routes::error` maps it to a status.
 
 pub mod filter;
+pub mod instant;
 pub mod jobs;
+pub mod orders;
 pub mod replay;
 pub mod runner;
 pub mod search;
+mod service;
 pub mod view;
+
+pub use service::Operator;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 
@@ -36,36 +42,6 @@ impl OperatorLimits {
             }
         }
         Ok(txn)
-    }
-
-    /// One page of events (`GET /events`, the console's lists): the hits and their summaries,
-    /// read in one bounded transaction.
-    pub async fn page(
-        &self,
-        db: &DatabaseConnection,
-        query: &filter::ListQuery,
-    ) -> Result<view::EventPage, DbErr> {
-        let txn = self.begin(db).await?;
-        let (hits, next) = search::page(&txn, query).await?;
-        let digests: Vec<_> = hits.iter().map(|(_, d)| *d).collect();
-        let events = view::summaries(&txn, &digests).await?;
-        txn.commit().await?;
-        Ok(view::EventPage {
-            events,
-            next_cursor: next.map(|c| c.encode()),
-        })
-    }
-
-    /// One event's detail, or `None` when idemhook knows nothing of it.
-    pub async fn detail(
-        &self,
-        db: &DatabaseConnection,
-        digest: &crate::event::key::Sha256Digest,
-    ) -> Result<Option<view::EventDetail>, DbErr> {
-        let txn = self.begin(db).await?;
-        let detail = view::detail(&txn, digest).await?;
-        txn.commit().await?;
-        Ok(detail)
     }
 }
 

@@ -3,22 +3,16 @@
 //! instance that then died is taken over by any other (or by the same one restarted) once
 //! its lease runs out.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::DatabaseConnection;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use super::filter::{Cursor, Filters, ListQuery};
 use super::jobs::{self, Progress, REDRIVE};
-use super::replay::replay;
-use super::{search, OperatorError, OperatorLimits};
-use crate::clock::Clock;
+use super::{search, Operator, OperatorError};
 use crate::engine::store::ReplayRequest;
-use crate::engine::Engine;
 use crate::entities::job;
 use crate::forward::deliveries;
-use crate::providers::Sources;
 use crate::status::{DeliveryStatus, JobStatus};
 
 /// Items per batch: one redrive statement, or this many replays between two looks at `stop`.
@@ -53,27 +47,19 @@ enum Batch {
     Stopped,
 }
 
+/// Works jobs through the same service the admin routes use.
 pub struct JobRunner {
-    pub db: DatabaseConnection,
-    pub limits: OperatorLimits,
-    pub engine: Arc<Engine>,
-    pub sources: Arc<Sources>,
-    pub clock: Clock,
+    pub operator: Operator,
 }
 
-/// The running task: stops when told to or when dropped. `wake` starts a job created here at
-/// once rather than at the next poll.
+/// The running task: stops when told to or when dropped. A job created on this instance
+/// wakes it at once (`Operator::start_job`) rather than at the next poll.
 pub struct JobRunnerTask {
-    wake: Arc<Notify>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl JobRunnerTask {
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }
@@ -88,9 +74,8 @@ impl Drop for JobRunnerTask {
 
 impl JobRunner {
     pub fn spawn(self) -> JobRunnerTask {
-        let wake = Arc::new(Notify::new());
         let (stop, mut stopped) = watch::channel(false);
-        let woken = wake.clone();
+        let woken = self.operator.jobs_created.clone();
         let task = tokio::spawn(async move {
             loop {
                 let token: [u8; 16] = rand::random();
@@ -98,7 +83,7 @@ impl JobRunner {
                     if *stopped.borrow() {
                         return;
                     }
-                    match jobs::claim(&self.db, &token, self.clock.now()).await {
+                    match jobs::claim(&self.operator.db, &token, self.operator.clock.now()).await {
                         Ok(Some(job)) => self.run(job, &token, &stopped).await,
                         Ok(None) => break,
                         Err(err) => {
@@ -114,7 +99,7 @@ impl JobRunner {
                 }
             }
         });
-        JobRunnerTask { wake, stop, task }
+        JobRunnerTask { stop, task }
     }
 
     /// Works `job` until it is done, the lease is lost, the database fails (the lease then
@@ -127,7 +112,14 @@ impl JobRunner {
             (Ok(f), Ok(c)) => (f, c),
             _ => {
                 let error = "the job's stored filters or cursor do not parse";
-                let _ = jobs::fail(&self.db, id, token, error, self.clock.now()).await;
+                let _ = jobs::fail(
+                    &self.operator.db,
+                    id,
+                    token,
+                    error,
+                    self.operator.clock.now(),
+                )
+                .await;
                 return;
             }
         };
@@ -169,7 +161,7 @@ impl JobRunner {
                 }
                 Err(err) if failures < RETRIES => {
                     tracing::info!(job = id, error = %err, "jobs: a batch failed; trying it again");
-                    jobs::note_error(&self.db, id, token, &err.to_string()).await;
+                    jobs::note_error(&self.operator.db, id, token, &err.to_string()).await;
                     // A stop ends the pause: a shutdown does not wait out seconds of them.
                     let pause = (RETRY_PAUSE * 2u32.pow(failures)).min(RETRY_PAUSE_MAX);
                     let mut stop = stopped.clone();
@@ -188,7 +180,7 @@ impl JobRunner {
                 }
                 Err(err) => {
                     tracing::warn!(job = id, error = %err, "jobs: a batch failed again; {STOPPED}");
-                    jobs::note_error(&self.db, id, token, &err.to_string()).await;
+                    jobs::note_error(&self.operator.db, id, token, &err.to_string()).await;
                     return;
                 }
             }
@@ -200,7 +192,7 @@ impl JobRunner {
     /// own start may be behind it). `None`: the lease is lost, the job is finished, or the
     /// database cannot say; the job is then left to its lease.
     async fn resume_at(&self, id: i64, token: &[u8; 16]) -> Option<Option<Cursor>> {
-        let job = jobs::get(&self.db, id).await.ok()??;
+        let job = jobs::get(&self.operator.db, id).await.ok()??;
         let held =
             job.status == JobStatus::Running && job.lease_token.as_deref() == Some(&token[..]);
         let cursor = job.cursor.as_deref().map(Cursor::decode).transpose().ok()?;
@@ -214,8 +206,8 @@ impl JobRunner {
         token: &[u8; 16],
         query: &ListQuery,
     ) -> Result<Batch, OperatorError> {
-        let txn = self.limits.begin(&self.db).await?;
-        let now = self.clock.now();
+        let txn = self.operator.begin().await?;
+        let now = self.operator.clock.now();
         let (hits, next) = search::page(&txn, query).await?;
         let digests: Vec<Vec<u8>> = hits.iter().map(|(_, d)| d.to_vec()).collect();
         let done = if digests.is_empty() {
@@ -245,7 +237,7 @@ impl JobRunner {
         query: &ListQuery,
         stopped: &watch::Receiver<bool>,
     ) -> Result<Batch, OperatorError> {
-        let (hits, next) = search::page(&self.db, query).await?;
+        let (hits, next) = search::page(&self.operator.db, query).await?;
         let request = ReplayRequest {
             force: false,
             operator: format!("job {id}"),
@@ -256,7 +248,7 @@ impl JobRunner {
                 return Ok(Batch::Stopped);
             }
             let mut progress = Progress::default();
-            match replay(&self.db, &self.engine, &self.sources, &digest, &request).await {
+            match self.operator.replay(&digest, &request).await {
                 Ok(_) => progress.done = 1,
                 Err(OperatorError::NotApplied(_)) => progress.failed = 1,
                 Err(OperatorError::NotFound(_) | OperatorError::Conflict(_)) => {
@@ -270,14 +262,34 @@ impl JobRunner {
                 (true, None) => (None, true),
                 _ => (Some(position.encode()), false),
             };
-            let now = self.clock.now();
-            if !jobs::advance(&self.db, id, token, progress, cursor, finished, now).await? {
+            let now = self.operator.clock.now();
+            if !jobs::advance(
+                &self.operator.db,
+                id,
+                token,
+                progress,
+                cursor,
+                finished,
+                now,
+            )
+            .await?
+            {
                 return Ok(Batch::LeaseLost);
             }
         }
         if hits.is_empty() {
-            let now = self.clock.now();
-            if !jobs::advance(&self.db, id, token, Progress::default(), None, true, now).await? {
+            let now = self.operator.clock.now();
+            if !jobs::advance(
+                &self.operator.db,
+                id,
+                token,
+                Progress::default(),
+                None,
+                true,
+                now,
+            )
+            .await?
+            {
                 return Ok(Batch::LeaseLost);
             }
         }

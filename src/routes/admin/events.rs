@@ -1,30 +1,21 @@
 //! The events of the admin API: the list, one event's detail, and what an operator does to
 //! one (replay, redeliver) or to many (a bulk replay job).
 
-use std::sync::Arc;
-
 use rocket::http::uri::Origin;
 use rocket::response::status;
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
-use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::jobs::start_job;
 use super::Admin;
-use crate::clock::Clock;
 use crate::engine::store::ReplayRequest;
-use crate::engine::Engine;
 use crate::event::key::EventKey;
-use crate::forward::attempt::idempotency_key;
-use crate::forward::deliveries::{self, Redelivery};
 use crate::operator::filter::{pairs, ListQuery, Status};
 use crate::operator::jobs::{JobView, REPLAY};
-use crate::operator::runner::JobRunnerTask;
 use crate::operator::view::{EventDetail, EventPage};
-use crate::operator::{replay, OperatorLimits};
-use crate::providers::Sources;
+use crate::operator::Operator;
 use crate::routes::error::{ApiError, ErrorBody};
 use crate::status::EventStatus;
 
@@ -54,12 +45,11 @@ pub fn routes() -> Vec<Route> {
 pub async fn list(
     admin: Result<Admin, ApiError>,
     uri: &Origin<'_>,
-    db: &State<DatabaseConnection>,
-    limits: &State<OperatorLimits>,
+    operator: &State<Operator>,
 ) -> Result<Json<EventPage>, ApiError> {
     admin?;
     let query = ListQuery::parse(uri.query().map(|q| q.as_str()))?;
-    Ok(Json(limits.page(db.inner(), &query).await?))
+    Ok(Json(operator.page(&query).await?))
 }
 
 /// The key named by the path and the query's required `type`; the query's other parameters
@@ -101,13 +91,12 @@ pub async fn event(
     source: &str,
     event_id: &str,
     uri: &Origin<'_>,
-    db: &State<DatabaseConnection>,
-    limits: &State<OperatorLimits>,
+    operator: &State<Operator>,
 ) -> Result<Json<EventDetail>, ApiError> {
     admin?;
     let (key, _) = key_of(source, event_id, uri, &[])?;
-    limits
-        .detail(db.inner(), &key.digest())
+    operator
+        .detail(&key.digest())
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("no such event".into()))
@@ -150,9 +139,7 @@ pub async fn replay_one(
     source: &str,
     event_id: &str,
     uri: &Origin<'_>,
-    db: &State<DatabaseConnection>,
-    engine: &State<Arc<Engine>>,
-    sources: &State<Arc<Sources>>,
+    operator: &State<Operator>,
 ) -> Result<Json<ReplayAnswer>, ApiError> {
     let admin = admin?;
     let (key, params) = key_of(source, event_id, uri, &["force"])?;
@@ -166,7 +153,7 @@ pub async fn replay_one(
         operator: admin.operator.clone(),
         job_id: None,
     };
-    let done = replay::replay(db.inner(), engine, sources, &key.digest(), &request).await?;
+    let done = operator.replay(&key.digest(), &request).await?;
     Ok(Json(ReplayAnswer {
         status: EventStatus::Processed.to_string(),
         previous_status: done.previous.to_string(),
@@ -201,29 +188,15 @@ pub async fn redeliver(
     source: &str,
     event_id: &str,
     uri: &Origin<'_>,
-    db: &State<DatabaseConnection>,
-    clock: &State<Clock>,
+    operator: &State<Operator>,
 ) -> Result<status::Accepted<Json<Redelivered>>, ApiError> {
     admin?;
     let (key, _) = key_of(source, event_id, uri, &[])?;
-    let digest = key.digest();
-    match deliveries::redeliver(db.inner(), &digest, clock.now()).await? {
-        Redelivery::Scheduled => {
-            tracing::info!(source = %key.source, "redelivery scheduled by an operator");
-            Ok(status::Accepted(Json(Redelivered {
-                status: "scheduled".into(),
-                idempotency_key: idempotency_key(&digest),
-            })))
-        }
-        Redelivery::AlreadyPending => Err(ApiError::Conflict(
-            "a delivery of this event is already pending".into(),
-        )),
-        Redelivery::NoDelivery => Err(ApiError::NotFound(
-            "no delivery of this event (unknown event, a source that does not forward, or a \
-             delivery past its retention)"
-                .into(),
-        )),
-    }
+    let idempotency_key = operator.redeliver(&key).await?;
+    Ok(status::Accepted(Json(Redelivered {
+        status: "scheduled".into(),
+        idempotency_key,
+    })))
 }
 
 /// Starts a job that replays every matching `rejected` (the default) or `failed` event, as
@@ -245,10 +218,7 @@ pub async fn redeliver(
 pub async fn replay_many(
     admin: Result<Admin, ApiError>,
     uri: &Origin<'_>,
-    db: &State<DatabaseConnection>,
-    clock: &State<Clock>,
-    runner: &State<JobRunnerTask>,
-    limits: &State<OperatorLimits>,
+    operator: &State<Operator>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
-    start_job(admin?, REPLAY, uri, db, clock, runner, limits).await
+    start_job(admin?, REPLAY, uri, operator).await
 }

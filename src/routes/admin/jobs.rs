@@ -6,49 +6,28 @@ use rocket::http::Status;
 use rocket::response::status;
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
-use sea_orm::DatabaseConnection;
 
 use super::Admin;
-use crate::clock::Clock;
 use crate::operator::filter::{pairs, Filters, FILTER_PARAMS};
-use crate::operator::jobs::{self, JobView, REDRIVE};
-use crate::operator::runner::JobRunnerTask;
-use crate::operator::OperatorLimits;
+use crate::operator::jobs::{JobView, REDRIVE};
+use crate::operator::Operator;
 use crate::routes::error::{ApiError, ErrorBody};
 
 pub fn routes() -> Vec<Route> {
     routes![redrive, job]
 }
 
-/// Starts a `kind` job over the filters in the query string, and wakes this instance's
-/// runner for it.
+/// Starts a `kind` job over the filters in the query string.
 pub async fn start_job(
     admin: Admin,
     kind: &str,
     uri: &Origin<'_>,
-    db: &State<DatabaseConnection>,
-    clock: &State<Clock>,
-    runner: &State<JobRunnerTask>,
-    limits: &State<OperatorLimits>,
+    operator: &State<Operator>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
     let mut params = pairs(uri.query().map(|q| q.as_str()), &FILTER_PARAMS)?;
-    let filters = jobs::job_filters(kind, Filters::take(&mut params)?)?;
-    // Counting what matches is a read like a list's, bounded the same way.
-    let txn = limits.begin(db.inner()).await?;
-    let matched = jobs::count(&txn, &filters).await?;
-    txn.commit().await?;
-    let job = jobs::create(
-        db.inner(),
-        kind,
-        &filters,
-        matched,
-        &admin.operator,
-        clock.now(),
-    )
-    .await?;
-    tracing::info!(job = job.id, kind, operator = %admin.operator, matched = job.matched, "job started");
-    runner.wake();
-    Ok(status::Custom(Status::Accepted, Json(job.into())))
+    let filters = Filters::take(&mut params)?;
+    let job = operator.start_job(kind, filters, &admin.operator).await?;
+    Ok(status::Custom(Status::Accepted, Json(job)))
 }
 
 /// Starts a job that reschedules every matching dead delivery (a new round of attempts, the
@@ -71,12 +50,9 @@ pub async fn start_job(
 pub async fn redrive(
     admin: Result<Admin, ApiError>,
     uri: &Origin<'_>,
-    db: &State<DatabaseConnection>,
-    clock: &State<Clock>,
-    runner: &State<JobRunnerTask>,
-    limits: &State<OperatorLimits>,
+    operator: &State<Operator>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
-    start_job(admin?, REDRIVE, uri, db, clock, runner, limits).await
+    start_job(admin?, REDRIVE, uri, operator).await
 }
 
 /// A job's progress.
@@ -92,14 +68,15 @@ pub async fn redrive(
 pub async fn job(
     admin: Result<Admin, ApiError>,
     id: &str,
-    db: &State<DatabaseConnection>,
+    operator: &State<Operator>,
 ) -> Result<Json<JobView>, ApiError> {
     admin?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::NotFound("no such job".into()))?;
-    jobs::get(db.inner(), id)
+    operator
+        .job(id)
         .await?
-        .map(|j| Json(j.into()))
+        .map(Json)
         .ok_or_else(|| ApiError::NotFound("no such job".into()))
 }

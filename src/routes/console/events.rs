@@ -6,12 +6,11 @@
 use maud::{html, Markup};
 use rocket::http::uri::Origin;
 use rocket::{get, State};
-use sea_orm::DatabaseConnection;
 
 use super::page::{api_path, encode, event_href, layout, when, Gate, Page};
 use crate::operator::filter::{ListQuery, Status};
 use crate::operator::view::{Attempt, EventDetail, EventPage};
-use crate::operator::OperatorLimits;
+use crate::operator::Operator;
 use crate::routes::admin::events::key_of;
 use crate::routes::auth::{NoSession, Session};
 use crate::routes::error::ApiError;
@@ -45,13 +44,9 @@ fn with(query: &str, extra: &str) -> String {
     }
 }
 
-async fn read_page(
-    db: &DatabaseConnection,
-    limits: &OperatorLimits,
-    query: &str,
-) -> Result<EventPage, ApiError> {
+async fn read_page(operator: &Operator, query: &str) -> Result<EventPage, ApiError> {
     let query = ListQuery::parse(Some(query).filter(|q| !q.is_empty()))?;
-    Ok(limits.page(db, &query).await?)
+    Ok(operator.page(&query).await?)
 }
 
 fn filter_form(action: &str, query: &str, with_status: bool) -> Markup {
@@ -124,20 +119,18 @@ fn failure(session: &Session, title: &str, err: &ApiError) -> Page {
 pub async fn list(
     session: Result<Session, NoSession>,
     uri: &Origin<'_>,
-    db: &State<DatabaseConnection>,
-    limits: &State<OperatorLimits>,
+    operator: &State<Operator>,
 ) -> Result<Page, Gate> {
-    listing(session?, uri, db, limits, None).await
+    listing(session?, uri, operator, None).await
 }
 
 #[get("/console/dead")]
 pub async fn dead(
     session: Result<Session, NoSession>,
     uri: &Origin<'_>,
-    db: &State<DatabaseConnection>,
-    limits: &State<OperatorLimits>,
+    operator: &State<Operator>,
 ) -> Result<Page, Gate> {
-    listing(session?, uri, db, limits, Some("dead")).await
+    listing(session?, uri, operator, Some(Status::Dead.as_str())).await
 }
 
 /// The list page, or with `status` fixed (dead deliveries) the same list with no status
@@ -145,8 +138,7 @@ pub async fn dead(
 async fn listing(
     session: Session,
     uri: &Origin<'_>,
-    db: &DatabaseConnection,
-    limits: &OperatorLimits,
+    operator: &Operator,
     status: Option<&str>,
 ) -> Result<Page, Gate> {
     let (title, action) = match status {
@@ -157,7 +149,7 @@ async fn listing(
     let drop: &[&str] = if status.is_some() { &["status"] } else { &[] };
     let query = filled(uri.query().map(|q| q.as_str()), drop);
     let shown = filled(Some(&query), &["cursor"]);
-    let page = match read_page(db, limits, &with(&query, &fixed)).await {
+    let page = match read_page(operator, &with(&query, &fixed)).await {
         Ok(page) => page,
         Err(err) => return Ok(failure(&session, title, &err)),
     };
@@ -184,14 +176,13 @@ pub async fn event(
     source: &str,
     event_id: &str,
     uri: &Origin<'_>,
-    db: &State<DatabaseConnection>,
-    limits: &State<OperatorLimits>,
+    operator: &State<Operator>,
 ) -> Result<Page, Gate> {
     let session = session?;
     let found = async {
         let (key, _) = key_of(source, event_id, uri, &[])?;
-        limits
-            .detail(db, &key.digest())
+        operator
+            .detail(&key.digest())
             .await?
             .ok_or_else(|| ApiError::NotFound("no such event".into()))
     };

@@ -7,14 +7,11 @@ use std::sync::Arc;
 use maud::{html, Markup};
 use rocket::serde::json::Json;
 use rocket::{get, State};
-use sea_orm::DatabaseConnection;
 use serde::Serialize;
 
 use super::page::{age, layout, Gate, Page};
 use crate::activity::{Activity, Counts};
-use crate::clock::Clock;
-use crate::forward::deliveries;
-use crate::operator::OperatorLimits;
+use crate::operator::Operator;
 use crate::routes::auth::{NoSession, Session};
 use crate::routes::error::ApiError;
 
@@ -40,17 +37,10 @@ pub struct Overview {
     pub sources: Vec<Row>,
 }
 
-async fn overview(
-    activity: &Activity,
-    db: &DatabaseConnection,
-    limits: &OperatorLimits,
-    clock: &Clock,
-) -> Result<Overview, ApiError> {
+async fn overview(activity: &Activity, operator: &Operator) -> Result<Overview, ApiError> {
     let hour = activity.last_hour();
-    let txn = limits.begin(db).await?;
-    let backlogs = deliveries::backlogs(&txn).await?;
-    txn.commit().await?;
-    let now = clock.now();
+    let backlogs = operator.backlogs().await?;
+    let now = operator.now();
     let sources = hour
         .sources
         .into_iter()
@@ -80,26 +70,22 @@ async fn overview(
 pub async fn overview_json(
     session: Result<Session, NoSession>,
     activity: &State<Arc<Activity>>,
-    db: &State<DatabaseConnection>,
-    limits: &State<OperatorLimits>,
-    clock: &State<Clock>,
+    operator: &State<Operator>,
 ) -> Result<Json<Overview>, ApiError> {
     if session.is_err() {
         return Err(ApiError::Unauthorized("sign in to the console".into()));
     }
-    Ok(Json(overview(activity, db, limits, clock).await?))
+    Ok(Json(overview(activity, operator).await?))
 }
 
 #[get("/console")]
 pub async fn page(
     session: Result<Session, NoSession>,
     activity: &State<Arc<Activity>>,
-    db: &State<DatabaseConnection>,
-    limits: &State<OperatorLimits>,
-    clock: &State<Clock>,
+    operator: &State<Operator>,
 ) -> Result<Page, Gate> {
     let session = session?;
-    let body = match overview(activity, db, limits, clock).await {
+    let body = match overview(activity, operator).await {
         Ok(overview) => table(&overview),
         Err(err) => html! { p.error role="alert" { "The overview cannot be read: " (err) } },
     };

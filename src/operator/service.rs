@@ -1,0 +1,163 @@
+//! [`Operator`]: the one service behind every operator action. The admin API, the console and
+//! the job runner call it; none of them reads a table or a delivery statement itself, so a
+//! new action has one home, and every read runs under the same bounds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use tokio::sync::Notify;
+
+use super::filter::{Filters, ListQuery};
+use super::jobs::{self, JobView};
+use super::orders::{self, Order};
+use super::replay::{self, ReplayDone};
+use super::{search, view, OperatorError, OperatorLimits};
+use crate::clock::Clock;
+use crate::db::Limits;
+use crate::engine::store::ReplayRequest;
+use crate::engine::Engine;
+use crate::event::key::{EventKey, Sha256Digest};
+use crate::forward::attempt::idempotency_key;
+use crate::forward::deliveries::{self, Backlog, Redelivery};
+use crate::providers::Sources;
+
+/// Everything an operator action needs. Cheap to clone (handles only).
+#[derive(Clone)]
+pub struct Operator {
+    pub(super) db: DatabaseConnection,
+    pub(super) limits: OperatorLimits,
+    /// Replays go through the engine's store, as a provider's delivery does.
+    pub(super) engine: Arc<Engine>,
+    pub(super) sources: Arc<Sources>,
+    pub(super) clock: Clock,
+    /// Wakes this instance's job runner when a job is created here, so it starts at once
+    /// rather than at the runner's next poll.
+    pub(super) jobs_created: Arc<Notify>,
+}
+
+impl Operator {
+    /// `limits`: the per-transaction bounds where the session does not carry them
+    /// (`db::per_transaction_limits`).
+    pub fn new(
+        db: DatabaseConnection,
+        limits: Option<Limits>,
+        engine: Arc<Engine>,
+        sources: Arc<Sources>,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            db,
+            limits: OperatorLimits(limits),
+            engine,
+            sources,
+            clock,
+            jobs_created: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A transaction for an operator, bounded like an ingest transaction.
+    pub(super) async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.limits.begin(&self.db).await
+    }
+
+    /// One page of events (`GET /events`, the console's lists): the hits and their summaries,
+    /// read in one bounded transaction.
+    pub async fn page(&self, query: &ListQuery) -> Result<view::EventPage, DbErr> {
+        let txn = self.begin().await?;
+        let (hits, next) = search::page(&txn, query).await?;
+        let digests: Vec<_> = hits.iter().map(|(_, d)| *d).collect();
+        let events = view::summaries(&txn, &digests).await?;
+        txn.commit().await?;
+        Ok(view::EventPage {
+            events,
+            next_cursor: next.map(|c| c.encode()),
+        })
+    }
+
+    /// One event's detail, or `None` when idemhook knows nothing of it.
+    pub async fn detail(&self, digest: &Sha256Digest) -> Result<Option<view::EventDetail>, DbErr> {
+        let txn = self.begin().await?;
+        let detail = view::detail(&txn, digest).await?;
+        txn.commit().await?;
+        Ok(detail)
+    }
+
+    /// Re-runs one event's handlers from what idemhook kept (see [`replay::replay`]).
+    pub async fn replay(
+        &self,
+        digest: &Sha256Digest,
+        request: &ReplayRequest,
+    ) -> Result<ReplayDone, OperatorError> {
+        replay::replay(&self.db, &self.engine, &self.sources, digest, request).await
+    }
+
+    /// Schedules a new round of attempts for a delivered or dead event, with the same
+    /// `Idempotency-Key`, which it returns.
+    pub async fn redeliver(&self, key: &EventKey) -> Result<String, OperatorError> {
+        let digest = key.digest();
+        match deliveries::redeliver(&self.db, &digest, self.clock.now()).await? {
+            Redelivery::Scheduled => {
+                tracing::info!(source = %key.source, "redelivery scheduled by an operator");
+                Ok(idempotency_key(&digest))
+            }
+            Redelivery::AlreadyPending => Err(OperatorError::Conflict(
+                "a delivery of this event is already pending".into(),
+            )),
+            Redelivery::NoDelivery => Err(OperatorError::NotFound(
+                "no delivery of this event (unknown event, a source that does not forward, or \
+                 a delivery past its retention)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Starts a `kind` job over `filters` on behalf of `operator`, and wakes this instance's
+    /// runner for it.
+    pub async fn start_job(
+        &self,
+        kind: &str,
+        filters: Filters,
+        operator: &str,
+    ) -> Result<JobView, OperatorError> {
+        let filters = jobs::job_filters(kind, filters)?;
+        // Counting what matches is a read like a list's, bounded the same way.
+        let txn = self.begin().await?;
+        let matched = jobs::count(&txn, &filters).await?;
+        txn.commit().await?;
+        let job = jobs::create(
+            &self.db,
+            kind,
+            &filters,
+            matched,
+            operator,
+            self.clock.now(),
+        )
+        .await?;
+        tracing::info!(job = job.id, kind, operator = %operator, matched = job.matched, "job started");
+        self.jobs_created.notify_one();
+        Ok(job.into())
+    }
+
+    /// A job's progress, from whichever instance runs it.
+    pub async fn job(&self, id: i64) -> Result<Option<JobView>, DbErr> {
+        Ok(jobs::get(&self.db, id).await?.map(JobView::from))
+    }
+
+    /// The payments handler's view of an order.
+    pub async fn order(&self, order_id: &str) -> Result<Option<Order>, DbErr> {
+        orders::order(&self.db, order_id).await
+    }
+
+    /// Every source's outbox backlog (the console's overview).
+    pub async fn backlogs(&self) -> Result<HashMap<String, Backlog>, DbErr> {
+        let txn = self.begin().await?;
+        let backlogs = deliveries::backlogs(&txn).await?;
+        txn.commit().await?;
+        Ok(backlogs)
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}
