@@ -28,12 +28,15 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 pub use outbox::Forward;
-pub use worker::{Forwarder, ForwarderTask};
+pub use worker::Forwarder;
 
+use crate::clock::Clock;
 use crate::config::{Environment, Settings};
+use crate::task::TaskGuard;
 
 /// A forwarding source, resolved at launch.
 pub struct Target {
@@ -145,4 +148,32 @@ pub fn bound_slots(
         }
     }
     Ok(())
+}
+
+/// The delivery worker, started, when some source forwards and `forward_worker` is on (off, the
+/// instance only ingests and other instances deliver). `targets` come from [`targets`], their
+/// slots bounded by [`bound_slots`]. Its guard's stop gives back the leases of the attempts it
+/// does not wait for (see [`Forwarder::spawn`]).
+pub fn start(
+    settings: &Settings,
+    targets: Vec<Target>,
+    db: DatabaseConnection,
+    clock: Clock,
+    metrics: &crate::metrics::Metrics,
+    wake: Wake,
+) -> Result<Option<TaskGuard>, String> {
+    if targets.is_empty() || !settings.forward_worker {
+        return Ok(None);
+    }
+    let worker = Forwarder::new(
+        db,
+        targets,
+        clock,
+        metrics::ForwardMetrics::new(metrics.registry()),
+        Duration::from_millis(settings.forward_poll_ms),
+        wake,
+    )?;
+    Ok(Some(
+        worker.spawn(Duration::from_secs(settings.shutdown_grace_secs)),
+    ))
 }

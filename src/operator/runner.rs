@@ -20,6 +20,7 @@ use crate::entities::job;
 use crate::forward::lease;
 use crate::forward::outbox::DEAD;
 use crate::providers::Sources;
+use crate::task::{OnStop, TaskGuard};
 
 /// Items per batch: one redrive statement, or this many replays between two looks at `stop`.
 const BATCH: u64 = 100;
@@ -61,37 +62,43 @@ pub struct JobRunner {
     pub clock: Clock,
 }
 
-/// The running task: stops when told to or when dropped. `wake` starts a job created here at
-/// once rather than at the next poll.
-pub struct JobRunnerTask {
-    wake: Arc<Notify>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// A nudge to the job runner (Rocket state): a job created here starts at once rather than at
+/// the next poll.
+#[derive(Clone, Default)]
+pub struct JobsWake(Arc<Notify>);
 
-impl JobRunnerTask {
+impl JobsWake {
     pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    pub fn stop(&self) {
-        let _ = self.stop.send(true);
+        self.0.notify_one();
     }
 }
 
-impl Drop for JobRunnerTask {
-    fn drop(&mut self) {
-        self.stop();
-        self.task.abort();
-    }
+/// The job runner, started: see [`JobRunner::spawn`].
+pub fn start(
+    db: DatabaseConnection,
+    limits: OperatorLimits,
+    engine: Arc<Engine>,
+    sources: Arc<Sources>,
+    clock: Clock,
+) -> (JobsWake, TaskGuard) {
+    let runner = JobRunner {
+        db,
+        limits,
+        engine,
+        sources,
+        clock,
+    };
+    runner.spawn()
 }
 
 impl JobRunner {
-    pub fn spawn(self) -> JobRunnerTask {
-        let wake = Arc::new(Notify::new());
-        let (stop, mut stopped) = watch::channel(false);
-        let woken = wake.clone();
-        let task = tokio::spawn(async move {
+    /// Runs jobs until its guard is stopped: a stop is seen before each job, batch and replay,
+    /// and ends a pause at once; the job under way is taken up again when its lease runs out
+    /// ([`OnStop::Tell`]: a shutdown does not wait for it).
+    pub fn spawn(self) -> (JobsWake, TaskGuard) {
+        let wake = JobsWake::default();
+        let woken = wake.0.clone();
+        let task = TaskGuard::spawn("job runner", OnStop::Tell, |mut stopped| async move {
             loop {
                 let token: [u8; 16] = rand::random();
                 loop {
@@ -114,7 +121,7 @@ impl JobRunner {
                 }
             }
         });
-        JobRunnerTask { wake, stop, task }
+        (wake, task)
     }
 
     /// Works `job` until it is done, the lease is lost, the database fails (the lease then

@@ -21,7 +21,7 @@ use crate::forward::attempt::idempotency_key;
 use crate::forward::lease::{self, Redelivery};
 use crate::operator::filter::{pairs, ListQuery, Status};
 use crate::operator::jobs::{JobView, REPLAY};
-use crate::operator::runner::JobRunnerTask;
+use crate::operator::runner::JobsWake;
 use crate::operator::view::{EventDetail, EventPage};
 use crate::operator::{replay, OperatorLimits};
 use crate::providers::Sources;
@@ -246,7 +246,7 @@ pub async fn replay_many(
     uri: &Origin<'_>,
     db: &State<DatabaseConnection>,
     clock: &State<Clock>,
-    runner: &State<JobRunnerTask>,
+    runner: &State<JobsWake>,
     limits: &State<OperatorLimits>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
     start_job(admin?, REPLAY, uri, db, clock, runner, limits).await

@@ -12,7 +12,7 @@ use super::Admin;
 use crate::clock::Clock;
 use crate::operator::filter::{pairs, Filters, FILTER_PARAMS};
 use crate::operator::jobs::{self, JobView, REDRIVE};
-use crate::operator::runner::JobRunnerTask;
+use crate::operator::runner::JobsWake;
 use crate::operator::OperatorLimits;
 use crate::routes::error::{ApiError, ErrorBody};
 
@@ -28,7 +28,7 @@ pub async fn start_job(
     uri: &Origin<'_>,
     db: &State<DatabaseConnection>,
     clock: &State<Clock>,
-    runner: &State<JobRunnerTask>,
+    runner: &State<JobsWake>,
     limits: &State<OperatorLimits>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
     let mut params = pairs(uri.query().map(|q| q.as_str()), &FILTER_PARAMS)?;
@@ -73,7 +73,7 @@ pub async fn redrive(
     uri: &Origin<'_>,
     db: &State<DatabaseConnection>,
     clock: &State<Clock>,
-    runner: &State<JobRunnerTask>,
+    runner: &State<JobsWake>,
     limits: &State<OperatorLimits>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
     start_job(admin?, REDRIVE, uri, db, clock, runner, limits).await
