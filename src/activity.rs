@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::metrics::{Rejection, SourceMetrics};
 use crate::providers::Sources;
+use crate::task::{OnStop, TaskGuard};
 
 /// How far back the overview's chart goes.
 pub const MINUTES: usize = 60;
@@ -184,27 +184,26 @@ impl Activity {
         LastHour { starts, sources }
     }
 
-    /// Takes a reading every minute until stopped.
-    pub fn spawn(self: Arc<Self>) -> ActivityTask {
-        let handle = tokio::spawn(async move {
+    /// Takes a reading every minute until its guard stops it (told, or dropped with the app).
+    fn spawn(self: Arc<Self>) -> TaskGuard {
+        TaskGuard::spawn("activity", OnStop::Tell, |mut stopped| async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             tick.tick().await; // the first tick is immediate; `new` took that reading
             loop {
-                tick.tick().await;
-                self.record();
+                tokio::select! {
+                    _ = tick.tick() => self.record(),
+                    _ = stopped.changed() => return,
+                }
             }
-        });
-        ActivityTask(handle)
+        })
     }
 }
 
-/// The reading task (Rocket state, so it stops with the app).
-pub struct ActivityTask(JoinHandle<()>);
-
-impl Drop for ActivityTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// The console's activity, its first reading taken now, and the task that takes the others.
+pub fn start(sources: &Sources, clock: Clock) -> (Arc<Activity>, TaskGuard) {
+    let activity = Arc::new(Activity::new(sources, clock));
+    let task = activity.clone().spawn();
+    (activity, task)
 }
 
 #[cfg(test)]

@@ -4,11 +4,14 @@
 //! sometimes the same event reaches two instances at the same moment. idemhook turns that
 //! into exactly-once *effects*: the event's dedupe record and every write its handlers make
 //! commit in one database transaction, and the record's unique key refuses a second commit.
+//! After the commit, it forwards the event to the user's own app, at least once and with a
+//! stable key; operators look at events, replay them and redeliver them.
 //!
 //! # One webhook, from the socket to the commit
 //!
-//! 1. [`routes::webhooks`] reads the raw body (bounded by `limits.webhook`) and resolves the
-//!    source named in the URL ([`providers::sources`]).
+//! 1. [`routes::webhooks`] reserves room in the in-flight [`budget`], reads the raw body
+//!    (bounded by its source's limit) and resolves the source named in the URL
+//!    ([`providers::sources`]).
 //! 2. [`providers`] verify the signature and extract the event type and id (generic: headers,
 //!    then JSON pointers, then the payload's SHA-256).
 //! 3. [`event::key`] builds the exact-bytes key (source, type, id) and its digest.
@@ -20,17 +23,44 @@
 //! 6. [`routes::error`] maps every failure to one HTTP answer and one metric; nothing but a commit is
 //!    a 200 `processed`.
 //!
-//! Beside the flow: [`config`] (Rocket.toml, validated at launch), [`db`] (connection and
-//! migrations), [`sweeper`] (retention), [`metrics`], [`telemetry`] (logs), [`clock`] and
-//! [`entities`] (the tables).
+//! # After the commit: forwarding to the user's app
 //!
-//! The modules form a tree: [`event`] is the leaf every stage shares; [`handlers`] read events;
+//! 7. A source that lists the `forward` handler gets, from [`forward`]'s handler, an outbox row
+//!    (the `deliveries` table) written in the event's transaction, like any handler's write:
+//!    the event is recorded and its delivery scheduled together, or neither.
+//! 8. [`forward`]'s worker, one per instance, leases due deliveries (at most `concurrency`
+//!    per source; a lease that runs out lets any instance take the row) and makes each
+//!    attempt outside any transaction: the event signed, with an `Idempotency-Key` that is
+//!    the same on every attempt. A 2xx settles the row delivered; a failure is retried after
+//!    a backoff, and dead after `max_attempts`, kept and redeliverable.
+//!
+//! # The operator surface
+//!
+//! Every operator action (search, an event's detail, replay, redeliver, bulk jobs that replay
+//! or redrive, the orders view) goes through one service, [`operator::Operator`], called by
+//! the admin API ([`routes::admin`], bearer token),
+//! the console's pages ([`routes::console`], whose overview reads the last hour from
+//! [`activity`]) and the job runner, [`operator`]'s task that works bulk jobs in batches under
+//! a lease. The [`cli`] is a client of the admin API (and migrates the schema).
+//!
+//! # Beside the flow
+//!
+//! [`config`] (Rocket.toml, validated at launch), [`db`] (connection, migrations, limits,
+//! database error sorting), [`sweeper`] (retention), [`metrics`], [`telemetry`] (logs),
+//! [`clock`], [`entities`] (the tables), [`status`] (every stored state, typed) and [`task`] (the guard that owns every background
+//! task, and the shutdown's order).
+//!
+//! The modules form a tree: [`event`] and [`status`] are the leaves every stage shares; [`handlers`] read events;
 //! the [`engine`] runs handlers; [`routes`] drive the engine. Nothing imports back up.
 //!
 //! # Building an app
 //!
-//! [`App`] builds the Rocket instance; `main.rs` only launches it. A library user adds their
-//! own handlers with [`App::handler`] and names them in a source's `handlers` list.
+//! [`App`] builds the Rocket instance; `main.rs` only launches it. At launch each subsystem
+//! is started by its own `start` ([`engine::start`], [`forward::start`], [`sweeper::start`],
+//! `operator::runner::start`, [`activity::start`]), which returns its [`task::TaskGuard`];
+//! at shutdown [`task::Tasks::shutdown`] stops them in order: the sweeper and the job runner,
+//! then the shards drain, then the delivery worker gives back its leases. A library user adds
+//! their own handlers with [`App::handler`] and names them in a source's `handlers` list.
 
 pub mod activity;
 pub mod budget;
@@ -49,6 +79,7 @@ pub mod providers;
 pub mod routes;
 pub mod status;
 pub mod sweeper;
+pub mod task;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -59,13 +90,14 @@ use rocket::figment::Figment;
 use rocket::{Build, Rocket};
 
 use clock::Clock;
-use config::{Environment, Settings, IN_MEMORY_DATABASE_URL};
-use engine::{Engine, EngineConfig};
+use config::{Environment, Settings};
+use engine::Engine;
 use handlers::{Handler, Registry};
 use metrics::Metrics;
 use providers::Sources;
 use routes::auth::AdminToken;
-use sweeper::{Sweeper, SweeperConfig, SweeperTask};
+use sweeper::Sweeper;
+use task::Tasks;
 
 pub use event::Event;
 pub use handlers::HandlerError;
@@ -153,17 +185,15 @@ struct AppState {
     sources: Arc<Sources>,
     admin_token: AdminToken,
     clock: Clock,
-    /// Rocket state so that it lives, and stops, with the app.
-    sweeper: SweeperTask,
-    forwarder: Forwarding,
-    jobs: operator::runner::JobRunnerTask,
+    /// Every operator action (admin routes, console, job runner).
     operator: operator::Operator,
+    /// The console's overview reads it.
     activity: Arc<activity::Activity>,
-    activity_task: activity::ActivityTask,
+    /// To sweep now (an operator's or a test's `sweep_once`).
+    sweeper: Arc<Sweeper>,
+    /// Rocket state so that they live, and stop, with the app.
+    tasks: Tasks,
 }
-
-/// The delivery worker, when a source forwards (Rocket state, stopped at shutdown).
-struct Forwarding(Option<forward::ForwarderTask>);
 
 impl AppState {
     fn manage(self, rocket: Rocket<Build>) -> Rocket<Build> {
@@ -176,40 +206,33 @@ impl AppState {
             .manage(self.sources)
             .manage(self.admin_token)
             .manage(self.clock)
-            .manage(self.sweeper)
-            .manage(self.forwarder)
-            .manage(self.jobs)
             .manage(self.operator)
             .manage(self.activity)
-            .manage(self.activity_task)
+            .manage(self.sweeper)
+            .manage(self.tasks)
             .manage(routes::health::Readiness::default())
     }
 }
 
 /// On SIGTERM/SIGINT Rocket stops accepting connections and runs this: every event already
-/// accepted commits (or fails) and is answered before the shards stop.
+/// accepted commits (or fails) and is answered before the shards stop, in the order
+/// [`Tasks::shutdown`] keeps.
 async fn shutdown(rocket: &Rocket<rocket::Orbit>) {
-    if let Some(sweeper) = rocket.state::<SweeperTask>() {
-        sweeper.stop();
-    }
-    if let Some(jobs) = rocket.state::<operator::runner::JobRunnerTask>() {
-        jobs.stop();
-    }
-    let (Some(engine), Some(settings)) =
-        (rocket.state::<Arc<Engine>>(), rocket.state::<Settings>())
-    else {
+    let (Some(tasks), Some(engine), Some(settings)) = (
+        rocket.state::<Tasks>(),
+        rocket.state::<Arc<Engine>>(),
+        rocket.state::<Settings>(),
+    ) else {
         return;
     };
-    let queued = engine.in_flight();
-    tracing::info!(queued, "shutting down: draining the shards");
-    let left = engine
-        .drain(Duration::from_secs(settings.shutdown_grace_secs))
-        .await;
-    // After the shards: every event they committed is in the outbox for whichever instance
-    // delivers it next.
-    if let Some(Forwarding(Some(forwarder))) = rocket.state::<Forwarding>() {
-        forwarder.stop().await;
-    }
+    let drain = async {
+        let queued = engine.in_flight();
+        tracing::info!(queued, "shutting down: draining the shards");
+        engine
+            .drain(Duration::from_secs(settings.shutdown_grace_secs))
+            .await
+    };
+    let left = tasks.shutdown(drain).await;
     if left == 0 {
         tracing::info!("shards drained; every accepted event was answered");
     } else {
@@ -232,6 +255,8 @@ fn webhook_limit(rocket: &Rocket<Build>) -> u64 {
         .map_or(routes::webhooks::DEFAULT_BODY_LIMIT, |limit| limit.as_u64())
 }
 
+/// Reads and checks the settings, then starts each subsystem in turn (each with its own
+/// `start`). Any error refuses to launch, naming what is wrong.
 async fn ignite(
     rocket: &Rocket<Build>,
     env: &Environment,
@@ -250,17 +275,8 @@ async fn ignite(
     let mut sources = Sources::build(&settings, &registry, env, &metrics)?;
     let mut targets = forward::targets(&settings, env)?;
     let url = settings.database_url(env).map_err(|e| e.to_string())?;
-    if url == IN_MEMORY_DATABASE_URL {
-        tracing::warn!(
-            "IDEMPOTENCY_STORE=in-memory: dedupe records live in memory and are LOST on restart; \
-             a redelivery after a restart will be processed again"
-        );
-    }
-    let db = db::connect(&url, &settings)
-        .await
-        .map_err(|e| format!("{e} (database: {})", db::redact(&url)))?;
-    db::migrate(&url, &db).await.map_err(|e| e.to_string())?;
-    tracing::info!(database = %db::redact(&url), shards = settings.shards, "database ready");
+    let db = db::open(&url, &settings).await?;
+    // What one statement can store bounds every body limit, the group commits and the budgets.
     let max_statement = db::max_statement_bytes(&db)
         .await
         .map_err(|e| format!("cannot read the database's max_allowed_packet: {e}"))?;
@@ -269,76 +285,44 @@ async fn ignite(
     budget::Budget::check(settings.inflight_budget_mib, largest_body)?;
     let max_body = |name: &str| sources.get(name).map_or(largest_body, |s| s.max_body);
     forward::bound_slots(&mut targets, max_body, settings.forward_budget_mib)?;
-    let engine = Engine::start(
-        EngineConfig {
-            shards: settings.shards,
-            shard_queue: settings.shard_queue,
-            cache_capacity: settings.cache_capacity,
-            cache_ttl: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
-            max_retries: settings.max_retries,
-            max_batch: settings.max_batch,
-            max_batch_bytes: storable,
-            writers: settings.writers,
-            bounds: engine::store::Bounds {
-                limits: db::per_transaction_limits(&url, &settings),
-                statement: Duration::from_secs(settings.db_timeout_secs),
-                handlers: Duration::from_secs(settings.handler_timeout_secs),
-            },
-        },
+
+    let limits = db::per_transaction_limits(&url, &settings);
+    let engine = engine::start(
+        &settings,
+        limits,
+        storable,
         db.clone(),
         clock.clone(),
         metrics.clone(),
     )
     .await
     .map_err(|e| e.to_string())?;
-    let forwarder = if targets.is_empty() || !settings.forward_worker {
-        None
-    } else {
-        let forward_metrics = forward::metrics::ForwardMetrics::new(metrics.registry());
-        let worker = forward::Forwarder::new(
-            db.clone(),
-            targets,
-            clock.clone(),
-            forward_metrics,
-            Duration::from_millis(settings.forward_poll_ms),
-            wake,
-        );
-        Some(worker.spawn(Duration::from_secs(settings.shutdown_grace_secs)))
-    };
-    let sweeper = Sweeper::new(
+    let forwarder = forward::start(
+        &settings,
+        targets,
         db.clone(),
-        engine.cache().clone(),
         clock.clone(),
-        metrics,
-        SweeperConfig {
-            retention_days: settings.retention_days,
-            inbox_retention_days: settings.inbox_retention_days,
-            batch: settings.sweep_batch,
-            pause: Duration::from_millis(settings.sweep_pause_ms),
-            interval: Duration::from_secs(settings.sweep_interval_secs),
-        },
-    )
-    .spawn();
+        &metrics,
+        wake,
+    );
+    let cache = engine.cache().clone();
+    let (sweeper, sweeping) = sweeper::start(&settings, db.clone(), cache, clock.clone(), metrics);
     let engine = Arc::new(engine);
     let sources = Arc::new(sources);
     let operator = operator::Operator::new(
         db.clone(),
-        db::per_transaction_limits(&url, &settings),
+        limits,
         engine.clone(),
         sources.clone(),
         clock.clone(),
     );
-    let jobs = operator::runner::JobRunner {
-        operator: operator.clone(),
-    }
-    .spawn();
+    let jobs = operator::runner::start(operator.clone());
+    let (activity, reading) = activity::start(&sources, clock.clone());
     let admin_token = AdminToken(
         env.get("IDEMHOOK_ADMIN_TOKEN")
             .filter(|t| !t.is_empty())
             .map(str::to_owned),
     );
-    let activity = Arc::new(activity::Activity::new(&sources, clock.clone()));
-    let activity_task = activity.clone().spawn();
     Ok(AppState {
         settings,
         db,
@@ -346,11 +330,14 @@ async fn ignite(
         sources,
         admin_token,
         clock,
-        sweeper,
-        forwarder: Forwarding(forwarder),
-        jobs,
         operator,
         activity,
-        activity_task,
+        sweeper,
+        tasks: Tasks {
+            sweeper: sweeping,
+            jobs,
+            forwarder,
+            activity: reading,
+        },
     })
 }

@@ -20,9 +20,9 @@ use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait, TryGetableMany, Value,
 };
-use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::config::Settings;
 use crate::db::Limits;
 use crate::engine::cache::CommittedKeys;
 use crate::entities::{
@@ -31,6 +31,7 @@ use crate::entities::{
 use crate::event::key::Sha256Digest;
 use crate::metrics::Metrics;
 use crate::status::DeliveryStatus;
+use crate::task::{OnStop, TaskGuard};
 
 /// The sweeper's waits: a batch gives way quickly to a row an event holds (the next sweep
 /// deletes it), but a large delete may take longer than an ingest statement.
@@ -63,31 +64,22 @@ pub struct SweepReport {
     pub history: u64,
 }
 
-/// The running sweeper: owns its task, and stops it when told to or when dropped (with the
-/// Rocket instance that holds it as state), so no sweep outlives the app that started it.
-pub struct SweeperTask {
-    sweeper: Arc<Sweeper>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SweeperTask {
-    /// The sweeper itself, to sweep now (an operator's or a test's `sweep_once`).
-    pub fn sweeper(&self) -> &Sweeper {
-        &self.sweeper
-    }
-
-    /// Stops the task between two sweeps; a sweep under way finishes its current statement.
-    pub fn stop(&self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-impl Drop for SweeperTask {
-    fn drop(&mut self) {
-        self.stop();
-        self.task.abort();
-    }
+/// The sweeper as the settings configure it, started: see [`Sweeper::spawn`].
+pub fn start(
+    settings: &Settings,
+    db: DatabaseConnection,
+    cache: CommittedKeys,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+) -> (Arc<Sweeper>, TaskGuard) {
+    let config = SweeperConfig {
+        retention_days: settings.retention_days,
+        inbox_retention_days: settings.inbox_retention_days,
+        batch: settings.sweep_batch,
+        pause: Duration::from_millis(settings.sweep_pause_ms),
+        interval: Duration::from_secs(settings.sweep_interval_secs),
+    };
+    Sweeper::new(db, cache, clock, metrics, config).spawn()
 }
 
 pub struct Sweeper {
@@ -115,10 +107,12 @@ impl Sweeper {
         }
     }
 
-    /// Runs `sweep_once` every interval until the returned task is stopped or dropped. The
+    /// Runs `sweep_once` every interval until its guard is stopped or dropped; returns the
+    /// sweeper, to sweep now (an operator's or a test's `sweep_once`), and the guard. The
     /// first sweep runs one interval after launch, not at launch, so a restart loop cannot
-    /// turn into a sweep loop.
-    pub fn spawn(self) -> SweeperTask {
+    /// turn into a sweep loop. A stop is seen between two sweeps; a sweep under way goes on
+    /// until the guard drops ([`OnStop::Tell`]).
+    pub fn spawn(self) -> (Arc<Sweeper>, TaskGuard) {
         // The first sweep ends an interval from now: until then "last run" is the launch, so
         // an alert on its age does not fire at every start.
         self.metrics
@@ -128,9 +122,8 @@ impl Sweeper {
             .sweeper_interval
             .set(self.config.interval.as_secs_f64());
         let sweeper = Arc::new(self);
-        let (stop, mut stopped) = watch::channel(false);
         let this = sweeper.clone();
-        let task = tokio::spawn(async move {
+        let task = TaskGuard::spawn("sweeper", OnStop::Tell, |mut stopped| async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(this.config.interval) => {}
@@ -150,11 +143,7 @@ impl Sweeper {
                 }
             }
         });
-        SweeperTask {
-            sweeper,
-            stop,
-            task,
-        }
+        (sweeper, task)
     }
 
     pub async fn sweep_once(&self) -> Result<SweepReport, DbErr> {

@@ -176,6 +176,23 @@ pub async fn migrate(url: &str, db: &DatabaseConnection) -> Result<(), DbSetupEr
     migrated.map_err(DbSetupError::Migrate)
 }
 
+/// The app's database at launch: connected (with a warning when it is the in-memory store),
+/// migrated, and logged ready. The error names the database, its password redacted.
+pub async fn open(url: &str, settings: &Settings) -> Result<DatabaseConnection, String> {
+    if url == IN_MEMORY_DATABASE_URL {
+        tracing::warn!(
+            "IDEMPOTENCY_STORE=in-memory: dedupe records live in memory and are LOST on restart; \
+             a redelivery after a restart will be processed again"
+        );
+    }
+    let db = connect(url, settings)
+        .await
+        .map_err(|e| format!("{e} (database: {})", redact(url)))?;
+    migrate(url, &db).await.map_err(|e| e.to_string())?;
+    tracing::info!(database = %redact(url), shards = settings.shards, "database ready");
+    Ok(db)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

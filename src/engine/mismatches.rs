@@ -20,11 +20,11 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
-use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::entities::processed_event;
 use crate::event::key::Sha256Digest;
+use crate::task::{OnStop, TaskGuard};
 
 /// How often pending mismatches are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -120,45 +120,21 @@ impl Mismatches {
             .map(|_| ())
     }
 
-    /// Starts the task that flushes every second; it flushes once more when stopped.
-    pub fn spawn(self: Arc<Self>) -> MismatchTask {
-        let (stop, mut stopped) = watch::channel(false);
-        let this = self.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(FLUSH_EVERY) => this.flush().await,
-                    _ = stopped.changed() => break,
+    /// Starts the task that flushes every second; it flushes once more when stopped, and the
+    /// guard's `stop` waits for that flush ([`OnStop::AwaitEnd`]).
+    pub fn spawn(self: Arc<Self>) -> TaskGuard {
+        TaskGuard::spawn(
+            "mismatch recorder",
+            OnStop::AwaitEnd,
+            |mut stopped| async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(FLUSH_EVERY) => self.flush().await,
+                        _ = stopped.changed() => break,
+                    }
                 }
-            }
-            this.flush().await;
-        });
-        MismatchTask {
-            stop,
-            task: std::sync::Mutex::new(Some(task)),
-        }
-    }
-}
-
-/// The flushing task: stopped (after a last flush) by [`MismatchTask::stop`], or when dropped.
-pub struct MismatchTask {
-    stop: watch::Sender<bool>,
-    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
-impl MismatchTask {
-    /// Stops the task and waits for its last flush.
-    pub async fn stop(&self) {
-        let _ = self.stop.send(true);
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for MismatchTask {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
+                self.flush().await;
+            },
+        )
     }
 }

@@ -30,10 +30,13 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::Limits;
 use crate::event::key::{EventKey, Sha256Digest};
 use crate::event::Event;
 use crate::handlers::Handler;
 use crate::metrics::Metrics;
+use crate::task::TaskGuard;
 use cache::CommittedKeys;
 use outcome::Settled;
 pub use outcome::{EngineError, Outcome};
@@ -63,6 +66,35 @@ pub struct EngineConfig {
     pub bounds: store::Bounds,
 }
 
+/// The engine as the settings configure it, started. `limits` are the per-transaction waits of
+/// the database in use (`db::per_transaction_limits`); `max_batch_bytes` the most body bytes
+/// one statement can carry (`providers::body_limit::storable`).
+pub async fn start(
+    settings: &Settings,
+    limits: Option<Limits>,
+    max_batch_bytes: Option<u64>,
+    db: DatabaseConnection,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+) -> Result<Engine, EngineError> {
+    let config = EngineConfig {
+        shards: settings.shards,
+        shard_queue: settings.shard_queue,
+        cache_capacity: settings.cache_capacity,
+        cache_ttl: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
+        max_retries: settings.max_retries,
+        max_batch: settings.max_batch,
+        max_batch_bytes,
+        writers: settings.writers,
+        bounds: store::Bounds {
+            limits,
+            statement: Duration::from_secs(settings.db_timeout_secs),
+            handlers: Duration::from_secs(settings.handler_timeout_secs),
+        },
+    };
+    Engine::start(config, db, clock, metrics).await
+}
+
 struct Shard {
     actor: ActorRef<ShardMsg>,
     /// The shard's bound: one permit per delivery it holds (waiting, at the writers, or being
@@ -85,7 +117,7 @@ pub struct Engine {
     db_down: AtomicBool,
     /// Duplicates with another body, written to their event's record once a second.
     mismatches: Arc<mismatches::Mismatches>,
-    mismatch_task: mismatches::MismatchTask,
+    mismatch_task: TaskGuard,
 }
 
 impl Engine {

@@ -31,13 +31,19 @@ mod recorder;
 pub mod worker;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 pub use attempt::Transport;
 pub use destination::{bound_slots, targets, Target};
 pub use handler::Forward;
-pub use worker::{Forwarder, ForwarderTask};
+pub use worker::Forwarder;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::task::TaskGuard;
 
 /// A nudge to the delivery worker: "there may be something to claim now". The `forward`
 /// handler gives one when its event's transaction commits, and the recorder when it frees
@@ -56,4 +62,30 @@ impl Wake {
     pub async fn wait(&self) {
         self.0.notified().await;
     }
+}
+
+/// The delivery worker, started, when some source forwards and `forward_worker` is on (off, the
+/// instance only ingests and other instances deliver). `targets` come from [`targets`], their
+/// slots bounded by [`bound_slots`]. Its guard's stop gives back the leases of the attempts it
+/// does not wait for (see [`Forwarder::spawn`]).
+pub fn start(
+    settings: &Settings,
+    targets: Vec<Target>,
+    db: DatabaseConnection,
+    clock: Clock,
+    metrics: &crate::metrics::Metrics,
+    wake: Wake,
+) -> Option<TaskGuard> {
+    if targets.is_empty() || !settings.forward_worker {
+        return None;
+    }
+    let worker = Forwarder::new(
+        db,
+        targets,
+        clock,
+        metrics::ForwardMetrics::new(metrics.registry()),
+        Duration::from_millis(settings.forward_poll_ms),
+        wake,
+    );
+    Some(worker.spawn(Duration::from_secs(settings.shutdown_grace_secs)))
 }

@@ -25,6 +25,7 @@ use super::{Target, Wake};
 use crate::clock::Clock;
 use crate::db::error::{classify, DbErrorKind};
 use crate::entities::delivery;
+use crate::task::{OnStop, TaskGuard};
 
 /// How often the backlog gauges are refreshed.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
@@ -44,12 +45,6 @@ pub struct Forwarder {
     /// Its receiving end, until `spawn` starts the recorder with it.
     recorder: Option<mpsc::Receiver<Delivered>>,
     wake: Wake,
-}
-
-/// The running worker; stops with the app (see `ForwarderTask::stop`).
-pub struct ForwarderTask {
-    stop: watch::Sender<bool>,
-    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Forwarder {
@@ -84,14 +79,14 @@ impl Forwarder {
         }
     }
 
-    /// Starts the worker; `grace` bounds how long a stop waits for attempts in flight.
-    pub fn spawn(self, grace: Duration) -> ForwarderTask {
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(self.run(stopped, grace));
-        ForwarderTask {
-            stop,
-            task: tokio::sync::Mutex::new(Some(task)),
-        }
+    /// Starts the worker. A stop ends its claims, then waits up to `grace` for the attempts
+    /// in flight and gives back the leases of the rest (`shutdown`); the guard's
+    /// `stop` awaits all of that ([`OnStop::AwaitEnd`]), and a guard dropped without `stop`
+    /// lets it run to its end.
+    pub fn spawn(self, grace: Duration) -> TaskGuard {
+        TaskGuard::spawn("forwarder", OnStop::AwaitEnd, move |stopped| {
+            self.run(stopped, grace)
+        })
     }
 
     async fn run(mut self, mut stopped: watch::Receiver<bool>, grace: Duration) {
@@ -340,20 +335,4 @@ fn outcome(
             error: answer.error.clone(),
         },
     )
-}
-
-impl ForwarderTask {
-    /// Stops claiming, and waits for the worker to finish its shutdown.
-    pub async fn stop(&self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.lock().await.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for ForwarderTask {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
 }

@@ -14,6 +14,7 @@ use crate::engine::store::ReplayRequest;
 use crate::entities::job;
 use crate::forward::deliveries;
 use crate::status::{DeliveryStatus, JobStatus};
+use crate::task::{OnStop, TaskGuard};
 
 /// Items per batch: one redrive statement, or this many replays between two looks at `stop`.
 const BATCH: u64 = 100;
@@ -52,31 +53,19 @@ pub struct JobRunner {
     pub operator: Operator,
 }
 
-/// The running task: stops when told to or when dropped. A job created on this instance
-/// wakes it at once (`Operator::start_job`) rather than at the next poll.
-pub struct JobRunnerTask {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl JobRunnerTask {
-    pub fn stop(&self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-impl Drop for JobRunnerTask {
-    fn drop(&mut self) {
-        self.stop();
-        self.task.abort();
-    }
+/// The job runner, started: see [`JobRunner::spawn`].
+pub fn start(operator: Operator) -> TaskGuard {
+    JobRunner { operator }.spawn()
 }
 
 impl JobRunner {
-    pub fn spawn(self) -> JobRunnerTask {
-        let (stop, mut stopped) = watch::channel(false);
+    /// Runs jobs until its guard is stopped: a stop is seen before each job, batch and replay,
+    /// and ends a pause at once; the job under way is taken up again when its lease runs out
+    /// ([`OnStop::Tell`]: a shutdown does not wait for it). A job created on this instance
+    /// wakes it at once (`Operator::start_job`) rather than at the next poll.
+    pub fn spawn(self) -> TaskGuard {
         let woken = self.operator.jobs_created.clone();
-        let task = tokio::spawn(async move {
+        TaskGuard::spawn("job runner", OnStop::Tell, |mut stopped| async move {
             loop {
                 let token: [u8; 16] = rand::random();
                 loop {
@@ -98,8 +87,7 @@ impl JobRunner {
                     _ = stopped.changed() => return,
                 }
             }
-        });
-        JobRunnerTask { stop, task }
+        })
     }
 
     /// Works `job` until it is done, the lease is lost, the database fails (the lease then

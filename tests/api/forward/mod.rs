@@ -303,6 +303,7 @@ async fn ordering_holds_across_a_retried_first_event(backend: Backend) {
     db.drop_db().await;
 }
 
+mod drain;
 mod fleet;
 mod galera;
 mod outage;

@@ -13,7 +13,7 @@ use idemhook::config::{
 };
 use idemhook::engine::Engine;
 use idemhook::entities::{failed_attempt, inbox, order, processed_event};
-use idemhook::sweeper::{Sweeper, SweeperTask};
+use idemhook::sweeper::Sweeper;
 use idemhook::App;
 use rocket::figment::Figment;
 use rocket::http::{Header, Status};
@@ -219,9 +219,8 @@ impl TestApp {
     pub fn sweeper(&self) -> &Sweeper {
         self.client
             .rocket()
-            .state::<SweeperTask>()
+            .state::<Arc<Sweeper>>()
             .expect("sweeper")
-            .sweeper()
     }
 }
 
