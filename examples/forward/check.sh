@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's forwarding example, end to end: the release binary forwards to
+# The forwarding example of docs/forwarding.md, end to end: the release binary forwards to
 # examples/forward/receiver.py, which verifies every delivery with the Python
 # `standardwebhooks` package and applies each event once. Exits non-zero unless all 20
 # events are applied with valid signatures. Run from the repository root after

@@ -4,7 +4,7 @@
 //!
 //! Ids do **not** follow commit order: an id is taken when the row is inserted, and with
 //! several writers or instances the transaction holding id N can commit after the one holding
-//! N+1. A consumer that tails `id > last id seen` skips N. README ("Reading the inbox") gives
+//! N+1. A consumer that tails `id > last id seen` skips N. docs/handlers.md ("Reading the inbox") gives
 //! the consumer query that does not, and `tests/api/inbox.rs` shows both.
 
 use async_trait::async_trait;

@@ -1,6 +1,6 @@
 //! Inbox ids follow insert order, not commit order: the transaction holding id N can commit
 //! after the one holding N+1. A consumer that tails `id > last seen` misses N; the lagged
-//! cursor documented in README ("Reading the inbox") reads it. On the servers, where two
+//! cursor documented in docs/handlers.md ("Reading the inbox") reads it. On the servers, where two
 //! transactions insert at once.
 
 use chrono::{Duration, Utc};

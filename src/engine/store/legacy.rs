@@ -13,7 +13,7 @@
 //! retention sweep has removed the last of them, the check turns itself off. During a rolling
 //! deploy, an instance of the earlier release still writes old-form rows; the next probe sees
 //! them. The lookup reads committed rows: an old-release instance committing the same bytes
-//! at the same moment is not seen, the window README's upgrade notes describe.
+//! at the same moment is not seen, the window docs/operations.md ("Upgrading") describes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;

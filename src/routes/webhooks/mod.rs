@@ -147,7 +147,7 @@ pub async fn ingest(
 
 /// GitHub never retries a failed delivery by itself: a 413 or a 503 answered to it loses the
 /// event unless someone redelivers it. Each is logged at warn with its `X-GitHub-Delivery`
-/// GUID, which GitHub's API takes to redeliver it (README, GitHub).
+/// GUID, which GitHub's API takes to redeliver it (docs/providers.md, GitHub).
 fn warn_unretried(source: &Source, error: &ApiError, headers: &HeaderMap<'_>) {
     let status = error.status();
     if source.kind != ProviderKind::Github
