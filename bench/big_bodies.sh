@@ -15,16 +15,8 @@ MODE=${2:-new}
 CONNECTIONS=${3:-64}
 REQUESTS=${4:-192}
 WORK=$(mktemp -d)
-cat > "$WORK/Rocket.toml" <<TOML
-[default]
-log_level = "off"
-[default.limits]
-webhook = "2 MiB"
-[default.idemhook]
-database_url = "sqlite://$WORK/big.db?mode=rwc"
-[default.idemhook.sources.big]
-handlers = ["inbox", "payments"]
-TOML
+. bench/lib.sh
+trap cleanup EXIT
 python3 - "$WORK" "$MODE" "$REQUESTS" <<'PY'
 import os, sys
 work, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -33,17 +25,18 @@ for i in range(n if mode == "new" else 1):
     open(os.path.join(work, f"body{i}.json"), "w").write(
         '{"id":"evt_big_%d","type":"big","pad":[%s]}' % (i, pad))
 PY
-( cd "$WORK" && RUST_LOG=warn ROCKET_CONFIG="$WORK/Rocket.toml" exec "$BIN" ) > "$WORK/server.log" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8000/health/ready >/dev/null && break; sleep 0.1; done
-post() { curl -s -o /dev/null -w '%{http_code}\n' --data-binary @"$WORK/body$1.json" http://127.0.0.1:8000/webhooks/big; }
-export -f post; export WORK
+# Rocket's `webhook` limit at 2 MiB, so that ~1 MiB bodies are read.
+write_config "$(fresh_db sqlite big)" '[default.idemhook.sources.big]
+handlers = ["inbox", "payments"]' '' '[default.limits]
+webhook = "2 MiB"'
+launch_idemhook "$BIN" warn
+post() { curl -s -o /dev/null -w '%{http_code}\n' --data-binary @"$WORK/body$1.json" "http://127.0.0.1:$SERVER_PORT/webhooks/big"; }
+export -f post; export WORK SERVER_PORT
 if [ "$MODE" = dup ]; then
   [ "$(post 0)" = 200 ] || { echo "the first delivery was refused" >&2; exit 1; }
   seq 1 "$REQUESTS" | sed 's/.*/0/' | xargs -P "$CONNECTIONS" -I{} bash -c 'post {}' | sort | uniq -c | tr '\n' ' '
 else
   seq 0 $((REQUESTS - 1)) | xargs -P "$CONNECTIONS" -I{} bash -c 'post {}' | sort | uniq -c | tr '\n' ' '
 fi
-PEAK=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
+PEAK=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER/status")
 echo "mode $MODE, $REQUESTS requests at $CONNECTIONS connections; peak RSS ${PEAK} KiB"

@@ -21,10 +21,8 @@ for bin in "$@"; do
 done
 BENCH=$PWD/target/release/idemhook-bench
 WORK=$(mktemp -d)
-SERVER=
-cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
 . bench/lib.sh
+trap cleanup EXIT
 TICK=$(getconf CLK_TCK)
 
 # Seconds of CPU used so far by the processes given.

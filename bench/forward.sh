@@ -19,21 +19,21 @@ CONNS=${2:-16}
 BIN=${IDEMHOOK_BIN:-$PWD/target/release/idemhook}
 BENCH=$PWD/target/release/idemhook-bench
 WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+. bench/lib.sh
 trap cleanup EXIT
+# The server's own output (Rocket's critical lines, idemhook's errors) goes to the terminal.
+SERVER_LOG_LEVEL=critical
+SERVER_LOG=-
 DBNAME=idemhook_forward_bench
 # DB: postgres (default) or mariadb.
 case ${DB:-postgres} in
   postgres)
-    URL="postgres://postgres@127.0.0.1:5432/$DBNAME"
-    psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $DBNAME WITH (FORCE)" -qc "CREATE DATABASE $DBNAME"
+    URL=$(fresh_db postgres "$DBNAME")
     sql() { psql -h 127.0.0.1 -U postgres -d "$DBNAME" -Atqc "$1"; }
     LATENCY_MS="extract(epoch FROM delivered_at - created_at) * 1000"
     DB_PROCS=postgres ;;
   mariadb)
-    URL="mysql://root@127.0.0.1:3306/$DBNAME"
-    mysql -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $DBNAME; CREATE DATABASE $DBNAME"
+    URL=$(fresh_db mariadb "$DBNAME")
     sql() { mysql -h127.0.0.1 -uroot -N -B "$DBNAME" -e "$1"; }
     LATENCY_MS="TIMESTAMPDIFF(MICROSECOND, created_at, delivered_at) / 1000"
     DB_PROCS=mariadbd ;;
@@ -42,14 +42,8 @@ esac
 export FORWARD_SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
 
 config() { # poll_ms [worker: true|false]
-  cat > "$WORK/Rocket.toml" <<TOML
-[default]
-port = 8000
-log_level = "critical"
-[default.idemhook]
-database_url = "$URL"
-forward_poll_ms = $1
-forward_worker = ${2:-true}
+  local source
+  source=$(cat <<TOML
 [default.idemhook.sources.demo]
 handlers = ["forward"]
 [default.idemhook.sources.demo.forward]
@@ -57,14 +51,10 @@ url = "http://127.0.0.1:8001/webhooks/app"
 secret_env = "FORWARD_SECRET"
 concurrency = ${FORWARD_CONCURRENCY:-32}
 TOML
+  )
+  write_config "$URL" "$source" "forward_poll_ms = $1
+forward_worker = ${2:-true}"
 }
-start() {
-  (cd "$WORK" && RUST_LOG=error exec "$BIN") &
-  PIDS+=($!)
-  for _ in $(seq 1 100); do curl -sf localhost:8000/health/ready >/dev/null && return; sleep 0.1; done
-  echo "idemhook did not start" >&2; exit 1
-}
-stop() { kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; }
 now() { date +%s.%N; }
 
 # CPU accounting over a phase: the machine's busy share (/proc/stat) and the CPU seconds of
@@ -73,12 +63,12 @@ now() { date +%s.%N; }
 ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 cpu_mark() {
   CPU0=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat)
-  DB0=$(ticks $(pgrep -x "$DB_PROCS")); APP0=$(ticks "${PIDS[-1]}"); RCV0=$(ticks "$RECEIVER")
+  DB0=$(ticks $(pgrep -x "$DB_PROCS")); APP0=$(ticks "$SERVER"); RCV0=$(ticks "$RECEIVER")
 }
 cpu_report() { # events
   local cpu1 db1 app1 rcv1
   cpu1=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat)
-  db1=$(ticks $(pgrep -x "$DB_PROCS")); app1=$(ticks "${PIDS[-1]}"); rcv1=$(ticks "$RECEIVER")
+  db1=$(ticks $(pgrep -x "$DB_PROCS")); app1=$(ticks "$SERVER"); rcv1=$(ticks "$RECEIVER")
   python3 - "$CPU0" "$cpu1" "$((db1 - DB0))" "$((app1 - APP0))" "$((rcv1 - RCV0))" "$1" "$(getconf CLK_TCK)" <<'PY'
 import sys
 (t0, i0), (t1, i1) = (map(int, a.split()) for a in sys.argv[1:3])
@@ -138,21 +128,19 @@ watch_backlog() { (T=$(now); while :; do echo "$(python3 -c "print(f'{$(now) - $
 
 echo "== ingest $EVENTS new events at $CONNS connections (an ingest-only instance: no worker)"
 config 60000 false
-start
+launch_idemhook "$BIN" error
 "$BENCH" http --url http://127.0.0.1:8000 --source demo -c "$CONNS" --events "$EVENTS" --no-check --label ingest --json "$WORK/ingest.json" | tail -n 3
-stop
+stop_server
 echo "pending: $(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")"
 
 # DRAIN_SQL: statements to run before the drain (to compare index sets on one binary).
 [ -n "${DRAIN_SQL:-}" ] && sql "$DRAIN_SQL" >/dev/null
 echo "== drain the backlog to a bare receiver, ingestion idle"
-"$BENCH" baseline-server --port 8001 &
-PIDS+=($!)
-RECEIVER=$!
-sleep 1
+start_baseline 8001
+RECEIVER=$BASELINE
 config 50 true
 T0=$(now)
-start
+launch_idemhook "$BIN" error
 cpu_mark
 while [ "$(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")" != 0 ]; do sleep 0.2; done
 T1=$(now)

@@ -14,29 +14,29 @@ CONNECTIONS=${2:-64}
 REQUESTS=${3:-128}
 SIZE_MIB=${4:-25}
 WORK=$(mktemp -d)
-PORT=${PORT:-8000}
-RECEIVER_PORT=$((PORT + 1))
-cat > "$WORK/Rocket.toml" <<TOML
-[default]
-log_level = "off"
-port = $PORT
-[default.idemhook]
-database_url = "sqlite://$WORK/big.db?mode=rwc"
-${EXTRA:-}
-[default.idemhook.sources.github]
-provider = "github"
-secret_env = "GH_SECRET"
-TOML
+. bench/lib.sh
+trap cleanup EXIT
+SERVER_PORT=${PORT:-8000}
+RECEIVER_PORT=$((SERVER_PORT + 1))
 if [ "${FORWARD:-1}" = 1 ]; then
-  cat >> "$WORK/Rocket.toml" <<TOML
+  HANDLERS=$(cat <<TOML
 handlers = ["inbox", "forward"]
 [default.idemhook.sources.github.forward]
 url = "http://127.0.0.1:$RECEIVER_PORT/hook"
 secret_env = "FWD_SECRET"
 TOML
+  )
 else
-  echo 'handlers = ["inbox"]' >> "$WORK/Rocket.toml"
+  HANDLERS='handlers = ["inbox"]'
 fi
+SOURCE=$(cat <<TOML
+[default.idemhook.sources.github]
+provider = "github"
+secret_env = "GH_SECRET"
+$HANDLERS
+TOML
+)
+write_config "$(fresh_db sqlite big)" "$SOURCE" "${EXTRA:-}"
 python3 - "$RECEIVER_PORT" > "$WORK/receiver.log" 2>&1 <<'PY' &
 import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -47,13 +47,9 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
-RECEIVER=$!
-( cd "$WORK" && GH_SECRET=bench-secret FWD_SECRET=whsec_YmVuY2gtZm9yd2FyZC1zZWNyZXQ= RUST_LOG=warn \
-  ROCKET_CONFIG="$WORK/Rocket.toml" exec "$BIN" ) > "$WORK/server.log" 2>&1 &
-PID=$!
-trap 'kill $PID $RECEIVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
-python3 - "$PORT" "$CONNECTIONS" "$REQUESTS" "$SIZE_MIB" <<'PY'
+HELPERS+=("$!")
+launch_idemhook "$BIN" warn GH_SECRET=bench-secret FWD_SECRET=whsec_YmVuY2gtZm9yd2FyZC1zZWNyZXQ=
+python3 - "$SERVER_PORT" "$CONNECTIONS" "$REQUESTS" "$SIZE_MIB" <<'PY'
 import collections, concurrent.futures, hashlib, hmac, select, socket, sys
 port, conns, n, size = (int(a) for a in sys.argv[1:])
 commit = '{"id":"%040x","message":"%s","author":{"name":"Monalisa Octocat"},"modified":["README.md"]}'
@@ -100,5 +96,5 @@ for _ in $(seq 1 600); do
   [ "$(grep -c got "$WORK/receiver.log" || true)" -ge "$(sqlite3 "$WORK/big.db" 'select count(*) from processed_events' 2>/dev/null || echo 0)" ] && break
   sleep 0.5
 done
-PEAK=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
+PEAK=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER/status")
 echo "$REQUESTS x $SIZE_MIB MiB at $CONNECTIONS connections: delivered $(grep -c got "$WORK/receiver.log" || true); peak RSS ${PEAK} KiB"

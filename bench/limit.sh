@@ -21,38 +21,22 @@ BENCH=$(realpath target/release/idemhook-bench)
 OUT=${OUT:-bench/results/limit-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
-SERVER=
-cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"; }
+. bench/lib.sh
 trap cleanup EXIT
 case $DB in
-  postgres) URL=postgres://postgres@127.0.0.1:5432/idemhook_limit ;;
-  mariadb) URL=mysql://root@127.0.0.1:3306/idemhook_limit ;;
+  postgres|mariadb) ;;
   *) echo "database: postgres or mariadb" >&2; exit 2 ;;
 esac
 
-config() {
-  cat > "$WORK/Rocket.toml" <<TOML
-[default]
-log_level = "off"
-[default.idemhook]
-database_url = "$URL"
-[default.idemhook.sources.bench]
-handlers = ["inbox", "payments"]
-TOML
-}
-
-fresh_db() {
-  if [ "$DB" = postgres ]; then
-    psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS idemhook_limit WITH (FORCE)" -qc "CREATE DATABASE idemhook_limit"
-  else
-    mysql -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS idemhook_limit; CREATE DATABASE idemhook_limit"
-  fi
+# A freshly migrated idemhook_limit; on PostgreSQL, checkpointed.
+fresh() {
+  fresh_db "$DB" idemhook_limit >/dev/null
   ( cd "$WORK" && ROCKET_CONFIG="$WORK/Rocket.toml" "$BIN" migrate up >/dev/null )
   if [ "$DB" = postgres ]; then psql -h 127.0.0.1 -U postgres -d idemhook_limit -qc "CHECKPOINT"; fi
 }
 
 client_run() { # concurrency -> transactions (events) per second
-  fresh_db
+  fresh
   if [ "$DB" = postgres ]; then
     pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$1" -j 2 -T "$SECS" \
       -f bench/limit/event-postgres.sql idemhook_limit 2>/dev/null |
@@ -65,18 +49,17 @@ client_run() { # concurrency -> transactions (events) per second
 }
 
 idemhook_run() { # concurrency, tag -> new events per second
-  fresh_db
-  ( cd "$WORK" && RUST_LOG=${RUST_LOG:-warn} ROCKET_CONFIG="$WORK/Rocket.toml" exec "$BIN" ) > "$WORK/server.log" 2>&1 &
-  SERVER=$!
-  for _ in $(seq 1 300); do curl -sf http://127.0.0.1:8000/health/ready >/dev/null 2>&1 && break; sleep 0.1; done
+  fresh
+  launch_idemhook "$BIN" "${RUST_LOG:-warn}"
   "$BENCH" http --url http://127.0.0.1:8000 --source bench -c "$1" --duration "$SECS" \
     --duplicates 0 --label "$2" --json "$OUT/$2.json" >/dev/null
-  kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true
-  SERVER=
+  stop_server
   python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_per_sec"]))' "$OUT/$2.json"
 }
 
-config
+URL=$(fresh_db "$DB" idemhook_limit)
+write_config "$URL" '[default.idemhook.sources.bench]
+handlers = ["inbox", "payments"]'
 echo "pair conc client_tps idemhook_per_s ratio" | tee "$OUT/pairs.txt"
 for c in $CONCS; do
   for p in $(seq 1 "$PAIRS"); do

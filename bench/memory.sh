@@ -11,32 +11,19 @@ EVENTS=${1:-1000000}
 DB=${2:-postgres}
 cargo build --release -q -p idemhook -p idemhook-bench
 WORK=$(mktemp -d)
-case $DB in
-  postgres) psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS idemhook_mem WITH (FORCE)" -qc "CREATE DATABASE idemhook_mem"
-            URL=postgres://postgres@127.0.0.1:5432/idemhook_mem ;;
-  mariadb) mysql -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS idemhook_mem; CREATE DATABASE idemhook_mem"
-           URL=mysql://root@127.0.0.1:3306/idemhook_mem ;;
-  sqlite) URL="sqlite://$WORK/mem.db?mode=rwc" ;;
-esac
-cat > "$WORK/Rocket.toml" <<TOML
-[default]
-log_level = "off"
-[default.idemhook]
-database_url = "$URL"
-[default.idemhook.sources.bench]
-handlers = ["inbox", "payments"]
-TOML
-( cd "$WORK" && RUST_LOG=warn ROCKET_CONFIG="$WORK/Rocket.toml" exec "$OLDPWD/target/release/idemhook" ) > "$WORK/server.log" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8000/health/ready >/dev/null && break; sleep 0.1; done
-rss() { awk '/VmRSS/ {print $2}' /proc/$PID/status; }
+. bench/lib.sh
+trap cleanup EXIT
+URL=$(fresh_db "$DB" idemhook_mem)
+write_config "$URL" '[default.idemhook.sources.bench]
+handlers = ["inbox", "payments"]'
+launch_idemhook target/release/idemhook warn
+rss() { awk '/VmRSS/ {print $2}' "/proc/$SERVER/status"; }
 OUT=bench/results/memory-$DB-$(date -u +%Y%m%dT%H%M%SZ).csv
 mkdir -p bench/results
 echo "seconds,rss_kib,processed,cache_entries" > "$OUT"
 START=$(rss)
-( t=0; while kill -0 $PID 2>/dev/null; do
-    m=$(curl -s http://127.0.0.1:8000/metrics || true)
+( t=0; while kill -0 "$SERVER" 2>/dev/null; do
+    m=$(curl -s "http://127.0.0.1:$SERVER_PORT/metrics" || true)
     p=$(echo "$m" | awk '/^idemhook_events_processed_total\{source="bench"\}/ {print $2}')
     c=$(echo "$m" | awk '/^idemhook_cache_entries / {print $2}')
     echo "$t,$(rss),${p:-0},${c:-0}" >> "$OUT"; sleep 2; t=$((t+2)); done ) &

@@ -25,10 +25,8 @@ OUT=${OUT:-bench/results/pairs-$(date -u +%Y%m%dT%H%M%SZ)}
 BENCH=target/release/idemhook-bench
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
-SERVER=
-cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
 . bench/lib.sh
+trap cleanup EXIT
 
 # One run of binary $1 on cell $2 (new|dup) at $3 connections; prints events per second.
 run() {

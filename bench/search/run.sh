@@ -18,20 +18,21 @@ ROWS=${2:-10000000}
 DB=${DB:-idemhook_bench_search}
 BIN=$(realpath "${IDEMHOOK_BIN:?set IDEMHOOK_BIN to the idemhook binary}")
 WORK=$(mktemp -d)
+. "$HERE/../lib.sh"
+trap cleanup EXIT
+# The shipped configuration; the server (API=1) on port 8199.
 cp "$HERE/../../Rocket.toml" "$WORK/"
-trap 'rm -rf "$WORK"' EXIT
+SERVER_PORT=8199
 
 case $KIND in
   postgres)
-    URL=postgres://postgres@127.0.0.1:5432/$DB
-    psql -X -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -qc "CREATE DATABASE $DB"
+    URL=$(fresh_db postgres "$DB")
     seed() { psql -X -h 127.0.0.1 -U postgres -d "$DB" -v ON_ERROR_STOP=1 -v rows="$ROWS" -f "$HERE/seed-postgres.sql"; }
     plans() { psql -X -h 127.0.0.1 -U postgres -d "$DB" -v ON_ERROR_STOP=1 -f "$HERE/plans-postgres.sql"; }
     t_end() { psql -X -h 127.0.0.1 -U postgres -d "$DB" -Atc "SELECT to_char(max(processed_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM processed_events"; }
     dropdb() { psql -X -h 127.0.0.1 -U postgres -qc "DROP DATABASE $DB WITH (FORCE)"; } ;;
   mariadb)
-    URL=mysql://root@127.0.0.1:3306/$DB
-    mysql -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB"
+    URL=$(fresh_db mariadb "$DB")
     seed() { { echo "SET @rows = $ROWS;"; cat "$HERE/seed-mariadb.sql"; } | mysql -h127.0.0.1 -uroot -t "$DB"; }
     plans() { mysql -h127.0.0.1 -uroot --raw "$DB" < "$HERE/plans-mariadb.sql"; }
     t_end() { mysql -h127.0.0.1 -uroot -N "$DB" -e "SELECT DATE_FORMAT(MAX(processed_at), '%Y-%m-%dT%H:%i:%sZ') FROM processed_events"; }
@@ -46,10 +47,9 @@ plans
 if [ "${API:-}" = 1 ]; then
   END=$(t_end)
   at() { date -u -d "@$(( $(date -u -d "$END" +%s) + $1 ))" +%Y-%m-%dT%H:%M:%SZ; }  # END + $1 s
-  (cd "$WORK" && DATABASE_URL=$URL IDEMHOOK_ADMIN_TOKEN=t ROCKET_PORT=8199 exec "$BIN" >"$WORK/server.log" 2>&1) &
-  SERVER=$!
-  for _ in $(seq 100); do curl -sf http://127.0.0.1:8199/health/ready >/dev/null && break; sleep 0.2; done
-  get() { curl -s -o "$WORK/page.json" -w '%{time_total}\n' -H 'Authorization: Bearer t' "http://127.0.0.1:8199/events?$1"; }
+  launch_idemhook "$BIN" "${RUST_LOG:-default}" DATABASE_URL="$URL" IDEMHOOK_ADMIN_TOKEN=t \
+    ROCKET_PORT="$SERVER_PORT"
+  get() { curl -s -o "$WORK/page.json" -w '%{time_total}\n' -H 'Authorization: Bearer t' "http://127.0.0.1:$SERVER_PORT/events?$1"; }
   get "until=$(at -1296000)&limit=1" >/dev/null  # a real next_cursor, 15 days back
   CURSOR=$(python3 -c "import json; print(json.load(open('$WORK/page.json'))['next_cursor'])")
   while IFS='|' read -r name query; do
@@ -66,7 +66,7 @@ f|status=dead
 g|type=event.type_07
 i|status=failed&source=stripe
 EOF
-  kill "$SERVER"; wait "$SERVER" || true
+  stop_server
 fi
 
 if [ "${DROP:-}" = 1 ]; then dropdb; echo "dropped $DB"; fi

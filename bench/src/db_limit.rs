@@ -3,7 +3,6 @@
 //! connections, with no HTTP, no actors and no ORM entities.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use sea_orm::{
     Statement, TransactionTrait, Value,
 };
 
+use crate::measure::{take, MeasureArgs};
 use crate::report::{histogram, RunResult};
 
 #[derive(clap::Args)]
@@ -21,18 +21,10 @@ pub struct DbArgs {
     /// The database (migrated on start); use a scratch database.
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
-    #[arg(long, short = 'c', default_value_t = 16)]
-    concurrency: usize,
-    #[arg(long)]
-    duration: Option<f64>,
-    #[arg(long)]
-    events: Option<u64>,
+    #[command(flatten)]
+    measure: MeasureArgs,
     #[arg(long, default_value_t = 1000)]
     orders: u64,
-    #[arg(long)]
-    label: Option<String>,
-    #[arg(long)]
-    json: Option<PathBuf>,
 }
 
 struct Sql {
@@ -108,7 +100,7 @@ async fn one_event(
 
 pub async fn run(args: DbArgs) -> Result<(), String> {
     let mut opts = ConnectOptions::new(args.database_url.clone());
-    opts.max_connections(args.concurrency as u32)
+    opts.max_connections(args.measure.concurrency as u32)
         .sqlx_logging(false);
     if args.database_url.starts_with("sqlite:") {
         opts.map_sqlx_sqlite_opts(|o| {
@@ -122,14 +114,11 @@ pub async fn run(args: DbArgs) -> Result<(), String> {
     let backend = db.get_database_backend();
     let run = format!("{:08x}", rand::random::<u32>());
     let next = Arc::new(AtomicU64::new(0));
-    let budget = Arc::new(AtomicU64::new(args.events.unwrap_or(u64::MAX)));
-    let duration = args
-        .events
-        .is_none()
-        .then(|| Duration::from_secs_f64(args.duration.unwrap_or(10.0)));
+    let budget = Arc::new(args.measure.budget());
+    let duration = args.measure.length();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
+    for _ in 0..args.measure.concurrency.max(1) {
         let (db, next, budget, run) = (db.clone(), next.clone(), budget.clone(), run.clone());
         let orders = args.orders.max(1);
         tasks.push(tokio::spawn(async move {
@@ -137,11 +126,7 @@ pub async fn run(args: DbArgs) -> Result<(), String> {
             let mut h = histogram();
             let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
             loop {
-                if duration.is_some_and(|d| started.elapsed() >= d)
-                    || budget
-                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1))
-                        .is_err()
-                {
+                if duration.is_some_and(|d| started.elapsed() >= d) || !take(&budget) {
                     break;
                 }
                 let n = next.fetch_add(1, Ordering::Relaxed);
@@ -168,12 +153,16 @@ pub async fn run(args: DbArgs) -> Result<(), String> {
         }
     }
     let elapsed = started.elapsed();
-    let label = args.label.clone().unwrap_or_else(|| format!("{backend:?}"));
-    let mut result = RunResult::new("db-limit", &label, args.concurrency, elapsed, &h);
+    let label = args
+        .measure
+        .label
+        .clone()
+        .unwrap_or_else(|| format!("{backend:?}"));
+    let mut result = RunResult::new("db-limit", &label, args.measure.concurrency, elapsed, &h);
     // Throughput counts committed transactions only.
     let committed = statuses.get("committed").copied().unwrap_or(0);
     result.throughput_per_sec = committed as f64 / elapsed.as_secs_f64();
     result.status_counts = statuses;
     result.print();
-    result.save(args.json.as_deref())
+    result.save(args.measure.json.as_deref())
 }

@@ -1,7 +1,6 @@
 //! The HTTP load generator: N concurrent clients, a share of duplicates, optional signing.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +12,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::{Rng, SeedableRng};
 use sha2::Sha256;
 
+use crate::measure::{take, MeasureArgs};
 use crate::report::{histogram, RunResult};
 use crate::scrape::Scrape;
 use crate::Provider;
@@ -25,15 +25,8 @@ pub struct HttpArgs {
     /// Source to post to: `POST <url>/webhooks/<source>`.
     #[arg(long, default_value = "demo")]
     source: String,
-    /// Concurrent connections.
-    #[arg(long, short = 'c', default_value_t = 16)]
-    concurrency: usize,
-    /// Seconds to run the measured phase (default 10 unless --events is given).
-    #[arg(long)]
-    duration: Option<f64>,
-    /// Requests in the measured phase, instead of a duration.
-    #[arg(long)]
-    events: Option<u64>,
+    #[command(flatten)]
+    measure: MeasureArgs,
     /// Offered load in requests per second over all connections (open loop: requests are
     /// sent on a fixed schedule whatever the answers' speed, as long as a connection is
     /// free). Without it each connection sends its next request as soon as the last is
@@ -61,12 +54,6 @@ pub struct HttpArgs {
     /// Request path instead of /webhooks/<source>.
     #[arg(long)]
     path: Option<String>,
-    /// Label for the report (e.g. "idemhook postgres").
-    #[arg(long)]
-    label: Option<String>,
-    /// Write the result as JSON here.
-    #[arg(long)]
-    json: Option<PathBuf>,
 }
 
 /// How to build one delivery of event number `n`.
@@ -180,7 +167,7 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
         None => format!("{base}/webhooks/{}", args.source),
     };
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
+        .pool_max_idle_per_host(args.measure.concurrency)
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(60))
         .build()
@@ -206,7 +193,7 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
     let mut seeded_ok = 0;
     for chunk in (0..pool)
         .collect::<Vec<_>>()
-        .chunks(args.concurrency.max(1))
+        .chunks(args.measure.concurrency.max(1))
     {
         let sends = chunk.iter().map(|&n| send(&client, &url, &payloads, n));
         for r in join_all(sends).await {
@@ -221,11 +208,8 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
         None
     };
 
-    let duration = args
-        .events
-        .is_none()
-        .then(|| Duration::from_secs_f64(args.duration.unwrap_or(10.0)));
-    let budget = Arc::new(AtomicU64::new(args.events.unwrap_or(u64::MAX)));
+    let duration = args.measure.length();
+    let budget = Arc::new(args.measure.budget());
     let rate = match args.rate {
         Some(r) if !(r.is_finite() && r >= 0.001) => {
             return Err("--rate must be a number of requests per second, at least 0.001".into())
@@ -236,7 +220,7 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
     let tickets = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
+    for _ in 0..args.measure.concurrency.max(1) {
         let (client, url, payloads, next, budget, tickets) = (
             client.clone(),
             url.clone(),
@@ -275,10 +259,7 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
                 if duration.is_some_and(|d| started.elapsed() >= d) {
                     break;
                 }
-                if budget
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1))
-                    .is_err()
-                {
+                if !take(&budget) {
                     break;
                 }
                 let duplicate = pool > 0 && rng.gen_range(0..100) < dup_percent;
@@ -316,8 +297,8 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
     }
     let elapsed = started.elapsed();
 
-    let label = args.label.clone().unwrap_or_else(|| url.clone());
-    let mut result = RunResult::new("http", &label, args.concurrency, elapsed, &h);
+    let label = args.measure.label.clone().unwrap_or_else(|| url.clone());
+    let mut result = RunResult::new("http", &label, args.measure.concurrency, elapsed, &h);
     result.duplicates_percent = args.duplicates;
     result.offered_rate = rate;
     result.status_counts = tally.statuses;
@@ -338,7 +319,7 @@ pub async fn run(args: HttpArgs) -> Result<(), String> {
         result.server_check_p99_miss_ms = after.check_quantile_ms(&mid, "miss", 0.99);
     }
     result.print();
-    result.save(args.json.as_deref())?;
+    result.save(args.measure.json.as_deref())?;
     if result.consistent {
         Ok(())
     } else {

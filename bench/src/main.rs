@@ -13,6 +13,7 @@
 mod baseline;
 mod db_limit;
 mod load;
+mod measure;
 mod report;
 mod scrape;
 mod summary;

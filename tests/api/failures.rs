@@ -16,12 +16,9 @@ on_every_backend!(
 
 async fn a_failing_handler_rolls_back_and_the_retry_processes_once(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let app = TestApp::spawn_with(
-        &test_settings(&db),
-        idemhook::config::Environment::empty().with("IDEMHOOK_ADMIN_TOKEN", "t0ken"),
-    )
-    .await
-    .unwrap();
+    let app = TestApp::spawn_with(&test_settings(&db), admin_env())
+        .await
+        .unwrap();
     let body = payment("evt_flaky", "order_f", 500);
     app.faults.fail.store(true, Ordering::SeqCst);
     for _ in 0..2 {
@@ -45,7 +42,7 @@ async fn a_failing_handler_rolls_back_and_the_retry_processes_once(backend: Back
     let audit = app
         .get(
             "/webhooks/flaky/events/evt_flaky?type=payment_succeeded",
-            Some("t0ken"),
+            Some(ADMIN_TOKEN),
         )
         .await;
     assert_eq!(audit.status, Status::Ok, "{audit:?}");
@@ -65,7 +62,7 @@ async fn a_failing_handler_rolls_back_and_the_retry_processes_once(backend: Back
     let audit = app
         .get(
             "/webhooks/flaky/events/evt_flaky?type=payment_succeeded",
-            Some("t0ken"),
+            Some(ADMIN_TOKEN),
         )
         .await;
     assert_eq!(audit.json["status"], "processed");

@@ -6,7 +6,7 @@
 //! names the limit, and a GitHub delivery refused so is logged with its GUID.
 
 use rocket::http::Status;
-use sea_orm::{ConnectionTrait, EntityTrait, Statement};
+use sea_orm::EntityTrait;
 
 use crate::support::*;
 
@@ -47,22 +47,14 @@ async fn github_limit(db: &TestDb) -> usize {
     if db.backend != Backend::MySql {
         return 25 * MIB;
     }
-    let conn = db.connect().await;
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT @@max_allowed_packet",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
+    let row = query_row(&db.connect().await, "SELECT @@max_allowed_packet").await;
     let packet: u64 = row.try_get_by_index(0).unwrap();
     (25 * MIB).min(usize::try_from(packet).unwrap() - STATEMENT_OVERHEAD)
 }
 
 async fn a_github_body_at_its_limit_is_processed_stored_and_replayable(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let env = idemhook::config::Environment::empty().with("IDEMHOOK_ADMIN_TOKEN", "t0ken");
+    let env = admin_env();
     let app = TestApp::spawn_with(&test_settings(&db), env).await.unwrap();
     let limit = github_limit(&db).await;
 
@@ -88,7 +80,7 @@ async fn a_github_body_at_its_limit_is_processed_stored_and_replayable(backend: 
     let first = inbox_row(&conn, &body).await;
 
     let view = app
-        .get("/webhooks/github/events/big-1?type=push", Some("t0ken"))
+        .get("/webhooks/github/events/big-1?type=push", Some(ADMIN_TOKEN))
         .await;
     assert_eq!(view.status, Status::Ok);
     assert_eq!(view.json["payload"].as_str().map(str::len), Some(limit));
@@ -97,7 +89,7 @@ async fn a_github_body_at_its_limit_is_processed_stored_and_replayable(backend: 
     let r = app
         .post_admin(
             "/webhooks/github/events/big-1/replay?type=push&force=true",
-            Some("t0ken"),
+            Some(ADMIN_TOKEN),
         )
         .await;
     assert_eq!(r.status, Status::Ok, "{:?}", r.json["error"]);

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use idemhook::config::{Environment, OnPayloadMismatch};
+use idemhook::config::OnPayloadMismatch;
 use idemhook::event::key::sha256;
 use idemhook::metrics::Rejection;
 use rocket::http::Status;
@@ -19,14 +19,13 @@ on_every_backend!(
     a_source_that_rejects_mismatches_answers_409,
 );
 
-const TOKEN: &str = "t0ken";
 const EVENT: &str = "/webhooks/demo/events/evt_m?type=payment_succeeded";
 
 /// The event's `payload_mismatches` once its count reaches `count` (polled: the writes are
 /// coalesced and land within about a second).
 async fn mismatches_reaching(app: &TestApp, count: i64) -> Value {
     for _ in 0..100 {
-        let view = app.get(EVENT, Some(TOKEN)).await;
+        let view = app.get(EVENT, Some(ADMIN_TOKEN)).await;
         assert_eq!(view.status, Status::Ok, "{view:?}");
         let m = view.json["payload_mismatches"].clone();
         if m["count"].as_i64() >= Some(count) {
@@ -39,14 +38,13 @@ async fn mismatches_reaching(app: &TestApp, count: i64) -> Value {
 
 async fn mismatching_duplicates_are_counted_on_the_event(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let env = || Environment::empty().with("IDEMHOOK_ADMIN_TOKEN", TOKEN);
-    let app = TestApp::spawn_with(&test_settings(&db), env())
+    let app = TestApp::spawn_with(&test_settings(&db), admin_env())
         .await
         .unwrap();
     let settled = payment("evt_m", "order_m", 10);
     let r = app.post("demo", &settled, &[]).await;
     assert_eq!(r.outcome(), "processed", "{r:?}");
-    let view = app.get(EVENT, Some(TOKEN)).await;
+    let view = app.get(EVENT, Some(ADMIN_TOKEN)).await;
     assert_eq!(view.json["payload_mismatches"]["count"], 0, "{view:?}");
 
     // Answered from this instance's cache.
@@ -64,7 +62,7 @@ async fn mismatching_duplicates_are_counted_on_the_event(backend: Backend) {
     assert!(m["last_mismatch_at"].is_string(), "{m}");
 
     // Answered by the database: a second instance, whose cache has never seen the event.
-    let second = TestApp::spawn_with(&test_settings(&db), env())
+    let second = TestApp::spawn_with(&test_settings(&db), admin_env())
         .await
         .unwrap();
     let third = payment("evt_m", "order_m", 7);
@@ -93,7 +91,7 @@ async fn a_source_that_rejects_mismatches_answers_409(backend: Backend) {
         .get_mut("demo")
         .expect("the demo test source")
         .on_payload_mismatch = OnPayloadMismatch::Reject;
-    let env = Environment::empty().with("IDEMHOOK_ADMIN_TOKEN", TOKEN);
+    let env = admin_env();
     let app = TestApp::spawn_with(&settings, env).await.unwrap();
     let settled = payment("evt_m", "order_m", 10);
     assert_eq!(app.post("demo", &settled, &[]).await.outcome(), "processed");

@@ -15,11 +15,9 @@ on_every_backend!(
     a_payment_intent_without_an_order_is_processed_with_no_effect,
 );
 
-const TOKEN: &str = "poison-test-token";
-
 async fn a_rejected_event_is_settled_and_answered_the_same_way_again(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let env = idemhook::config::Environment::empty().with("IDEMHOOK_ADMIN_TOKEN", TOKEN);
+    let env = admin_env();
     let app = TestApp::spawn_with(&test_settings(&db), env).await.unwrap();
     let body = r#"{"id":"evt_poison","type":"poison","data":{"x":1}}"#;
     let first = app.post("picky", body, &[]).await;
@@ -61,7 +59,10 @@ async fn a_rejected_event_is_settled_and_answered_the_same_way_again(backend: Ba
         .unwrap();
     assert_eq!(kept.payload, body.as_bytes());
     let audit = app
-        .get("/webhooks/picky/events/evt_poison?type=poison", Some(TOKEN))
+        .get(
+            "/webhooks/picky/events/evt_poison?type=poison",
+            Some(ADMIN_TOKEN),
+        )
         .await;
     assert_eq!(audit.json["status"], "rejected", "{audit:?}");
     assert_eq!(audit.json["reason"], "poison is never accepted");
@@ -84,7 +85,7 @@ async fn a_rejected_event_is_settled_and_answered_the_same_way_again(backend: Ba
 /// and the order stays readable (SQLite would otherwise turn the column into a float).
 async fn a_payment_in_another_currency_or_past_the_total_is_rejected(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let env = idemhook::config::Environment::empty().with("IDEMHOOK_ADMIN_TOKEN", TOKEN);
+    let env = admin_env();
     let app = TestApp::spawn_with(&test_settings(&db), env).await.unwrap();
     let pay = |id: &str, amount: i64, currency: &str| {
         serde_json::json!({
@@ -112,7 +113,7 @@ async fn a_payment_in_another_currency_or_past_the_total_is_rejected(backend: Ba
         (Status::Ok, "rejected"),
         "{huge:?}"
     );
-    let order = app.get("/orders/order_fx", Some(TOKEN)).await;
+    let order = app.get("/orders/order_fx", Some(ADMIN_TOKEN)).await;
     assert_eq!(order.status, Status::Ok, "{order:?}");
     assert_eq!(order.json["amount_paid"], 250);
     assert_eq!(order.json["currency"], "eur");

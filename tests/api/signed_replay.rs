@@ -246,7 +246,7 @@ async fn an_operator_replay_of_a_failed_signed_event_keeps_its_signed_key(backen
         .get_mut("github")
         .expect("the github test source")
         .handlers = vec!["inbox".into(), "payments".into(), "flaky".into()];
-    let env = idemhook::config::Environment::empty().with("IDEMHOOK_ADMIN_TOKEN", "t0ken");
+    let env = admin_env();
     let app = TestApp::spawn_with(&settings, env).await.unwrap();
     let conn = db.connect().await;
     let body = payment("gh_fail", "order_rf", 40);
@@ -264,7 +264,7 @@ async fn an_operator_replay_of_a_failed_signed_event_keeps_its_signed_key(backen
     let r = app
         .post_admin(
             "/webhooks/github/events/f-1/replay?type=payment_succeeded",
-            Some("t0ken"),
+            Some(ADMIN_TOKEN),
         )
         .await;
     assert_eq!(r.status, Status::Ok, "{r:?}");

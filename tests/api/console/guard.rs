@@ -3,7 +3,6 @@
 
 use reqwest::header::{LOCATION, SET_COOKIE};
 
-use super::{Console, PAY};
 use crate::support::*;
 
 on_every_backend!(

@@ -2,7 +2,6 @@
 //! locks are local to a node there, so two nodes can claim one delivery at once; one of the
 //! two claims fails at COMMIT (1213) and claims nothing.
 
-use crate::galera::Cluster;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

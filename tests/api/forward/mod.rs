@@ -1,11 +1,8 @@
 //! Forwarding to the user's app, for real: the binary on a real socket, the app a real HTTP
 //! server ([`Receiver`]) that answers as each test says or is down, on every backend.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
-use sea_orm::{ConnectionTrait, Statement};
 
 use crate::support::*;
 
@@ -15,69 +12,6 @@ on_every_backend!(
     a_dead_delivery_is_redelivered_with_the_same_key,
     ordering_holds_across_a_retried_first_event,
 );
-
-/// The admin view of an event of `fwd`.
-async fn lookup(client: &reqwest::Client, server: &Server, id: &str) -> serde_json::Value {
-    client
-        .get(format!(
-            "{}/webhooks/fwd/events/{id}?type=payment_succeeded",
-            server.base
-        ))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn redeliver(client: &reqwest::Client, server: &Server, id: &str) -> u16 {
-    client
-        .post(format!(
-            "{}/webhooks/fwd/events/{id}/redeliver?type=payment_succeeded",
-            server.base
-        ))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-/// Polls the admin view until the delivery has `status` (at most `secs`).
-async fn wait_for_delivery(
-    client: &reqwest::Client,
-    server: &Server,
-    id: &str,
-    status: &str,
-    secs: u64,
-) -> serde_json::Value {
-    let done = |view: &serde_json::Value| view["delivery"]["status"] == status;
-    wait_for_view(client, server, id, secs, done).await
-}
-
-/// Polls the admin view of `id` until `done` holds (at most `secs`).
-async fn wait_for_view(
-    client: &reqwest::Client,
-    server: &Server,
-    id: &str,
-    secs: u64,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    for _ in 0..secs * 20 {
-        let view = lookup(client, server, id).await;
-        if done(&view) {
-            return view;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "{id}: not as awaited after {secs} s: {}",
-        lookup(client, server, id).await
-    );
-}
 
 /// Verifies a delivery as a Standard Webhooks library does, with its own HMAC.
 fn verify(r: &Received) {
@@ -101,16 +35,8 @@ fn percent_decoded(s: &str) -> String {
 }
 
 async fn deliveries_in_db(db: &TestDb) -> i64 {
-    let conn = db.connect().await;
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM deliveries",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
+    let row = query_row(&db.connect().await, "SELECT COUNT(*) AS n FROM deliveries").await;
+    row.try_get_by_index(0).unwrap()
 }
 
 /// Each event reaches the app once, byte for byte, signed, with its exact key parts; the
@@ -123,6 +49,7 @@ async fn every_event_is_delivered_signed_and_unchanged_and_a_rolled_back_one_nev
     let app = Receiver::start().await;
     let server = start(&fwd_config(&db.url, &app.url(), "")).await;
     let client = reqwest::Client::new();
+    let ops = Ops::new(&server);
     let ids = ["evt_a", "Évt b/ü", "evt_c"];
     for (i, id) in ids.iter().enumerate() {
         let body = payment(id, &format!("order_{i}"), 100);
@@ -155,7 +82,7 @@ async fn every_event_is_delivered_signed_and_unchanged_and_a_rolled_back_one_nev
         assert_eq!(percent_decoded(r.header("idemhook-source")), "fwd");
         assert_eq!(r.header("idemhook-event-type"), "payment_succeeded");
         assert_eq!(r.header("idemhook-attempt"), "1");
-        let view = lookup(&client, &server, &urlencode(&id)).await;
+        let view = ops.fwd_event(&urlencode(&id)).await;
         assert_eq!(view["delivery"]["status"], "delivered", "{view}");
         assert_eq!(
             view["delivery"]["idempotency_key"],
@@ -196,9 +123,10 @@ async fn failures_and_timeouts_are_retried_with_the_same_key(backend: Backend) {
     app.script(&[Answer::Status(500), Answer::Hang, Answer::RetryAfter(0)]);
     let server = start(&fwd_config(&db.url, &app.url(), "timeout_secs = 1")).await;
     let client = reqwest::Client::new();
+    let ops = Ops::new(&server);
     let body = payment("evt_retry", "order_r", 5);
     assert_eq!(post(&client, &server, "fwd", &body, &[]).await.0, 200);
-    let view = wait_for_delivery(&client, &server, "evt_retry", "delivered", 30).await;
+    let view = ops.wait_for_delivery("evt_retry", "delivered", 30).await;
     assert_eq!(view["delivery"]["attempts"], 4, "{view}");
     let received = app.received();
     let replies: Vec<Answer> = received.iter().map(|r| r.reply).collect();
@@ -237,9 +165,10 @@ async fn a_dead_delivery_is_redelivered_with_the_same_key(backend: Backend) {
     ))
     .await;
     let client = reqwest::Client::new();
+    let ops = Ops::new(&server);
     let body = payment("evt_dead", "order_d", 7);
     assert_eq!(post(&client, &server, "fwd", &body, &[]).await.0, 200);
-    let view = wait_for_delivery(&client, &server, "evt_dead", "dead", 30).await;
+    let view = ops.wait_for_delivery("evt_dead", "dead", 30).await;
     assert_eq!(view["delivery"]["attempts"], 3, "{view}");
     assert_eq!(view["delivery"]["last_status"], 502);
     assert!(view["delivery"]["last_error"]
@@ -248,10 +177,10 @@ async fn a_dead_delivery_is_redelivered_with_the_same_key(backend: Backend) {
         .contains("HTTP 502"));
     assert_eq!(app.received().len(), 3);
     app.answer(Answer::Hang);
-    assert_eq!(redeliver(&client, &server, "evt_dead").await, 202);
-    assert_eq!(redeliver(&client, &server, "evt_dead").await, 409);
+    assert_eq!(ops.redeliver("evt_dead").await, 202);
+    assert_eq!(ops.redeliver("evt_dead").await, 409);
     app.answer(Answer::Ok);
-    wait_for_delivery(&client, &server, "evt_dead", "delivered", 30).await;
+    ops.wait_for_delivery("evt_dead", "delivered", 30).await;
     let received = app.received();
     let keys: std::collections::BTreeSet<_> = received
         .iter()
@@ -262,7 +191,7 @@ async fn a_dead_delivery_is_redelivered_with_the_same_key(backend: Backend) {
         1,
         "one key for every attempt and the redelivery"
     );
-    assert_eq!(redeliver(&client, &server, "evt_unknown").await, 404);
+    assert_eq!(ops.redeliver("evt_unknown").await, 404);
     drop(server);
     db.drop_db().await;
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use idemhook::status::DeliveryStatus;
 use sea_orm::EntityTrait;
 
-use super::{lookup, wait_for_view};
 use crate::support::*;
 
 on_every_backend!(
@@ -28,6 +27,7 @@ async fn with_the_app_down_every_event_is_answered_and_delivered_once_it_is_back
     // Enough attempts that no delivery can go dead while the app is down, however slow the host.
     let server = start(&fwd_config(&db.url, &app.url(), "max_attempts = 1000")).await;
     let client = reqwest::Client::new();
+    let ops = Ops::new(&server);
     let id = |i: usize| format!("evt_down_{i}");
     let ingest = |i: usize| {
         let (client, server) = (&client, &server);
@@ -44,13 +44,13 @@ async fn with_the_app_down_every_event_is_answered_and_delivered_once_it_is_back
     let tried = |view: &serde_json::Value| {
         view["delivery"]["status"] != "pending" || view["delivery"]["last_error"].is_string()
     };
-    wait_for_view(&client, &server, &id(0), 30, tried).await;
+    ops.wait_for_event(&id(0), 30, tried).await;
     for i in 1..20 {
         ingest(i).await;
-        let view = lookup(&client, &server, &id(i)).await;
+        let view = ops.fwd_event(&id(i)).await;
         assert_eq!(view["delivery"]["status"], "pending", "{view}");
     }
-    let first = lookup(&client, &server, &id(0)).await;
+    let first = ops.fwd_event(&id(0)).await;
     assert_eq!(first["delivery"]["status"], "pending", "{first}");
     assert!(
         first["delivery"]["last_error"]

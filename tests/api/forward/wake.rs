@@ -3,9 +3,6 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, Statement};
-
-use super::wait_for_delivery;
 use crate::support::*;
 
 on_every_backend!(
@@ -28,12 +25,13 @@ async fn a_commit_wakes_the_worker_long_before_its_poll(backend: Backend) {
     ))
     .await;
     let client = reqwest::Client::new();
+    let ops = Ops::new(&server);
     for (n, id) in ["evt_wake_1", "evt_wake_2"].into_iter().enumerate() {
         let body = payment(id, &format!("order_{n}"), 100);
         let (status, text, _) = post(&client, &server, "fwd", &body, &[]).await;
         assert_eq!(status, 200, "{text}");
         // 20 s: a third of the poll.
-        wait_for_delivery(&client, &server, id, "delivered", 20).await;
+        ops.wait_for_delivery(id, "delivered", 20).await;
     }
     assert_eq!(app.received().len(), 2);
     drop(server);
@@ -59,15 +57,8 @@ async fn an_ingest_only_instance_writes_the_outbox_and_another_instance_delivers
         app.received().is_empty(),
         "an ingest-only instance delivered"
     );
-    let conn = db.connect().await;
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT status, attempts FROM deliveries",
-        ))
-        .await
-        .unwrap()
-        .expect("the outbox row");
+    let sql = "SELECT status, attempts FROM deliveries";
+    let row = query_row(&db.connect().await, sql).await;
     assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "pending");
     assert_eq!(row.try_get_by_index::<i32>(1).unwrap(), 0);
     ingest.signal("TERM");

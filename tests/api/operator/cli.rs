@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{server, usd};
 use crate::support::*;
 
 on_every_backend!(the_cli_lists_shows_replays_redrives_and_migrates,);
@@ -45,7 +44,7 @@ async fn idemhook(dir: &PathBuf, base: &str, token: bool, args: &[&str]) -> Run 
 
 async fn the_cli_lists_shows_replays_redrives_and_migrates(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let server = server(&db).await;
+    let server = operator_server(&db).await;
     let base = server.base.clone();
     let dir = std::env::temp_dir().join(format!("idemhook_cli_{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -58,7 +57,9 @@ async fn the_cli_lists_shows_replays_redrives_and_migrates(backend: Backend) {
         200
     );
     assert_eq!(
-        post(&http, &server, "demo", &usd("c2", "oc"), &[]).await.0,
+        post(&http, &server, "demo", &usd_payment("c2", "oc"), &[])
+            .await
+            .0,
         200
     );
 
@@ -156,7 +157,7 @@ async fn the_cli_lists_shows_replays_redrives_and_migrates(backend: Backend) {
         run.stdout
     );
     let (_, view) = Ops::new(&server)
-        .get("/webhooks/demo/events/c1?type=payment_succeeded")
+        .get(&format!("/webhooks/demo/events/c1?{PAY}"))
         .await;
     assert_eq!(view["replays"][0]["operator"], "bob (cli)", "{view}");
 

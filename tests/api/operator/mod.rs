@@ -7,9 +7,7 @@ mod paging;
 mod retry;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, Statement};
 use serde_json::Value;
 
 use crate::support::*;
@@ -23,111 +21,9 @@ on_every_backend!(
     jobs_started_while_others_run_are_all_accepted,
 );
 
-impl Ops<'_> {
-    /// Every event the list gives for `query`, following the cursor.
-    async fn all(&self, query: &str, limit: u32) -> Vec<Value> {
-        let mut events = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut path = format!("/events?limit={limit}{query}");
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
-            }
-            let (status, page) = self.get(&path).await;
-            assert_eq!(status, 200, "{page}");
-            events.extend(page["events"].as_array().unwrap().iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => return events,
-            }
-        }
-    }
-
-    /// Waits until the list for `query` holds `n` events, and returns them.
-    async fn await_count(&self, query: &str, n: usize) -> Vec<Value> {
-        let mut events = Vec::new();
-        for _ in 0..400 {
-            events = self.all(query, 10).await;
-            if events.len() == n {
-                return events;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "{query}: {} events after 20 s, not {n}: {events:?}",
-            events.len()
-        );
-    }
-
-    /// Polls the job until it is no longer running.
-    async fn finished(&self, id: i64) -> Value {
-        self.job_until(id, "still running", |job| job["status"] != "running")
-            .await
-    }
-
-    /// Polls the job until `done` holds of it, for up to 20 s (then panics, saying `waiting`).
-    async fn job_until(&self, id: i64, waiting: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let mut job = Value::Null;
-        for _ in 0..400 {
-            let (status, seen) = self.get(&format!("/jobs/{id}")).await;
-            assert_eq!(status, 200, "{seen}");
-            if done(&seen) {
-                return seen;
-            }
-            job = seen;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("job {id} {waiting} after 20 s: {job}");
-    }
-
-    /// Posts `n` events to `fwd` (ids `<prefix>0`…) and waits until all their deliveries are
-    /// dead (the app answers 502, `max_attempts` set low).
-    async fn dead_deliveries(&self, prefix: &str, n: usize) {
-        let http = reqwest::Client::new();
-        for i in 0..n {
-            let body = payment(&format!("{prefix}{i}"), &format!("o{prefix}{i}"), 1);
-            assert_eq!(post(&http, self.server, "fwd", &body, &[]).await.0, 200);
-        }
-        self.await_count("&status=dead", n).await;
-    }
-}
-
-fn ids(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn usd(event_id: &str, order_id: &str) -> String {
-    serde_json::json!({
-        "id": event_id, "type": "payment_succeeded",
-        "data": {"order_id": order_id, "amount": 5, "currency": "usd"}
-    })
-    .to_string()
-}
-
-async fn sql(db: &TestDb, statement: &str) {
-    let conn = db.connect().await;
-    conn.execute_raw(Statement::from_string(
-        conn.get_database_backend(),
-        statement,
-    ))
-    .await
-    .unwrap();
-}
-
-/// The shared config with the admin token and a 1 s handler bound (so a `sleep`ing delivery
-/// fails, and its replay, without the header, goes through).
-async fn server(db: &TestDb) -> Server {
-    start(&config(&db.url, "handler_timeout_secs = 1")).await
-}
-
-const PAY: &str = "?type=payment_succeeded";
-
 async fn search_detail_and_replay_of_rejected_failed_and_processed_events(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let server = server(&db).await;
+    let server = operator_server(&db).await;
     let http = reqwest::Client::new();
     let ops = Ops::new(&server);
     for (id, order) in [("e1", "o1"), ("e2", "o2")] {
@@ -139,7 +35,7 @@ async fn search_detail_and_replay_of_rejected_failed_and_processed_events(backen
         );
     }
     // Rejected: o2 is kept in eur.
-    let (status, body, _) = post(&http, &server, "demo", &usd("e_usd", "o2"), &[]).await;
+    let (status, body, _) = post(&http, &server, "demo", &usd_payment("e_usd", "o2"), &[]).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("rejected"), "{body}");
     // Failed: its handlers outlive their bound.
@@ -193,7 +89,9 @@ async fn search_detail_and_replay_of_rejected_failed_and_processed_events(backen
     }
 
     // The failed event: its attempt history and the payload kept for a replay.
-    let (status, view) = ops.get(&format!("/webhooks/demo/events/e_slow{PAY}")).await;
+    let (status, view) = ops
+        .get(&format!("/webhooks/demo/events/e_slow?{PAY}"))
+        .await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["status"], "failed");
     assert_eq!(view["handler_attempts"][0]["outcome"], "failed", "{view}");
@@ -202,7 +100,7 @@ async fn search_detail_and_replay_of_rejected_failed_and_processed_events(backen
 
     // Replays: the failed one applies; a processed one is refused unless forced.
     let (status, body) = ops
-        .post(&format!("/webhooks/demo/events/e_slow/replay{PAY}"))
+        .post(&format!("/webhooks/demo/events/e_slow/replay?{PAY}"))
         .await;
     assert_eq!(
         (status, &body["previous_status"]),
@@ -211,7 +109,7 @@ async fn search_detail_and_replay_of_rejected_failed_and_processed_events(backen
     );
     assert_eq!(amount_paid(&db.connect().await, "o3").await, Some(7));
     let (status, body) = ops
-        .post(&format!("/webhooks/demo/events/e_slow/replay{PAY}"))
+        .post(&format!("/webhooks/demo/events/e_slow/replay?{PAY}"))
         .await;
     assert_eq!(status, 409, "{body}");
     assert!(
@@ -222,7 +120,7 @@ async fn search_detail_and_replay_of_rejected_failed_and_processed_events(backen
     let (status, body, _) = post(&http, &server, "demo", &slow, &[]).await;
     assert!(status == 200 && body.contains("duplicate"), "{body}");
     let (status, body) = ops
-        .post(&format!("/webhooks/demo/events/e1/replay{PAY}&force=true"))
+        .post(&format!("/webhooks/demo/events/e1/replay?{PAY}&force=true"))
         .await;
     assert_eq!(
         (status, body["forced"].clone()),
@@ -231,21 +129,21 @@ async fn search_detail_and_replay_of_rejected_failed_and_processed_events(backen
     );
     // Forced: the payment applied again (documented), the inbox row replaced, not doubled.
     assert_eq!(amount_paid(&db.connect().await, "o1").await, Some(20));
-    let (_, view) = ops.get(&format!("/webhooks/demo/events/e1{PAY}")).await;
+    let (_, view) = ops.get(&format!("/webhooks/demo/events/e1?{PAY}")).await;
     assert_eq!(view["replays"][0]["forced"], true, "{view}");
     assert_eq!(view["replays"][0]["operator"], "alice");
     assert_eq!(view["payload_from"], "inbox");
 
     // The rejected one: refused again until the data is fixed, then processed.
-    let path = format!("/webhooks/demo/events/e_usd/replay{PAY}");
+    let path = format!("/webhooks/demo/events/e_usd/replay?{PAY}");
     let (status, body) = ops.post(&path).await;
     assert_eq!(status, 422, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("kept in eur"),
         "{body}"
     );
-    sql(
-        &db,
+    execute(
+        &db.connect().await,
         "UPDATE orders SET currency = 'usd' WHERE order_id = 'o2'",
     )
     .await;
@@ -260,17 +158,17 @@ async fn search_detail_and_replay_of_rejected_failed_and_processed_events(backen
 
     // Bad requests and unknown events.
     let (status, _) = ops
-        .post("/webhooks/demo/events/nope/replay?type=payment_succeeded")
+        .post(&format!("/webhooks/demo/events/nope/replay?{PAY}"))
         .await;
     assert_eq!(status, 404);
     let (status, body) = ops.post("/webhooks/demo/events/e1/replay").await;
     assert_eq!(status, 400, "{body}");
     let (status, _) = ops
-        .post(&format!("/webhooks/demo/events/e1/replay{PAY}&force=yes"))
+        .post(&format!("/webhooks/demo/events/e1/replay?{PAY}&force=yes"))
         .await;
     assert_eq!(status, 400);
     let (status, _) = ops
-        .get(&format!("/webhooks/demo/events/e1{PAY}&extra=1"))
+        .get(&format!("/webhooks/demo/events/e1?{PAY}&extra=1"))
         .await;
     assert_eq!(status, 400);
 
@@ -299,7 +197,7 @@ async fn search_detail_and_replay_of_rejected_failed_and_processed_events(backen
 
 async fn a_bulk_replay_job_replays_the_fixed_events_once(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let server = server(&db).await;
+    let server = operator_server(&db).await;
     let http = reqwest::Client::new();
     let ops = Ops::new(&server);
     assert_eq!(
@@ -311,14 +209,16 @@ async fn a_bulk_replay_job_replays_the_fixed_events_once(backend: Backend) {
     for n in 0..5 {
         let id = format!("late_{n}");
         assert_eq!(
-            post(&http, &server, "demo", &usd(&id, "o9"), &[]).await.0,
+            post(&http, &server, "demo", &usd_payment(&id, "o9"), &[])
+                .await
+                .0,
             200
         );
     }
     let (status, body) = ops.post("/events/replay?status=processed").await;
     assert_eq!(status, 400, "{body}");
-    sql(
-        &db,
+    execute(
+        &db.connect().await,
         "UPDATE orders SET currency = 'usd' WHERE order_id = 'o9'",
     )
     .await;
@@ -342,7 +242,9 @@ async fn a_bulk_replay_job_replays_the_fixed_events_once(backend: Backend) {
         "{job}"
     );
     assert_eq!(amount_paid(&db.connect().await, "o9").await, Some(26));
-    let (_, view) = ops.get(&format!("/webhooks/demo/events/late_0{PAY}")).await;
+    let (_, view) = ops
+        .get(&format!("/webhooks/demo/events/late_0?{PAY}"))
+        .await;
     assert!(view["replays"][0]["job_id"].is_i64(), "{view}");
     let (status, _) = ops.get("/jobs/999999").await;
     assert_eq!(status, 404);
@@ -358,7 +260,7 @@ async fn a_redrive_job_reschedules_every_dead_delivery(backend: Backend) {
     let server = start(&fwd_config(&db.url, &app.url(), "max_attempts = 2")).await;
     let ops = Ops::new(&server);
     ops.dead_deliveries("d", 4).await;
-    let (_, view) = ops.get(&format!("/webhooks/fwd/events/d0{PAY}")).await;
+    let (_, view) = ops.get(&format!("/webhooks/fwd/events/d0?{PAY}")).await;
     let outcomes: Vec<&str> = view["delivery_attempts"]
         .as_array()
         .unwrap()
@@ -392,7 +294,7 @@ async fn a_redrive_job_reschedules_every_dead_delivery(backend: Backend) {
 /// is taken up and finished by the next instance to start.
 async fn a_job_whose_runner_died_is_finished_by_another_instance(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let first = server(&db).await;
+    let first = operator_server(&db).await;
     let http = reqwest::Client::new();
     assert_eq!(
         post(&http, &first, "demo", &payment("a", "oa", 1), &[])
@@ -401,12 +303,14 @@ async fn a_job_whose_runner_died_is_finished_by_another_instance(backend: Backen
         200
     );
     assert_eq!(
-        post(&http, &first, "demo", &usd("b", "oa"), &[]).await.0,
+        post(&http, &first, "demo", &usd_payment("b", "oa"), &[])
+            .await
+            .0,
         200
     );
     drop(first);
-    sql(
-        &db,
+    execute(
+        &db.connect().await,
         "UPDATE orders SET currency = 'usd' WHERE order_id = 'oa'",
     )
     .await;
@@ -415,8 +319,8 @@ async fn a_job_whose_runner_died_is_finished_by_another_instance(backend: Backen
         Backend::Sqlite => "'2020-01-01 00:00:00+00:00'",
         _ => "'2020-01-01 00:00:00'",
     };
-    sql(
-        &db,
+    execute(
+        &db.connect().await,
         &format!(
             "INSERT INTO jobs (kind, filters, status, matched, done, failed, skipped, \
              lease_until, created_by, created_at, updated_at) VALUES ('replay', \
@@ -424,7 +328,7 @@ async fn a_job_whose_runner_died_is_finished_by_another_instance(backend: Backen
         ),
     )
     .await;
-    let server = server(&db).await;
+    let server = operator_server(&db).await;
     let ops = Ops::new(&server);
     let job = ops.finished(1).await;
     assert_eq!(
@@ -441,7 +345,7 @@ async fn a_job_whose_runner_died_is_finished_by_another_instance(backend: Backen
 /// the others find it processed (409), and the payment is applied once.
 async fn concurrent_replays_of_one_event_apply_once(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let server = server(&db).await;
+    let server = operator_server(&db).await;
     let http = reqwest::Client::new();
     assert_eq!(
         post(&http, &server, "demo", &payment("p", "or", 1), &[])
@@ -450,15 +354,17 @@ async fn concurrent_replays_of_one_event_apply_once(backend: Backend) {
         200
     );
     assert_eq!(
-        post(&http, &server, "demo", &usd("r", "or"), &[]).await.0,
+        post(&http, &server, "demo", &usd_payment("r", "or"), &[])
+            .await
+            .0,
         200
     );
-    sql(
-        &db,
+    execute(
+        &db.connect().await,
         "UPDATE orders SET currency = 'usd' WHERE order_id = 'or'",
     )
     .await;
-    let path = format!("/webhooks/demo/events/r/replay{PAY}");
+    let path = format!("/webhooks/demo/events/r/replay?{PAY}");
     let ops = Ops::new(&server);
     let answers = futures::future::join_all((0..8).map(|_| ops.post(&path))).await;
     let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
@@ -473,7 +379,7 @@ async fn concurrent_replays_of_one_event_apply_once(backend: Backend) {
         "{answers:?}"
     );
     assert_eq!(amount_paid(&db.connect().await, "or").await, Some(6));
-    let (_, view) = ops.get(&format!("/webhooks/demo/events/r{PAY}")).await;
+    let (_, view) = ops.get(&format!("/webhooks/demo/events/r?{PAY}")).await;
     assert_eq!(view["replays"].as_array().unwrap().len(), 1, "{view}");
     drop(server);
     db.drop_db().await;
@@ -485,7 +391,7 @@ async fn concurrent_replays_of_one_event_apply_once(backend: Backend) {
 /// all finish.
 async fn jobs_started_while_others_run_are_all_accepted(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let server = server(&db).await;
+    let server = operator_server(&db).await;
     let http = reqwest::Client::new();
     assert_eq!(
         post(&http, &server, "demo", &payment("j", "oj", 1), &[])
@@ -494,7 +400,9 @@ async fn jobs_started_while_others_run_are_all_accepted(backend: Backend) {
         200
     );
     assert_eq!(
-        post(&http, &server, "demo", &usd("k", "oj"), &[]).await.0,
+        post(&http, &server, "demo", &usd_payment("k", "oj"), &[])
+            .await
+            .0,
         200
     );
     let ops = Ops::new(&server);

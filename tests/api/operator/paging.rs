@@ -3,9 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::DatabaseConnection;
 
-use super::{ids, server};
 use crate::support::*;
 
 on_every_backend!(pages_return_each_event_once_while_new_events_arrive);
@@ -20,7 +19,7 @@ const ARRIVALS_PER_PAGE: usize = 3;
 /// first was: events did arrive in between.
 async fn pages_return_each_event_once_while_new_events_arrive(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let server = server(&db).await;
+    let server = operator_server(&db).await;
     let http = reqwest::Client::new();
     let ops = Ops::new(&server);
     let conn = db.connect().await;
@@ -82,13 +81,6 @@ async fn pages_return_each_event_once_while_new_events_arrive(backend: Backend) 
 
 /// Events of `strict` committed so far.
 async fn committed(conn: &DatabaseConnection) -> i64 {
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT COUNT(*) FROM processed_events WHERE source = 'strict'",
-        ))
-        .await
-        .unwrap()
-        .expect("a count");
-    row.try_get_by_index::<i64>(0).unwrap()
+    let sql = "SELECT COUNT(*) FROM processed_events WHERE source = 'strict'";
+    query_row(conn, sql).await.try_get_by_index(0).unwrap()
 }

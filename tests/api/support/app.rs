@@ -1,7 +1,8 @@
 //! The app in process, on a fresh database: Rocket's local client, no socket.
 //!
 //! [`test_settings`] is the configuration every in-process scenario starts from; the signing
-//! secrets of its sources are the consts below; [`rows`], [`amount_paid`] and
+//! secrets of its sources are the consts below, and [`admin_env`] opens its admin API with
+//! [`ADMIN_TOKEN`]; [`payment`] is the event most scenarios post; [`rows`], [`amount_paid`] and
 //! [`assert_orders_exact`] read the database directly, bypassing the app, for what a
 //! scenario must prove was (or was not) committed.
 
@@ -100,6 +101,16 @@ pub const SHOPIFY_SECRET: &str = "shpss_secret";
 /// `whsec_` + base64("standard-webhooks-test-key")
 pub const STANDARD_SECRET: &str = "whsec_c3RhbmRhcmQtd2ViaG9va3MtdGVzdC1rZXk=";
 pub const HMAC_SECRET: &str = "generic-hmac-secret";
+
+/// The admin token of every test app and server that opens the admin API ([`admin_env`],
+/// [`start`](super::forwarding::start)). `admin.rs` and `logs.rs` keep their own: one tries
+/// near misses of its token, the other looks for its token in the logs.
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
+
+/// An environment with the admin API open to [`ADMIN_TOKEN`].
+pub fn admin_env() -> Environment {
+    Environment::empty().with("IDEMHOOK_ADMIN_TOKEN", ADMIN_TOKEN)
+}
 
 fn with_test_secrets(env: Environment) -> Environment {
     env.with("TEST_STRIPE_SECRET_OLD", STRIPE_SECRETS[0])
@@ -242,6 +253,7 @@ impl Reply {
     }
 }
 
+/// A `payment_succeeded` event paying `amount` euros into `order_id`.
 pub fn payment(event_id: &str, order_id: &str, amount: i64) -> String {
     serde_json::json!({
         "id": event_id,
@@ -250,6 +262,20 @@ pub fn payment(event_id: &str, order_id: &str, amount: i64) -> String {
     })
     .to_string()
 }
+
+/// A `payment_succeeded` event paying 5 dollars into `order_id`: rejected by the `payments`
+/// handler while the order is kept in euros.
+pub fn usd_payment(event_id: &str, order_id: &str) -> String {
+    serde_json::json!({
+        "id": event_id, "type": "payment_succeeded",
+        "data": {"order_id": order_id, "amount": 5, "currency": "usd"}
+    })
+    .to_string()
+}
+
+/// The query that names the type of a [`payment`] (or [`usd_payment`]) in the paths of its
+/// admin view, replay and redelivery and of its console page: `…/events/<id>?{PAY}`.
+pub const PAY: &str = "type=payment_succeeded";
 
 /// Row counts straight from the database, bypassing the app.
 pub struct Rows {

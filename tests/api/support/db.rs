@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, QueryResult, Statement};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -115,4 +115,24 @@ impl TestDb {
             }
         }
     }
+}
+
+/// The first row `sql` returns, read straight from the database (a count, a setting, a row's
+/// columns), bypassing the app.
+///
+/// # Panics
+///
+/// When the statement fails or returns no row.
+pub async fn query_row(conn: &impl ConnectionTrait, sql: &str) -> QueryResult {
+    conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|| panic!("{sql}: no row"))
+}
+
+/// Runs `sql` straight on the database, bypassing the app.
+pub async fn execute(conn: &impl ConnectionTrait, sql: &str) {
+    conn.execute_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }

@@ -1,15 +1,13 @@
-//! The real binary with a forwarding source, and the admin API as an operator calls it: what
-//! the forwarding, operator and console scenarios share.
+//! The real binary with the admin token and a forwarding source: what the forwarding,
+//! operator and console scenarios share.
 
 use base64::Engine as _;
-use serde_json::Value;
 
+use super::app::ADMIN_TOKEN;
 use super::process::{config, Server, ENV};
 
 /// `whsec_` + base64 of the key the app verifies with.
 pub const FORWARD_SECRET_KEY: &[u8] = b"forward-secret-key-for-tests";
-/// The admin token of the servers [`start`] runs.
-pub const ADMIN_TOKEN: &str = "admin-token-for-forward-tests";
 
 fn env() -> Vec<(&'static str, String)> {
     let secret = format!(
@@ -53,44 +51,9 @@ backoff_max_secs = 1
     )
 }
 
+/// Starts the binary on `cfg` with [`ENV`], the `fwd` source's secret and [`ADMIN_TOKEN`].
 pub async fn start(cfg: &str) -> Server {
     let env = env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Server::start(cfg, &env).await
-}
-
-/// The admin API of `server`, as an operator calls it.
-pub struct Ops<'a> {
-    pub server: &'a Server,
-    http: reqwest::Client,
-}
-
-impl<'a> Ops<'a> {
-    pub fn new(server: &'a Server) -> Self {
-        Ops {
-            server,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    pub async fn call(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.server.base))
-            .bearer_auth(ADMIN_TOKEN)
-            .header("Idemhook-Operator", "alice")
-            .send()
-            .await
-            .expect("the server answers");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path).await
-    }
-
-    pub async fn post(&self, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path).await
-    }
 }

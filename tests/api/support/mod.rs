@@ -1,13 +1,19 @@
 //! The one test harness. Every scenario file starts with `use crate::support::*;`.
 //!
-//! - [`db`]: a fresh database per test ([`TestDb`]) on each [`Backend`].
+//! - [`db`]: a fresh database per test ([`TestDb`]) on each [`Backend`], and statements
+//!   straight on it ([`query_row`], [`execute`]).
 //! - [`app`]: the app in process, driven through Rocket's local client ([`TestApp`]), with
 //!   the settings, secrets and row counts the scenarios share. Fast, and the only way to reach
 //!   the fault handlers; but the local client frames nothing, so whatever depends on a socket
 //!   (Content-Length, concurrency on connections) goes through [`process`].
 //! - [`fleet`]: several instances on one database, and deliveries spread over them.
-//! - [`forwarding`]: the binary with a source that forwards ([`start`], [`fwd_config`]), and
-//!   the admin API as an operator calls it ([`Ops`]).
+//! - [`galera`]: the three-node Galera cluster, one test at a time ([`Cluster`]).
+//! - [`forwarding`]: the binary with the admin token and a source that forwards ([`start`],
+//!   [`fwd_config`]).
+//! - [`ops`]: the admin API as an operator calls it ([`Ops`]), and the operator scenarios'
+//!   server ([`operator_server`]).
+//! - [`console`]: the console as a browser sees it ([`Browser`]), and a console test's world
+//!   ([`Console`]).
 //! - [`faults`]: handlers that fail, panic or block on demand (in process only).
 //! - [`process`]: the real binary as a child process ([`Server`]), its one configuration
 //!   ([`config`], [`ENV`]) and an HTTP client helper ([`post`]).
@@ -20,10 +26,13 @@
 //! ignored, with the reason (see `build.rs`), so it is reported as skipped, never as passed.
 
 pub mod app;
+pub mod console;
 pub mod db;
 pub mod faults;
 pub mod fleet;
 pub mod forwarding;
+pub mod galera;
+pub mod ops;
 pub mod process;
 pub mod proxy;
 pub mod receiver;
@@ -31,9 +40,12 @@ pub mod signing;
 pub mod socket;
 
 pub use app::*;
+pub use console::*;
 pub use db::*;
 pub use fleet::*;
 pub use forwarding::*;
+pub use galera::*;
+pub use ops::*;
 pub use process::*;
 pub use proxy::*;
 pub use receiver::*;
