@@ -266,11 +266,12 @@ async fn ignite(
     let settings = Settings::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
     settings.validate().map_err(|e| e.to_string())?;
     let metrics = Arc::new(Metrics::new());
-    // `forward` needs each source's ordering pointer, so it is built with the settings.
+    // `forward` needs each source's ordering pointer and filter, so it is built with the
+    // settings.
     let wake = forward::Wake::default();
     let registry = registry.clone().with(
         config::FORWARD_HANDLER,
-        forward::Forward::new(&settings, clock.clone(), wake.clone()),
+        forward::Forward::new(&settings, clock.clone(), wake.clone())?,
     );
     let mut sources = Sources::build(&settings, &registry, env, &metrics)?;
     let mut targets = forward::targets(&settings, env)?;

@@ -2,10 +2,13 @@
 //! a source's events (see `crate::forward`). Each field carries its default and bounds;
 //! Rocket.toml describes what each key does.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use smart_default::SmartDefault;
 use validator::Validate;
 
+use super::source::SecretEnv;
 use super::{invalid, ConfigError};
 
 /// The handler name that writes the outbox row.
@@ -16,8 +19,17 @@ pub const FORWARD_HANDLER: &str = "forward";
 pub struct ForwardConfig {
     /// `http://` or `https://` URL of the user's app.
     pub url: String,
-    /// Env var holding the signing secret, `whsec_<base64>` (Standard Webhooks).
-    pub secret_env: String,
+    /// Env var holding the signing secret, `whsec_<base64>` (Standard Webhooks), or a list of
+    /// them while a secret is rotated: each delivery then carries one signature per secret.
+    #[default(SecretEnv::One(String::new()))]
+    pub secret_env: SecretEnv,
+    /// Globs on the event type (`*`: any run of characters); empty: every type. Checked at
+    /// launch by `forward::filter`.
+    pub types: Vec<String>,
+    /// JSON pointer → value (string, number, boolean); every one must hold. Checked at launch
+    /// by `forward::filter`.
+    #[serde(rename = "match")]
+    pub matches: BTreeMap<String, serde_json::Value>,
     /// JSON pointer into the payload; deliveries whose values are equal go one at a time, in
     /// commit order. Empty: no ordering.
     pub ordering: String,
@@ -59,9 +71,11 @@ impl ForwardConfig {
             }
             Err(e) => return bad(format!("{table}.url = {:?} is not a URL: {e}", self.url)),
         }
-        if self.secret_env.trim().is_empty() {
+        let names = self.secret_env.names();
+        if names.is_empty() || names.iter().any(|name| name.trim().is_empty()) {
             return bad(format!(
-                "{table}.secret_env is required: deliveries are signed (Standard Webhooks)"
+                "{table}.secret_env is required (a variable's name, or a list of them): \
+                 deliveries are signed (Standard Webhooks)"
             ));
         }
         if !self.ordering.is_empty() && !self.ordering.starts_with('/') {

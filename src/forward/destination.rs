@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::attempt::Transport;
 use super::http;
-use crate::config::{Environment, Settings};
+use crate::config::{Environment, Settings, FORWARD_HANDLER};
 
 /// A forwarding source, resolved at launch.
 pub struct Target {
@@ -28,6 +28,26 @@ pub struct Target {
     pub concurrency: usize,
 }
 
+/// The decoded `whsec_` key in `var`. Every variable listed must hold one: a name that is not
+/// set while a secret is being rotated would leave the app verifying against a key idemhook
+/// never signs with.
+fn secret(key: &str, var: &str, env: &Environment) -> Result<Vec<u8>, String> {
+    let value = env.get(var).map(str::trim).unwrap_or("");
+    if value.is_empty() {
+        return Err(format!(
+            "{key} names {var}, which is not set or empty: deliveries must be signed"
+        ));
+    }
+    let secret = wire::signature::standard_secret(value)
+        .map_err(|e| format!("the forward secret in {var} is invalid: {e}"))?;
+    if secret.is_empty() {
+        return Err(format!(
+            "the forward secret in {var} is empty once decoded: anyone could sign with it"
+        ));
+    }
+    Ok(secret)
+}
+
 /// How much longer than the attempt's timeout a lease lasts: the time to settle the row.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
@@ -41,26 +61,24 @@ pub fn targets(settings: &Settings, env: &Environment) -> Result<Vec<Target>, St
             continue;
         };
         let key = format!("idemhook.sources.{name}.forward.secret_env");
-        let var = &forward.secret_env;
-        let value = env.get(var).map(str::trim).unwrap_or("");
-        if value.is_empty() {
-            return Err(format!(
-                "{key} names {var}, which is not set or empty: deliveries must be signed"
-            ));
-        }
-        let secret = wire::signature::standard_secret(value)
-            .map_err(|e| format!("the forward secret in {var} is invalid: {e}"))?;
-        if secret.is_empty() {
-            return Err(format!(
-                "the forward secret in {var} is empty once decoded: anyone could sign with it"
-            ));
-        }
+        let secrets = forward
+            .secret_env
+            .names()
+            .into_iter()
+            .map(|var| secret(&key, var, env))
+            .collect::<Result<Vec<_>, _>>()?;
         let url = url::Url::parse(&forward.url)
             .map_err(|e| format!("idemhook.sources.{name}.forward.url: {e}"))?;
         let timeout = Duration::from_secs(forward.timeout_secs);
         targets.push(Target {
             source: name.clone(),
-            transport: Box::new(http::Http::new(client.clone(), url, secret, timeout)),
+            transport: Box::new(http::Http::new(
+                client.clone(),
+                FORWARD_HANDLER,
+                url,
+                secrets,
+                timeout,
+            )),
             timeout,
             lease: timeout + LEASE_MARGIN,
             max_attempts: forward.max_attempts,

@@ -1,4 +1,5 @@
-//! The `forward` handler: writes the event's outbox row in the event's own transaction.
+//! The `forward` handler: writes the event's outbox row in the event's own transaction, when
+//! its destination wants the event ([`Filter`]).
 //!
 //! This is the whole guarantee: the row commits with the dedupe record or not at all, so a
 //! committed event is always delivered (the worker finds the row whatever happens to the
@@ -12,6 +13,7 @@ use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, DatabaseTransaction};
 use sha2::{Digest, Sha256};
 use wire::pointer::{self, Found, Pointer};
 
+use super::filter::Filter;
 use super::{deliveries, Wake};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -20,35 +22,47 @@ use crate::event::Event;
 use crate::handlers::{Handler, HandlerError};
 use crate::status::DeliveryStatus;
 
+/// What the handler needs of one forwarding source's destination.
+struct Wanted {
+    /// Its `ordering` pointer (`None`: unordered).
+    ordering: Option<Pointer>,
+    /// Its `types` and `match`.
+    filter: Filter,
+}
+
 pub struct Forward {
-    /// Each forwarding source's `ordering` pointer (`None`: unordered).
-    ordering: HashMap<String, Option<Pointer>>,
+    /// Each forwarding source's destination.
+    destinations: HashMap<String, Wanted>,
     clock: Clock,
     /// Wakes this instance's worker once the rows are committed.
     wake: Wake,
 }
 
 impl Forward {
-    pub fn new(settings: &Settings, clock: Clock, wake: Wake) -> Self {
-        let ordering = settings
-            .sources
-            .iter()
-            .filter_map(|(name, cfg)| {
-                let forward = cfg.forward.as_ref()?;
-                let pointer =
-                    (!forward.ordering.is_empty()).then(|| Pointer::new(&forward.ordering));
-                Some((name.clone(), pointer))
-            })
-            .collect();
-        Self {
-            ordering,
+    /// Refuses to launch on a filter that cannot mean what it says (see [`Filter::new`]).
+    pub fn new(settings: &Settings, clock: Clock, wake: Wake) -> Result<Self, String> {
+        let mut destinations = HashMap::new();
+        for (name, cfg) in &settings.sources {
+            let Some(forward) = cfg.forward.as_ref() else {
+                continue;
+            };
+            let table = format!("idemhook.sources.{name}.forward");
+            let wanted = Wanted {
+                ordering: (!forward.ordering.is_empty()).then(|| Pointer::new(&forward.ordering)),
+                filter: Filter::new(&table, &forward.types, &forward.matches)?,
+            };
+            destinations.insert(name.clone(), wanted);
+        }
+        Ok(Self {
+            destinations,
             clock,
             wake,
-        }
+        })
     }
 
-    fn row(&self, event: &Event) -> Result<delivery::ActiveModel, HandlerError> {
-        let pointer = self.ordering.get(&event.key.source).ok_or_else(|| {
+    /// The event's outbox row, or `None` when its destination does not want it.
+    fn row(&self, event: &Event) -> Result<Option<delivery::ActiveModel>, HandlerError> {
+        let wanted = self.destinations.get(&event.key.source).ok_or_else(|| {
             // A source lists "forward" without a forward table: refused at launch, so only a
             // library user calling the handler by hand gets here.
             HandlerError::failed(format!(
@@ -56,8 +70,11 @@ impl Forward {
                 event.key.source
             ))
         })?;
+        if !wanted.filter.wants(event) {
+            return Ok(None);
+        }
         let now = self.clock.now();
-        Ok(delivery::ActiveModel {
+        Ok(Some(delivery::ActiveModel {
             id: NotSet,
             key_digest: Set(event.digest.to_vec()),
             source: Set(event.key.source.clone()),
@@ -65,7 +82,10 @@ impl Forward {
             event_id: Set(event.key.event_id.clone()),
             content_type: Set(event.header("content-type").map(|c| truncate(c, 255))),
             payload: Set(event.body.clone()),
-            ordering_key: Set(pointer.as_ref().and_then(|p| ordering_key(event, p))),
+            ordering_key: Set(wanted
+                .ordering
+                .as_ref()
+                .and_then(|p| ordering_key(event, p))),
             status: Set(DeliveryStatus::Pending),
             attempts: Set(0),
             next_attempt_at: Set(now),
@@ -75,7 +95,7 @@ impl Forward {
             last_error: Set(None),
             created_at: Set(now),
             delivered_at: Set(None),
-        })
+        }))
     }
 }
 
@@ -85,17 +105,19 @@ impl Handler for Forward {
         self.handle_batch(&[event], txn).await
     }
 
-    /// One multi-row INSERT for the group.
+    /// One multi-row INSERT for the group's wanted events; none when no event is wanted.
     async fn handle_batch(
         &self,
         events: &[&Event],
         txn: &DatabaseTransaction,
     ) -> Result<(), HandlerError> {
-        let rows = events
-            .iter()
-            .map(|event| self.row(event))
-            .collect::<Result<Vec<_>, _>>()?;
-        deliveries::insert(rows, txn).await?;
+        let mut rows = Vec::with_capacity(events.len());
+        for event in events {
+            rows.extend(self.row(event)?);
+        }
+        if !rows.is_empty() {
+            deliveries::insert(rows, txn).await?;
+        }
         Ok(())
     }
 

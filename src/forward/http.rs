@@ -47,24 +47,44 @@ pub fn signature(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String
     )
 }
 
-/// One app's address and the key deliveries to it are signed with.
+/// One app's address and the keys deliveries to it are signed with.
 pub struct Http {
     /// Shared by every `http` destination: one pool of connections, reused across attempts.
     client: reqwest::Client,
+    /// The destination's name, sent as `Idemhook-Destination`.
+    destination: String,
     url: url::Url,
-    /// The decoded `whsec_` key.
-    secret: Vec<u8>,
+    /// The decoded `whsec_` keys: one while no rotation is under way. Each signs the request,
+    /// so an app that verifies with either the old or the new key accepts it.
+    secrets: Vec<Vec<u8>>,
     timeout: Duration,
 }
 
 impl Http {
-    pub fn new(client: reqwest::Client, url: url::Url, secret: Vec<u8>, timeout: Duration) -> Self {
+    pub fn new(
+        client: reqwest::Client,
+        destination: &str,
+        url: url::Url,
+        secrets: Vec<Vec<u8>>,
+        timeout: Duration,
+    ) -> Self {
         Self {
             client,
+            destination: destination.to_owned(),
             url,
-            secret,
+            secrets,
             timeout,
         }
+    }
+
+    /// `webhook-signature`: one `v1,<base64>` per secret, space-separated (Standard Webhooks
+    /// lets a request carry several, and a verifier accepts it when one of them holds).
+    fn signatures(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        self.secrets
+            .iter()
+            .map(|secret| signature(secret, id, timestamp, body))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -103,11 +123,12 @@ async fn post(target: &Http, row: &delivery::Model, now: DateTime<Utc>) -> Answe
         .header("webhook-timestamp", timestamp.to_string())
         .header(
             "webhook-signature",
-            signature(&target.secret, &id, timestamp, &row.payload),
+            target.signatures(&id, timestamp, &row.payload),
         )
         .header("idemhook-source", encode(&row.source))
         .header("idemhook-event-type", encode(&row.event_type))
         .header("idemhook-event-id", encode(&row.event_id))
+        .header("idemhook-destination", &target.destination)
         .header("idemhook-attempt", row.attempts.to_string())
         .body(row.payload.clone());
     let mut response = match request.send().await {

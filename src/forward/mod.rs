@@ -24,6 +24,7 @@
 pub mod attempt;
 pub mod deliveries;
 pub mod destination;
+pub mod filter;
 pub mod handler;
 pub mod http;
 pub mod metrics;

@@ -127,7 +127,8 @@ async fn the_in_memory_store_processes_and_dedupes() {
 
 /// Forwarding that could not deliver, or could not sign, refuses to launch, naming the key
 /// or the variable: `forward` listed without a URL, a URL that is not http(s), no secret, a
-/// secret that decodes to nothing, and a forward table that no handler list uses.
+/// secret that decodes to nothing, a forward table that no handler list uses, a filter that
+/// cannot mean what it says, and a rotation list naming a variable that is not set.
 #[tokio::test]
 async fn forwarding_misconfigurations_refuse_to_launch() {
     let db = TestDb::create(Backend::Sqlite).await;
@@ -168,6 +169,27 @@ secret_env = "FWD_SECRET""#;
             "NO_SUCH_VAR",
         ),
         (source(r#"["inbox"]"#, good), "idemhook.sources.app.forward"),
+        (
+            source(
+                r#"["forward"]"#,
+                &format!("{good}\ntypes = [\"orders/*\", \"\"]"),
+            ),
+            "idemhook.sources.app.forward.types holds an empty pattern",
+        ),
+        (
+            source(
+                r#"["forward"]"#,
+                &format!("{good}\nmatch = {{ \"status\" = \"paid\" }}"),
+            ),
+            "idemhook.sources.app.forward.match",
+        ),
+        (
+            source(
+                r#"["forward"]"#,
+                &good.replace(r#""FWD_SECRET""#, r#"["FWD_SECRET", "NO_SUCH_VAR"]"#),
+            ),
+            "NO_SUCH_VAR",
+        ),
     ];
     let mut env = ENV.to_vec();
     env.push(("FWD_SECRET", "whsec_Zm9yd2FyZA=="));

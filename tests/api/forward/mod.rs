@@ -233,6 +233,7 @@ async fn ordering_holds_across_a_retried_first_event(backend: Backend) {
 }
 
 mod drain;
+mod filters;
 mod fleet;
 mod galera;
 mod outage;

@@ -6,16 +6,21 @@ use base64::Engine as _;
 use super::app::ADMIN_TOKEN;
 use super::process::{config, Server, ENV};
 
-/// `whsec_` + base64 of the key the app verifies with.
+/// `whsec_` + base64 of the key the app verifies with (`FWD_SECRET`).
 pub const FORWARD_SECRET_KEY: &[u8] = b"forward-secret-key-for-tests";
+/// A second key (`FWD_SECRET_OLD`), for a source that rotates: `secret_env` lists both.
+pub const FORWARD_OLD_SECRET_KEY: &[u8] = b"the-key-being-rotated-out";
 
 fn env() -> Vec<(&'static str, String)> {
-    let secret = format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(FORWARD_SECRET_KEY)
-    );
+    let whsec = |key: &[u8]| {
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        )
+    };
     let mut env: Vec<(&str, String)> = ENV.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-    env.push(("FWD_SECRET", secret));
+    env.push(("FWD_SECRET", whsec(FORWARD_SECRET_KEY)));
+    env.push(("FWD_SECRET_OLD", whsec(FORWARD_OLD_SECRET_KEY)));
     env.push(("IDEMHOOK_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()));
     env
 }
