@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use smart_default::SmartDefault;
 use validator::Validate;
 
-use super::source::SecretEnv;
+use super::secret_env::SecretEnv;
 use super::{invalid, ConfigError};
 
 /// The handler name that writes the outbox row.

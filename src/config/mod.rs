@@ -17,12 +17,14 @@ pub use migration::limits::{MAX_KEY_PART_BYTES, MAX_SOURCE_BYTES};
 #[cfg(test)]
 mod documented;
 mod forward;
+mod secret_env;
 mod source;
 
 pub use forward::{ForwardConfig, FORWARD_HANDLER};
 
+pub use secret_env::SecretEnv;
 pub use source::{
-    OnMissingId, OnPayloadMismatch, ProviderKind, SecretEnv, SignatureAlgorithm, SignatureEncoding,
+    OnMissingId, OnPayloadMismatch, ProviderKind, SignatureAlgorithm, SignatureEncoding,
     SourceConfig,
 };
 

@@ -7,6 +7,7 @@ use smart_default::SmartDefault;
 use validator::Validate;
 
 use super::forward::{ForwardConfig, FORWARD_HANDLER};
+use super::secret_env::SecretEnv;
 use super::{invalid, ConfigError, MAX_SOURCE_BYTES};
 
 /// `[default.idemhook.sources.<name>]`: where a provider's webhooks come in, and what runs.
@@ -56,22 +57,6 @@ pub struct SourceConfig {
     pub timestamp_header: String,
     /// Where the `forward` handler delivers (required when it is listed).
     pub forward: Option<ForwardConfig>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum SecretEnv {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl SecretEnv {
-    pub fn names(&self) -> Vec<&str> {
-        match self {
-            SecretEnv::One(name) => vec![name.as_str()],
-            SecretEnv::Many(names) => names.iter().map(String::as_str).collect(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
