@@ -22,6 +22,7 @@ mod m20261129_000001_operator;
 mod m20261129_000002_settled_deliveries;
 mod m20261202_000001_typed_signed_key;
 mod m20261202_000002_payload_mismatches;
+mod m20261205_000001_destinations;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_settled_deliveries::Migration),
             Box::new(m20261202_000001_typed_signed_key::Migration),
             Box::new(m20261202_000002_payload_mismatches::Migration),
+            Box::new(m20261205_000001_destinations::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod attempt;
 pub mod delivery;
+pub mod destination;
 pub mod event_payload;
 pub mod failed_attempt;
 pub mod inbox;

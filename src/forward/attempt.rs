@@ -30,6 +30,17 @@ impl Answer {
     pub fn delivered(&self) -> bool {
         self.class == Class::Success
     }
+
+    /// The app asked for room: a 429, or a 503 that says when to come back. It holds the
+    /// whole destination back (`forward::hold`); a 503 without `Retry-After` is an ordinary
+    /// failure.
+    pub fn throttled(&self) -> bool {
+        match self.status {
+            Some(429) => true,
+            Some(503) => self.retry_after.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// How one kind of destination carries a delivery. Called with no transaction and no

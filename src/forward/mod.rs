@@ -26,6 +26,7 @@ pub mod deliveries;
 pub mod destination;
 pub mod filter;
 pub mod handler;
+pub mod hold;
 pub mod http;
 pub mod metrics;
 mod recorder;

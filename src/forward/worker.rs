@@ -21,8 +21,9 @@ use super::attempt::{self, Answer};
 use super::deliveries::{self, Settle};
 use super::metrics::{ForwardMetrics, Settled};
 use super::recorder::{record_delivered, Delivered};
-use super::{Target, Wake};
+use super::{hold, Target, Wake};
 use crate::clock::Clock;
+use crate::config::FORWARD_HANDLER;
 use crate::db::error::{classify, DbErrorKind};
 use crate::entities::delivery;
 use crate::task::{OnStop, TaskGuard};
@@ -214,6 +215,9 @@ impl Forwarder {
         let now = self.clock.now();
         let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
         let (settled, settle) = outcome(target, &answer, attempts, now);
+        if answer.throttled() {
+            self.hold(target, &answer, attempts, now).await;
+        }
         if let Settle::Delivered { status } = settle {
             let delivered = Delivered {
                 id: row.id,
@@ -253,6 +257,33 @@ impl Forwarder {
                 "forwarding: a delivery is dead after its last attempt; redeliver it once the \
                  app is fixed"
             );
+        }
+    }
+
+    /// Holds the attempt's destination back, fleet-wide, as its app asked: `Retry-After`, or
+    /// else the backoff, capped at `backoff_max_secs`. Written before the row is settled, so a
+    /// slot this frees does not claim the destination's next row meanwhile.
+    async fn hold(&self, target: &Target, answer: &Answer, attempts: u32, now: DateTime<Utc>) {
+        let wait = match answer.retry_after {
+            Some(secs) => Duration::from_secs(secs).min(target.backoff_max),
+            None => attempt::backoff(target.backoff_base, target.backoff_max, attempts, None),
+        };
+        let until = TimeDelta::from_std(wait)
+            .ok()
+            .and_then(|wait| now.checked_add_signed(wait))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        match hold::hold(&self.db, &target.source, FORWARD_HANDLER, until, now).await {
+            Ok(()) => tracing::info!(
+                source = %target.source,
+                status = answer.status,
+                hold_ms = wait.as_millis() as u64,
+                "forwarding: the app asked for room; its deliveries are held back"
+            ),
+            Err(e) => tracing::warn!(
+                source = %target.source,
+                error = %e,
+                "forwarding: cannot record the app's request for room; only this delivery waits"
+            ),
         }
     }
 

@@ -236,6 +236,7 @@ mod drain;
 mod filters;
 mod fleet;
 mod galera;
+mod hold;
 mod outage;
 mod plans;
 mod retention;

@@ -22,6 +22,8 @@ pub enum Answer {
     Status(u16),
     /// 503 with `Retry-After: <secs>`.
     RetryAfter(u64),
+    /// 429 with `Retry-After: <secs>`.
+    TooMany(u64),
     /// Never answers (the attempt times out).
     Hang,
     /// 2xx after this many milliseconds.
@@ -41,6 +43,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// What the app answered.
     pub reply: Answer,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -208,6 +212,7 @@ async fn handle(
             headers,
             body,
             reply,
+            at: std::time::Instant::now(),
         });
         reply
     };
@@ -222,6 +227,11 @@ async fn handle(
             .status(503)
             .header("retry-after", secs.to_string())
             .body(Full::new(Bytes::from_static(b"busy")))
+            .unwrap(),
+        Answer::TooMany(secs) => Response::builder()
+            .status(429)
+            .header("retry-after", secs.to_string())
+            .body(Full::new(Bytes::from_static(b"slow down")))
             .unwrap(),
         Answer::Slow(ms) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;

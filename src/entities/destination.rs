@@ -1,0 +1,23 @@
+//! A destination's fleet-wide state (see `forward::hold`): one row per (source, destination),
+//! written when first needed.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "destinations")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub source: String,
+    /// The destination's name (`forward` for a source's forward table).
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub name: String,
+    /// No attempt to this destination starts before then, on any instance: its app answered
+    /// a 429 (or a 503 with `Retry-After`).
+    pub hold_until: Option<DateTimeUtc>,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
