@@ -316,6 +316,7 @@ async fn ignite(
         engine.clone(),
         sources.clone(),
         clock.clone(),
+        forward::destinations(&settings),
     );
     let jobs = operator::runner::start(operator.clone());
     let (activity, reading) = activity::start(&sources, clock.clone());

@@ -1,6 +1,6 @@
 //! Every state a row is stored in, typed: an event's ([`EventStatus`]), a delivery's
-//! ([`DeliveryStatus`]), a history entry's ([`AttemptOutcome`]) and an operator job's
-//! ([`JobStatus`]).
+//! ([`DeliveryStatus`]), a history entry's ([`AttemptOutcome`]), an operator job's
+//! ([`JobStatus`]) and a paused destination's reason ([`PauseReason`]).
 //!
 //! A leaf: it imports nothing of ours, and the entities, the engine, forwarding, the operator
 //! service, the sweeper, the filters and the console all name states through it. The stored
@@ -66,6 +66,18 @@ pub enum AttemptOutcome {
     Dead,
 }
 
+/// Why a destination is paused (`destinations.paused_reason`; no reason: not paused).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum PauseReason {
+    /// An operator paused it; only an operator resumes it.
+    #[sea_orm(string_value = "operator")]
+    Operator,
+}
+
 /// Where an operator's bulk job stands (`jobs.status`).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
@@ -107,6 +119,7 @@ as_str! {
     DeliveryStatus { Pending => "pending", Delivered => "delivered", Dead => "dead" }
     AttemptOutcome { Failed => "failed", Retry => "retry", Dead => "dead" }
     JobStatus { Running => "running", Done => "done", Failed => "failed" }
+    PauseReason { Operator => "operator" }
 }
 
 #[cfg(test)]
@@ -134,6 +147,7 @@ mod tests {
         agree::<DeliveryStatus>();
         agree::<AttemptOutcome>();
         agree::<JobStatus>();
+        agree::<PauseReason>();
     }
 
     /// The values rows already hold: renaming a variant's string would orphan them.

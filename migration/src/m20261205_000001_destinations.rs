@@ -1,6 +1,7 @@
 //! `destinations`: what the whole fleet knows about one destination of a source, one row each
-//! (created when first needed). Today: how long its app asked to be left alone (`hold_until`,
-//! from a 429, or a 503 with `Retry-After`), which every instance's claim respects.
+//! (created when first needed): how long its app asked to be left alone (`hold_until`, from a
+//! 429, or a 503 with `Retry-After`), and whether it is paused (`paused_reason`, `paused_at`),
+//! which every instance's claim respects.
 //!
 //! In the database, not in an instance's memory, because the app's "slow down" is about the
 //! app: an instance that did not get the answer must hold off too.
@@ -22,6 +23,8 @@ pub enum Destinations {
     Source,
     Name,
     HoldUntil,
+    PausedReason,
+    PausedAt,
     UpdatedAt,
 }
 
@@ -44,6 +47,12 @@ impl MigrationTrait for Migration {
                         MAX_DESTINATION_BYTES,
                     ))
                     .col(utc_time_null(backend, Destinations::HoldUntil))
+                    .col(
+                        ColumnDef::new(Destinations::PausedReason)
+                            .string_len(16)
+                            .null(),
+                    )
+                    .col(utc_time_null(backend, Destinations::PausedAt))
                     .col(utc_time(backend, Destinations::UpdatedAt))
                     .primary_key(
                         Index::create()

@@ -1,7 +1,9 @@
-//! A destination's fleet-wide state (see `forward::hold`): one row per (source, destination),
+//! A destination's fleet-wide state (see `forward::brakes`): one row per (source, destination),
 //! written when first needed.
 
 use sea_orm::entity::prelude::*;
+
+use crate::status::PauseReason;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "destinations")]
@@ -14,6 +16,9 @@ pub struct Model {
     /// No attempt to this destination starts before then, on any instance: its app answered
     /// a 429 (or a 503 with `Retry-After`).
     pub hold_until: Option<DateTimeUtc>,
+    /// Set while the destination is paused: no attempt to it starts, its rows stay pending.
+    pub paused_reason: Option<PauseReason>,
+    pub paused_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
 }
 

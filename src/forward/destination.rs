@@ -28,6 +28,16 @@ pub struct Target {
     pub concurrency: usize,
 }
 
+/// The configured destinations, (source, name): each forward table, named `forward`.
+pub fn destinations(settings: &Settings) -> Vec<(String, String)> {
+    settings
+        .sources
+        .iter()
+        .filter(|(_, cfg)| cfg.forward.is_some())
+        .map(|(name, _)| (name.clone(), FORWARD_HANDLER.to_owned()))
+        .collect()
+}
+
 /// The decoded `whsec_` key in `var`. Every variable listed must hold one: a name that is not
 /// set while a secret is being rotated would leave the app verifying against a key idemhook
 /// never signs with.

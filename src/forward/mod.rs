@@ -22,11 +22,11 @@
 //! `concurrency` rows per source).
 
 pub mod attempt;
+pub mod brakes;
 pub mod deliveries;
 pub mod destination;
 pub mod filter;
 pub mod handler;
-pub mod hold;
 pub mod http;
 pub mod metrics;
 mod recorder;
@@ -39,7 +39,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 pub use attempt::Transport;
-pub use destination::{bound_slots, targets, Target};
+pub use destination::{bound_slots, destinations, targets, Target};
 pub use handler::Forward;
 pub use worker::Forwarder;
 

@@ -21,7 +21,7 @@ use super::attempt::{self, Answer};
 use super::deliveries::{self, Settle};
 use super::metrics::{ForwardMetrics, Settled};
 use super::recorder::{record_delivered, Delivered};
-use super::{hold, Target, Wake};
+use super::{brakes, Target, Wake};
 use crate::clock::Clock;
 use crate::config::FORWARD_HANDLER;
 use crate::db::error::{classify, DbErrorKind};
@@ -272,7 +272,7 @@ impl Forwarder {
             .ok()
             .and_then(|wait| now.checked_add_signed(wait))
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        match hold::hold(&self.db, &target.source, FORWARD_HANDLER, until, now).await {
+        match brakes::hold(&self.db, &target.source, FORWARD_HANDLER, until, now).await {
             Ok(()) => tracing::info!(
                 source = %target.source,
                 status = answer.status,

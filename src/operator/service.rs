@@ -8,6 +8,7 @@ use std::sync::Arc;
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use tokio::sync::Notify;
 
+use super::destinations::{self, DestinationView};
 use super::filter::{Filters, ListQuery};
 use super::jobs::{self, JobView};
 use super::orders::{self, Order};
@@ -19,8 +20,10 @@ use crate::engine::store::ReplayRequest;
 use crate::engine::Engine;
 use crate::event::key::{EventKey, Sha256Digest};
 use crate::forward::attempt::idempotency_key;
+use crate::forward::brakes;
 use crate::forward::deliveries::{self, Backlog, Redelivery};
 use crate::providers::Sources;
+use crate::status::PauseReason;
 
 /// Everything an operator action needs. Cheap to clone (handles only).
 #[derive(Clone)]
@@ -34,17 +37,20 @@ pub struct Operator {
     /// Wakes this instance's job runner when a job is created here, so it starts at once
     /// rather than at the runner's next poll.
     pub(super) jobs_created: Arc<Notify>,
+    /// The configured destinations, (source, name).
+    destinations: Arc<Vec<(String, String)>>,
 }
 
 impl Operator {
     /// `limits`: the per-transaction bounds where the session does not carry them
-    /// (`db::per_transaction_limits`).
+    /// (`db::per_transaction_limits`); `destinations`: the configured ones, (source, name).
     pub fn new(
         db: DatabaseConnection,
         limits: Option<Limits>,
         engine: Arc<Engine>,
         sources: Arc<Sources>,
         clock: Clock,
+        destinations: Vec<(String, String)>,
     ) -> Self {
         Self {
             db,
@@ -53,6 +59,7 @@ impl Operator {
             sources,
             clock,
             jobs_created: Arc::new(Notify::new()),
+            destinations: Arc::new(destinations),
         }
     }
 
@@ -155,6 +162,63 @@ impl Operator {
         let backlogs = deliveries::backlogs(&txn).await?;
         txn.commit().await?;
         Ok(backlogs)
+    }
+
+    /// Every destination, its state and its backlog (`GET /destinations`).
+    pub async fn destinations(&self) -> Result<Vec<DestinationView>, DbErr> {
+        let txn = self.begin().await?;
+        let list = destinations::list(&txn, &self.destinations, self.clock.now()).await?;
+        txn.commit().await?;
+        Ok(list)
+    }
+
+    /// Pauses (`pause`) a configured destination on `operator`'s behalf, or resumes it. Paused,
+    /// no attempt to it starts on any instance; its deliveries wait, pending, and none becomes
+    /// dead. Resumed, they go, oldest due first. The destination as it now stands.
+    pub async fn set_paused(
+        &self,
+        source: &str,
+        name: &str,
+        pause: bool,
+        operator: &str,
+    ) -> Result<DestinationView, OperatorError> {
+        self.configured(source, name)?;
+        let now = self.clock.now();
+        if pause {
+            brakes::pause(&self.db, source, name, PauseReason::Operator, now).await?;
+            tracing::warn!(source, destination = name, operator, reason = %PauseReason::Operator,
+                "destination paused: its deliveries wait until it is resumed");
+        } else {
+            brakes::resume(&self.db, source, name, now).await?;
+            tracing::warn!(source, destination = name, operator, "destination resumed");
+        }
+        self.destination(source, name).await
+    }
+
+    fn configured(&self, source: &str, name: &str) -> Result<(), OperatorError> {
+        if self
+            .destinations
+            .iter()
+            .any(|(s, n)| s == source && n == name)
+        {
+            Ok(())
+        } else {
+            Err(OperatorError::NotFound(format!(
+                "no destination {name:?} of source {source:?} is configured"
+            )))
+        }
+    }
+
+    async fn destination(
+        &self,
+        source: &str,
+        name: &str,
+    ) -> Result<DestinationView, OperatorError> {
+        self.destinations()
+            .await?
+            .into_iter()
+            .find(|d| d.source == source && d.name == name)
+            .ok_or_else(|| OperatorError::NotFound("no such destination".into()))
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

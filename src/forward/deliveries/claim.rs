@@ -26,7 +26,7 @@ use sea_orm::{
 use super::state_is;
 use crate::config::FORWARD_HANDLER;
 use crate::entities::delivery::{self, Column};
-use crate::forward::hold::not_held;
+use crate::forward::brakes::available;
 use crate::status::DeliveryStatus;
 
 /// Claims up to `limit` due deliveries of `source` until `lease_until`, under `token`; returns
@@ -137,8 +137,8 @@ fn unleased(now: DateTime<Utc>) -> Condition {
         )
 }
 
-/// Pending, due, not leased (or the lease ran out), its destination not held back by its
-/// app ([`not_held`]), and first of its ordering key.
+/// Pending, due, not leased (or the lease ran out), its destination neither paused nor held
+/// back by its app ([`available`]), and first of its ordering key.
 fn claimable(source: &str, now: DateTime<Utc>) -> Condition {
     let earlier = Alias::new("earlier");
     let table = Alias::new("deliveries");
@@ -155,7 +155,7 @@ fn claimable(source: &str, now: DateTime<Utc>) -> Condition {
     unleased(now)
         .add(Column::Source.eq(source))
         .add(Column::NextAttemptAt.lte(now))
-        .add(not_held(FORWARD_HANDLER, now))
+        .add(available(FORWARD_HANDLER, now))
         .add(
             Condition::any()
                 .add(Column::OrderingKey.is_null())

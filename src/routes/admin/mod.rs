@@ -2,6 +2,7 @@
 //! deliveries, follow bulk jobs, and look at an order.
 //!
 //! - [`events`]: `GET /events`, one event's detail, replay, redeliver, bulk replay.
+//! - [`destinations`]: `GET /destinations`, pause and resume one.
 //! - [`jobs`]: `POST /deliveries/redrive`, `GET /jobs/<id>`.
 //! - [`orders`]: `GET /orders/<id>`.
 //!
@@ -10,6 +11,7 @@
 //! CSRF token ([`super::auth`]). Query strings are parsed
 //! strictly (`operator::filter`): an unknown or repeated parameter is a 400, never ignored.
 
+pub mod destinations;
 pub mod events;
 pub mod jobs;
 pub mod orders;
@@ -20,6 +22,7 @@ pub use super::auth::Admin;
 
 pub fn routes() -> Vec<Route> {
     let mut routes = events::routes();
+    routes.extend(destinations::routes());
     routes.extend(jobs::routes());
     routes.extend(orders::routes());
     routes

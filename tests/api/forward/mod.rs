@@ -238,6 +238,7 @@ mod fleet;
 mod galera;
 mod hold;
 mod outage;
+mod pause;
 mod plans;
 mod retention;
 mod wake;

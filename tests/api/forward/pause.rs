@@ -1,0 +1,78 @@
+//! An operator's pause: no delivery to the destination starts on any instance, none becomes
+//! dead, ingestion goes on; on resume every waiting delivery goes. `GET /destinations` shows
+//! the state and the backlog throughout.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+on_every_backend!(a_paused_destination_keeps_its_deliveries_pending_until_resumed);
+
+fn fwd_destination(list: &Value) -> Value {
+    list["destinations"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|d| d["source"] == "fwd" && d["name"] == "forward")
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no fwd/forward destination in {list}"))
+}
+
+async fn a_paused_destination_keeps_its_deliveries_pending_until_resumed(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = Receiver::start().await;
+    let server = start(&fwd_config(&db.url, &app.url(), "")).await;
+    let ops = Ops::new(&server);
+    let client = reqwest::Client::new();
+    for unknown in [
+        "/destinations/fwd/crm/pause",
+        "/destinations/nope/forward/resume",
+    ] {
+        let (status, body) = ops.post(unknown).await;
+        assert_eq!(status, 404, "{unknown}: {body}");
+    }
+    let (status, paused) = ops.post("/destinations/fwd/forward/pause").await;
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(paused["state"], "paused", "{paused}");
+    assert_eq!(paused["paused_reason"], "operator", "{paused}");
+    assert!(paused["paused_at"].is_string(), "{paused}");
+    for (id, order) in [("evt_p1", "o_1"), ("evt_p2", "o_2")] {
+        let (status, text, _) = post(&client, &server, "fwd", &payment(id, order, 100), &[]).await;
+        assert_eq!(status, 200, "ingestion goes on while paused: {text}");
+    }
+    // The worker polls every 50 ms: twenty polls, and nothing may have been attempted.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        app.received().is_empty(),
+        "attempted while paused: {:?}",
+        app.received()
+    );
+    let (status, list) = ops.get("/destinations").await;
+    assert_eq!(status, 200, "{list}");
+    let fwd = fwd_destination(&list);
+    assert_eq!(fwd["state"], "paused", "{fwd}");
+    assert_eq!(fwd["pending"], 2, "{fwd}");
+    assert_eq!(fwd["dead"], 0, "{fwd}");
+    assert_eq!(fwd["kind"], "http", "{fwd}");
+    let (status, resumed) = ops.post("/destinations/fwd/forward/resume").await;
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(resumed["state"], "active", "{resumed}");
+    assert!(resumed["paused_reason"].is_null(), "{resumed}");
+    app.wait_for_delivered(2, 30).await;
+    let drained = async {
+        for _ in 0..200 {
+            let (_, list) = ops.get("/destinations").await;
+            if fwd_destination(&list)["pending"] == 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    };
+    assert!(drained.await, "the backlog did not drain after the resume");
+    drop(server);
+    db.drop_db().await;
+}
