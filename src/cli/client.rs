@@ -8,7 +8,7 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use super::render;
-use super::{EventsAction, Failure, FilterArgs, Remote, ReplayArgs};
+use super::{DestinationsAction, EventsAction, Failure, FilterArgs, Remote, ReplayArgs};
 
 /// How often a followed job is asked for its progress.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -235,5 +235,48 @@ async fn follow(api: &Api, mut job: Value, no_wait: bool, verb: &str) -> Result<
             count(&job, "failed")
         )));
     }
+    Ok(())
+}
+
+pub async fn destinations(action: DestinationsAction) -> Result<(), Failure> {
+    let (remote, path, pause) = match &action {
+        DestinationsAction::List { json, remote } => {
+            let list = Api::new(remote)?
+                .send(reqwest::Method::GET, "/destinations")
+                .await?;
+            if *json {
+                println!("{list}");
+            } else {
+                print!("{}", render::destinations_table(&list));
+            }
+            return Ok(());
+        }
+        DestinationsAction::Pause {
+            source,
+            name,
+            remote,
+        } => (
+            remote,
+            format!("/destinations/{}/{}/pause", encode(source), encode(name)),
+            true,
+        ),
+        DestinationsAction::Resume {
+            source,
+            name,
+            remote,
+        } => (
+            remote,
+            format!("/destinations/{}/{}/resume", encode(source), encode(name)),
+            false,
+        ),
+    };
+    let destination = Api::new(remote)?.send(reqwest::Method::POST, &path).await?;
+    println!(
+        "{} {}/{}: {}",
+        if pause { "paused" } else { "resumed" },
+        destination["source"].as_str().unwrap_or_default(),
+        destination["name"].as_str().unwrap_or_default(),
+        destination["state"].as_str().unwrap_or_default(),
+    );
     Ok(())
 }

@@ -37,6 +37,11 @@ pub enum Command {
     /// Re-run the handlers of a rejected or failed event (or, with --all, of every matching
     /// one, as a job).
     Replay(ReplayArgs),
+    /// List the forwarding destinations, or pause or resume one.
+    Destinations {
+        #[command(subcommand)]
+        action: DestinationsAction,
+    },
     /// Reschedule every matching dead delivery, as a job, and follow it.
     Redrive {
         #[command(flatten)]
@@ -88,6 +93,35 @@ pub enum EventsAction {
         source: String,
         event_type: String,
         event_id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DestinationsAction {
+    /// Every destination: its state, why it is paused, and its backlog.
+    List {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop every attempt to a destination, on every instance, until it is resumed.
+    Pause {
+        source: String,
+        /// The destination (`forward`: the source's forward table).
+        #[arg(default_value = "forward")]
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Let a paused destination's deliveries go.
+    Resume {
+        source: String,
+        #[arg(default_value = "forward")]
+        name: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -153,6 +187,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Migrate { action } => migrate::run(action).await,
         Command::Events { action } => client::events(action).await,
         Command::Replay(args) => client::replay(args).await,
+        Command::Destinations { action } => client::destinations(action).await,
         Command::Redrive {
             filters,
             remote,

@@ -1,4 +1,5 @@
-//! The table `idemhook events list` prints (`--json` prints the API's answer instead).
+//! The tables `idemhook events list` and `idemhook destinations list` print (`--json` prints
+//! the API's answer instead).
 
 use serde_json::Value;
 
@@ -25,6 +26,29 @@ fn cell(v: &Value) -> String {
         .collect()
 }
 
+/// Left-aligned columns, two spaces apart, each as wide as its widest cell.
+fn table<const N: usize>(columns: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = columns.map(|c| c.chars().count());
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(&columns.map(str::to_owned));
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
 pub fn events_table(page: &Value) -> String {
     let empty = Vec::new();
     let events = page["events"].as_array().unwrap_or(&empty);
@@ -42,24 +66,7 @@ pub fn events_table(page: &Value) -> String {
             ]
         })
         .collect();
-    let mut widths = COLUMNS.map(|c| c.chars().count());
-    for row in &rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        format!("{}\n", padded.join("  ").trim_end())
-    };
-    let mut out = line(&COLUMNS.map(str::to_owned));
-    for row in &rows {
-        out.push_str(&line(row));
-    }
+    let mut out = table(COLUMNS, &rows);
     match page["next_cursor"].as_str() {
         Some(cursor) => out.push_str(&format!(
             "({} events; more: --cursor {cursor})\n",
@@ -68,6 +75,41 @@ pub fn events_table(page: &Value) -> String {
         None => out.push_str(&format!("({} events)\n", rows.len())),
     }
     out
+}
+
+/// The table `idemhook destinations list` prints.
+pub fn destinations_table(list: &Value) -> String {
+    let empty = Vec::new();
+    let rows: Vec<[String; 8]> = list["destinations"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|d| {
+            [
+                cell(&d["source"]),
+                cell(&d["name"]),
+                cell(&d["state"]),
+                cell(&d["paused_reason"]),
+                cell(&d["held_until"]),
+                cell(&d["pending"]),
+                cell(&d["dead"]),
+                cell(&d["oldest_pending_age_secs"]),
+            ]
+        })
+        .collect();
+    table(
+        [
+            "SOURCE",
+            "NAME",
+            "STATE",
+            "PAUSED",
+            "HELD UNTIL",
+            "PENDING",
+            "DEAD",
+            "OLDEST (S)",
+        ],
+        &rows,
+    )
 }
 
 #[cfg(test)]
@@ -86,5 +128,22 @@ mod tests {
         assert!(table.contains("a\\u{1b}[31mb"), "{table}");
         assert!(!table.contains('\u{1b}'));
         assert!(table.ends_with("(1 events)\n"));
+    }
+
+    #[test]
+    fn a_destination_row_shows_its_state_and_backlog() {
+        let list = serde_json::json!({"destinations": [{"source": "shop", "name": "forward",
+            "state": "paused", "paused_reason": "operator", "held_until": null,
+            "pending": 12, "dead": 0, "oldest_pending_age_secs": 340}]});
+        let table = destinations_table(&list);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[0].starts_with("SOURCE  NAME     STATE   PAUSED"),
+            "{table}"
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            ["shop", "forward", "paused", "operator", "-", "12", "0", "340"]
+        );
     }
 }

@@ -1,6 +1,6 @@
-//! An operator's pause: no delivery to the destination starts on any instance, none becomes
-//! dead, ingestion goes on; on resume every waiting delivery goes. `GET /destinations` shows
-//! the state and the backlog throughout.
+//! An operator's pause (by the API and the CLI): no delivery to the destination starts on any
+//! instance, none becomes dead, ingestion goes on; on resume every waiting delivery goes.
+//! `GET /destinations` (and `idemhook destinations list`) show the state and the backlog.
 
 use std::time::Duration;
 
@@ -39,6 +39,35 @@ async fn a_paused_destination_keeps_its_deliveries_pending_until_resumed(backend
     assert_eq!(paused["state"], "paused", "{paused}");
     assert_eq!(paused["paused_reason"], "operator", "{paused}");
     assert!(paused["paused_at"].is_string(), "{paused}");
+    // The CLI pauses and lists as well (pausing again keeps it paused).
+    let dir = std::env::temp_dir();
+    let run = idemhook(&dir, &server.base, true, &["destinations", "pause", "fwd"]).await;
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "paused fwd/forward: paused\n");
+    let run = idemhook(&dir, &server.base, true, &["destinations", "list"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let row: Vec<&str> = run
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[..4],
+        ["fwd", "forward", "paused", "operator"],
+        "{}",
+        run.stdout
+    );
+    let run = idemhook(
+        &dir,
+        &server.base,
+        true,
+        &["destinations", "resume", "fwd", "crm"],
+    )
+    .await;
+    assert_eq!(run.code, 1, "an unknown destination fails: {}", run.stdout);
+    assert!(run.stderr.contains("404"), "{}", run.stderr);
     for (id, order) in [("evt_p1", "o_1"), ("evt_p2", "o_2")] {
         let (status, text, _) = post(&client, &server, "fwd", &payment(id, order, 100), &[]).await;
         assert_eq!(status, 200, "ingestion goes on while paused: {text}");

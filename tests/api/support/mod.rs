@@ -6,6 +6,7 @@
 //!   the settings, secrets and row counts the scenarios share. Fast, and the only way to reach
 //!   the fault handlers; but the local client frames nothing, so whatever depends on a socket
 //!   (Content-Length, concurrency on connections) goes through [`process`].
+//! - [`cli`]: the `idemhook` command in its own process ([`idemhook`]).
 //! - [`fleet`]: several instances on one database, and deliveries spread over them.
 //! - [`galera`]: the three-node Galera cluster, one test at a time ([`Cluster`]).
 //! - [`forwarding`]: the binary with the admin token and a source that forwards ([`start`],
@@ -26,6 +27,7 @@
 //! ignored, with the reason (see `build.rs`), so it is reported as skipped, never as passed.
 
 pub mod app;
+pub mod cli;
 pub mod console;
 pub mod db;
 pub mod faults;
@@ -40,6 +42,7 @@ pub mod signing;
 pub mod socket;
 
 pub use app::*;
+pub use cli::*;
 pub use console::*;
 pub use db::*;
 pub use fleet::*;
