@@ -69,6 +69,8 @@ pub struct ForwardMetrics {
     pub pending: IntGaugeVec,
     pub oldest_pending_seconds: IntGaugeVec,
     pub dead: IntGaugeVec,
+    /// 1 while a destination is paused (by an operator), 0 otherwise.
+    paused: IntGaugeVec,
     /// Claims lost to another instance (a Galera certification conflict at COMMIT).
     pub claims_lost: IntCounter,
 }
@@ -124,6 +126,17 @@ impl ForwardMetrics {
                 "idemhook_deliveries_dead",
                 "Deliveries that ran out of attempts (kept, redeliverable)",
             ),
+            paused: register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "idemhook_destination_paused",
+                        "1 while the destination is paused: its deliveries wait, none is attempted",
+                    ),
+                    &["source", "destination"],
+                )
+                .expect("valid metric"),
+            ),
             claims_lost: register(
                 registry,
                 IntCounter::new(
@@ -143,6 +156,10 @@ impl ForwardMetrics {
 
     pub fn latency(&self, source: &str) -> Histogram {
         self.latency.with_label_values(&[source])
+    }
+
+    pub fn paused(&self, source: &str, destination: &str) -> IntGauge {
+        self.paused.with_label_values(&[source, destination])
     }
 
     pub fn gauges(&self, source: &str) -> [IntGauge; 3] {

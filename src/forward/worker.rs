@@ -292,6 +292,13 @@ impl Forwarder {
         let Ok(backlogs) = deliveries::backlogs(&self.db).await else {
             return;
         };
+        let paused: Vec<(String, String)> = brakes::all(&self.db)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|row| row.paused_reason.is_some())
+            .map(|row| (row.source, row.name))
+            .collect();
         for (target, _) in &self.targets {
             let backlog = backlogs.get(&target.source).cloned().unwrap_or_default();
             let [p, age, d] = self.metrics.gauges(&target.source);
@@ -302,6 +309,12 @@ impl Forwarder {
                     .map_or(0, |t| (now - t).num_seconds().max(0)),
             );
             d.set(i64::try_from(backlog.dead).unwrap_or(i64::MAX));
+            let is_paused = paused
+                .iter()
+                .any(|(s, n)| *s == target.source && n == FORWARD_HANDLER);
+            self.metrics
+                .paused(&target.source, FORWARD_HANDLER)
+                .set(i64::from(is_paused));
         }
     }
 

@@ -86,6 +86,24 @@ async fn a_paused_destination_keeps_its_deliveries_pending_until_resumed(backend
     assert_eq!(fwd["pending"], 2, "{fwd}");
     assert_eq!(fwd["dead"], 0, "{fwd}");
     assert_eq!(fwd["kind"], "http", "{fwd}");
+    // The gauge the IdemhookDestinationPaused alert reads (refreshed every 5 s).
+    let gauge = r#"idemhook_destination_paused{destination="forward",source="fwd"} 1"#;
+    let mut metrics = String::new();
+    for _ in 0..300 {
+        metrics = client
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(gauge) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(metrics.contains(gauge), "{metrics}");
     let (status, resumed) = ops.post("/destinations/fwd/forward/resume").await;
     assert_eq!(status, 200, "{resumed}");
     assert_eq!(resumed["state"], "active", "{resumed}");
