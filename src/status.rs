@@ -76,6 +76,12 @@ pub enum PauseReason {
     /// An operator paused it; only an operator resumes it.
     #[sea_orm(string_value = "operator")]
     Operator,
+    /// The circuit breaker: too many failed attempts in a row. A probe's 2xx resumes it.
+    #[sea_orm(string_value = "failures")]
+    Failures,
+    /// The app answered `410 Gone`: the endpoint is gone. Only an operator resumes it.
+    #[sea_orm(string_value = "gone")]
+    Gone,
 }
 
 /// Where an operator's bulk job stands (`jobs.status`).
@@ -119,7 +125,7 @@ as_str! {
     DeliveryStatus { Pending => "pending", Delivered => "delivered", Dead => "dead" }
     AttemptOutcome { Failed => "failed", Retry => "retry", Dead => "dead" }
     JobStatus { Running => "running", Done => "done", Failed => "failed" }
-    PauseReason { Operator => "operator" }
+    PauseReason { Operator => "operator", Failures => "failures", Gone => "gone" }
 }
 
 #[cfg(test)]

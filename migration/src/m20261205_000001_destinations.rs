@@ -1,7 +1,8 @@
 //! `destinations`: what the whole fleet knows about one destination of a source, one row each
 //! (created when first needed): how long its app asked to be left alone (`hold_until`, from a
-//! 429, or a 503 with `Retry-After`), and whether it is paused (`paused_reason`, `paused_at`),
-//! which every instance's claim respects.
+//! 429, or a 503 with `Retry-After`), whether it is paused (`paused_reason`, `paused_at`),
+//! which every instance's claim respects, and the circuit breaker's count of consecutive
+//! failed attempts and its next probe while paused by them.
 //!
 //! In the database, not in an instance's memory, because the app's "slow down" is about the
 //! app: an instance that did not get the answer must hold off too.
@@ -25,6 +26,8 @@ pub enum Destinations {
     HoldUntil,
     PausedReason,
     PausedAt,
+    ConsecutiveFailures,
+    NextProbeAt,
     UpdatedAt,
 }
 
@@ -53,6 +56,13 @@ impl MigrationTrait for Migration {
                             .null(),
                     )
                     .col(utc_time_null(backend, Destinations::PausedAt))
+                    .col(
+                        ColumnDef::new(Destinations::ConsecutiveFailures)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(utc_time_null(backend, Destinations::NextProbeAt))
                     .col(utc_time(backend, Destinations::UpdatedAt))
                     .primary_key(
                         Index::create()

@@ -48,6 +48,13 @@ pub struct ForwardConfig {
     #[default = 16]
     #[validate(range(min = 1, max = 1024))]
     pub concurrency: usize,
+    /// Failed attempts in a row, across the fleet, that pause the destination (0: never).
+    #[default = 50]
+    pub pause_after_failures: u32,
+    /// While paused by failures, one due delivery is tried this often.
+    #[default = 60]
+    #[validate(range(min = 1, max = 3600))]
+    pub probe_secs: u64,
 }
 
 impl ForwardConfig {

@@ -19,6 +19,10 @@ pub struct Model {
     /// Set while the destination is paused: no attempt to it starts, its rows stay pending.
     pub paused_reason: Option<PauseReason>,
     pub paused_at: Option<DateTimeUtc>,
+    /// Failed attempts in a row, across every instance (a 2xx resets it): the breaker's count.
+    pub consecutive_failures: i64,
+    /// While paused by failures: when one instance may try one due delivery (a probe).
+    pub next_probe_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
 }
 

@@ -26,6 +26,10 @@ pub struct Target {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub concurrency: usize,
+    /// The circuit breaker: failed attempts in a row that pause the destination (0: never),
+    /// and how often a paused one is probed.
+    pub pause_after_failures: u32,
+    pub probe: Duration,
 }
 
 /// The configured destinations, (source, name): each forward table, named `forward`.
@@ -95,6 +99,8 @@ pub fn targets(settings: &Settings, env: &Environment) -> Result<Vec<Target>, St
             backoff_base: Duration::from_millis(forward.backoff_base_ms),
             backoff_max: Duration::from_secs(forward.backoff_max_secs),
             concurrency: forward.concurrency,
+            pause_after_failures: forward.pause_after_failures,
+            probe: Duration::from_secs(forward.probe_secs),
         });
     }
     Ok(targets)

@@ -21,6 +21,7 @@
 //! and the backlog lives in the database, not in memory (the worker holds at most
 //! `concurrency` rows per source).
 
+pub mod aftermath;
 pub mod attempt;
 pub mod brakes;
 pub mod deliveries;

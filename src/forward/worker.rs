@@ -11,21 +11,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use dashmap::DashMap;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::attempt::{self, Answer};
 use super::deliveries::{self, Settle};
 use super::metrics::{ForwardMetrics, Settled};
 use super::recorder::{record_delivered, Delivered};
-use super::{brakes, Target, Wake};
+use super::{aftermath, brakes, Target, Wake};
 use crate::clock::Clock;
 use crate::config::FORWARD_HANDLER;
 use crate::db::error::{classify, DbErrorKind};
-use crate::entities::delivery;
+use crate::entities::{delivery, destination};
+use crate::status::PauseReason;
 use crate::task::{OnStop, TaskGuard};
 
 /// How often the backlog gauges are refreshed.
@@ -46,6 +46,9 @@ pub struct Forwarder {
     /// Its receiving end, until `spawn` starts the recorder with it.
     recorder: Option<mpsc::Receiver<Delivered>>,
     wake: Wake,
+    /// Sources whose destination may have failures counted by this instance (or, as the last
+    /// gauge refresh saw, by another): the next 2xx resets the breaker's count.
+    suspects: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Forwarder {
@@ -77,6 +80,7 @@ impl Forwarder {
             delivered,
             recorder: Some(recorder),
             wake,
+            suspects: Default::default(),
         }
     }
 
@@ -109,7 +113,8 @@ impl Forwarder {
         while !*stopped.borrow() {
             while attempts.try_join_next().is_some() {}
             if gauges_at.elapsed() >= GAUGE_INTERVAL {
-                this.refresh_gauges().await;
+                let rows = this.refresh_gauges().await;
+                this.probe_all(&rows, &mut attempts).await;
                 gauges_at = tokio::time::Instant::now();
             }
             if !this.wants_more() {
@@ -178,6 +183,7 @@ impl Forwarder {
                 now,
                 lease_until,
                 &token,
+                false,
             )
             .await
             {
@@ -196,7 +202,8 @@ impl Forwarder {
                 };
                 self.leases.insert(row.id, token);
                 let (this, target) = (self.clone(), target.clone());
-                attempts.spawn(async move { this.deliver(&target, row, token, permit).await });
+                attempts
+                    .spawn(async move { this.deliver(&target, row, token, permit, false).await });
             }
         }
         Ok(claimed)
@@ -210,14 +217,19 @@ impl Forwarder {
         row: delivery::Model,
         token: [u8; 16],
         permit: OwnedSemaphorePermit,
+        probe: bool,
     ) {
         let answer = target.transport.send(&row, self.clock.now()).await;
         let now = self.clock.now();
         let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
-        let (settled, settle) = outcome(target, &answer, attempts, now);
-        if answer.throttled() {
-            self.hold(target, &answer, attempts, now).await;
+        let suspect = self.suspect(&target.source);
+        let braked =
+            aftermath::brake(&self.db, target, &answer, attempts, now, probe, suspect).await;
+        if braked.suspect != suspect {
+            self.set_suspect(&target.source, braked.suspect);
         }
+        let may_die = !braked.paused;
+        let (settled, settle) = aftermath::outcome(target, &answer, attempts, now, may_die);
         if let Settle::Delivered { status } = settle {
             let delivered = Delivered {
                 id: row.id,
@@ -260,44 +272,80 @@ impl Forwarder {
         }
     }
 
-    /// Holds the attempt's destination back, fleet-wide, as its app asked: `Retry-After`, or
-    /// else the backoff, capped at `backoff_max_secs`. Written before the row is settled, so a
-    /// slot this frees does not claim the destination's next row meanwhile.
-    async fn hold(&self, target: &Target, answer: &Answer, attempts: u32, now: DateTime<Utc>) {
-        let wait = match answer.retry_after {
-            Some(secs) => Duration::from_secs(secs).min(target.backoff_max),
-            None => attempt::backoff(target.backoff_base, target.backoff_max, attempts, None),
-        };
-        let until = TimeDelta::from_std(wait)
-            .ok()
-            .and_then(|wait| now.checked_add_signed(wait))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        match brakes::hold(&self.db, &target.source, FORWARD_HANDLER, until, now).await {
-            Ok(()) => tracing::info!(
-                source = %target.source,
-                status = answer.status,
-                hold_ms = wait.as_millis() as u64,
-                "forwarding: the app asked for room; its deliveries are held back"
-            ),
-            Err(e) => tracing::warn!(
-                source = %target.source,
-                error = %e,
-                "forwarding: cannot record the app's request for room; only this delivery waits"
-            ),
+    /// Whether this instance may have failures counted for `source`'s destination.
+    fn suspect(&self, source: &str) -> bool {
+        self.suspects.lock().is_ok_and(|s| s.contains(source))
+    }
+
+    fn set_suspect(&self, source: &str, suspect: bool) {
+        if let Ok(mut suspects) = self.suspects.lock() {
+            if suspect {
+                suspects.insert(source.to_owned());
+            } else {
+                suspects.remove(source);
+            }
         }
     }
 
-    async fn refresh_gauges(&self) {
+    /// The breaker's probes: for each destination it paused whose probe is due, one instance
+    /// of the fleet takes the probe and tries one due delivery past the brakes. Destinations
+    /// with failures counted (by any instance) become suspects, so the next 2xx here resets
+    /// the count.
+    async fn probe_all(self: &Arc<Self>, rows: &[destination::Model], attempts: &mut JoinSet<()>) {
         let now = self.clock.now();
+        for (target, slots) in &self.targets {
+            let Some(row) = rows
+                .iter()
+                .find(|r| r.source == target.source && r.name == FORWARD_HANDLER)
+            else {
+                continue;
+            };
+            let paused_by_failures = row.paused_reason == Some(PauseReason::Failures);
+            if row.consecutive_failures > 0 || paused_by_failures {
+                self.set_suspect(&target.source, true);
+            }
+            let due = row.next_probe_at.is_none_or(|at| at <= now);
+            if !paused_by_failures || !due {
+                continue;
+            }
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                continue;
+            };
+            let every = TimeDelta::from_std(target.probe).unwrap_or(TimeDelta::MAX);
+            match brakes::take_probe(&self.db, &target.source, FORWARD_HANDLER, every, now).await {
+                Ok(true) => {}
+                Ok(false) => continue, // another instance took it
+                Err(e) => {
+                    tracing::warn!(source = %target.source, error = %e, "forwarding: cannot take a probe");
+                    continue;
+                }
+            }
+            let token: [u8; 16] = rand::random();
+            let lease_until = now + TimeDelta::from_std(target.lease).unwrap_or(TimeDelta::MAX);
+            let claimed =
+                deliveries::claim(&self.db, &target.source, 1, now, lease_until, &token, true)
+                    .await;
+            let Some(row) = claimed.ok().and_then(|rows| rows.into_iter().next()) else {
+                continue;
+            };
+            tracing::info!(source = %target.source, "forwarding: probing a paused destination");
+            self.leases.insert(row.id, token);
+            let (this, target) = (self.clone(), target.clone());
+            attempts.spawn(async move { this.deliver(&target, row, token, permit, true).await });
+        }
+    }
+
+    /// The backlog and pause gauges; returns the destinations' rows, for the probes.
+    async fn refresh_gauges(&self) -> Vec<destination::Model> {
+        let now = self.clock.now();
+        let rows = brakes::all(&self.db).await.unwrap_or_default();
         let Ok(backlogs) = deliveries::backlogs(&self.db).await else {
-            return;
+            return rows;
         };
-        let paused: Vec<(String, String)> = brakes::all(&self.db)
-            .await
-            .unwrap_or_default()
-            .into_iter()
+        let paused: Vec<(&str, &str)> = rows
+            .iter()
             .filter(|row| row.paused_reason.is_some())
-            .map(|row| (row.source, row.name))
+            .map(|row| (row.source.as_str(), row.name.as_str()))
             .collect();
         for (target, _) in &self.targets {
             let backlog = backlogs.get(&target.source).cloned().unwrap_or_default();
@@ -311,11 +359,12 @@ impl Forwarder {
             d.set(i64::try_from(backlog.dead).unwrap_or(i64::MAX));
             let is_paused = paused
                 .iter()
-                .any(|(s, n)| *s == target.source && n == FORWARD_HANDLER);
+                .any(|(s, n)| *s == target.source && *n == FORWARD_HANDLER);
             self.metrics
                 .paused(&target.source, FORWARD_HANDLER)
                 .set(i64::from(is_paused));
         }
+        rows
     }
 
     /// Waits up to `grace` for attempts in flight, then gives back the leases of those it
@@ -342,41 +391,4 @@ impl Forwarder {
             Err(e) => tracing::warn!(error = %e, "forwarding: leases not given back; they expire"),
         }
     }
-}
-
-/// What an answer does to the row: delivered, retried after the backoff, or dead.
-fn outcome(
-    target: &Target,
-    answer: &Answer,
-    attempts: u32,
-    now: DateTime<Utc>,
-) -> (Settled, Settle) {
-    if answer.delivered() {
-        let status = answer.status.unwrap_or(200);
-        return (Settled::Delivered, Settle::Delivered { status });
-    }
-    if attempts >= target.max_attempts {
-        return (
-            Settled::Dead,
-            Settle::Dead {
-                status: answer.status,
-                error: answer.error.clone(),
-            },
-        );
-    }
-    let wait = attempt::backoff(
-        target.backoff_base,
-        target.backoff_max,
-        attempts,
-        answer.retry_after,
-    );
-    let at = now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX);
-    (
-        Settled::Retry,
-        Settle::Retry {
-            at,
-            status: answer.status,
-            error: answer.error.clone(),
-        },
-    )
 }

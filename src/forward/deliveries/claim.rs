@@ -31,7 +31,8 @@ use crate::status::DeliveryStatus;
 
 /// Claims up to `limit` due deliveries of `source` until `lease_until`, under `token`; returns
 /// the claimed rows, their `attempts` already counting this attempt. A claim that lost a race
-/// to another node claims nothing (`Ok(vec![])`).
+/// to another node claims nothing (`Ok(vec![])`). A `probe` (the circuit breaker's, see
+/// `forward::brakes`) claims past the destination's brakes.
 pub async fn claim(
     db: &DatabaseConnection,
     source: &str,
@@ -39,6 +40,7 @@ pub async fn claim(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     token: &[u8; 16],
+    probe: bool,
 ) -> Result<Vec<delivery::Model>, DbErr> {
     let take = |update: sea_orm::UpdateMany<delivery::Entity>| {
         update
@@ -55,7 +57,9 @@ pub async fn claim(
         // burst of inserts, PostgreSQL intersected the primary key with a scan of every
         // pending row's index entry: 6.7 ms a claim with 100,000 pending (BENCHMARKS.md).
         let mut rows = take(delivery::Entity::update_many())
-            .filter(Column::Id.in_subquery(candidates(backend, source, limit, now).into_query()))
+            .filter(
+                Column::Id.in_subquery(candidates(backend, source, limit, now, probe).into_query()),
+            )
             .exec_with_returning(db)
             .await?;
         rows.sort_unstable_by_key(|row| row.id);
@@ -69,7 +73,9 @@ pub async fn claim(
     let txn = db
         .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
         .await?;
-    let mut rows = candidates(backend, source, limit, now).all(&txn).await?;
+    let mut rows = candidates(backend, source, limit, now, probe)
+        .all(&txn)
+        .await?;
     if rows.is_empty() {
         txn.rollback().await?;
         return Ok(Vec::new());
@@ -108,9 +114,10 @@ pub fn candidates(
     source: &str,
     limit: u64,
     now: DateTime<Utc>,
+    probe: bool,
 ) -> Select<delivery::Entity> {
     let due = delivery::Entity::find()
-        .filter(claimable(source, now))
+        .filter(claimable(source, now, probe))
         .order_by_asc(Column::NextAttemptAt)
         .order_by_asc(Column::Id)
         .limit(limit);
@@ -138,8 +145,8 @@ fn unleased(now: DateTime<Utc>) -> Condition {
 }
 
 /// Pending, due, not leased (or the lease ran out), its destination neither paused nor held
-/// back by its app ([`available`]), and first of its ordering key.
-fn claimable(source: &str, now: DateTime<Utc>) -> Condition {
+/// back by its app ([`available`]; a probe does not ask), and first of its ordering key.
+fn claimable(source: &str, now: DateTime<Utc>, probe: bool) -> Condition {
     let earlier = Alias::new("earlier");
     let table = Alias::new("deliveries");
     let earlier_pending = Query::select()
@@ -155,7 +162,7 @@ fn claimable(source: &str, now: DateTime<Utc>) -> Condition {
     unleased(now)
         .add(Column::Source.eq(source))
         .add(Column::NextAttemptAt.lte(now))
-        .add(available(FORWARD_HANDLER, now))
+        .add_option((!probe).then(|| available(FORWARD_HANDLER, now)))
         .add(
             Condition::any()
                 .add(Column::OrderingKey.is_null())

@@ -232,6 +232,7 @@ async fn ordering_holds_across_a_retried_first_event(backend: Backend) {
     db.drop_db().await;
 }
 
+mod breaker;
 mod drain;
 mod filters;
 mod fleet;

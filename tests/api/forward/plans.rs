@@ -18,7 +18,7 @@ async fn the_claim_reads_the_index_of_pending_rows(backend: Backend) {
     let conn = db.connect().await;
     idemhook::db::migrate(&db.url, &conn).await.unwrap();
     let db_backend = conn.get_database_backend();
-    let due = idemhook::forward::deliveries::candidates(db_backend, "fwd", 16, Utc::now())
+    let due = idemhook::forward::deliveries::candidates(db_backend, "fwd", 16, Utc::now(), false)
         .build(db_backend);
     let (explain, wanted) = match backend {
         Backend::Sqlite => ("EXPLAIN QUERY PLAN", "idx_deliveries_due_pending"),
