@@ -277,6 +277,7 @@ async fn ignite(
     let mut targets = forward::targets(&settings, env)?;
     let url = settings.database_url(env).map_err(|e| e.to_string())?;
     let db = db::open(&url, &settings).await?;
+    forward::warn_removed(&db, &forward::destinations(&settings)).await;
     // What one statement can store bounds every body limit, the group commits and the budgets.
     let max_statement = db::max_statement_bytes(&db)
         .await

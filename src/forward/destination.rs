@@ -42,6 +42,30 @@ pub fn destinations(settings: &Settings) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Warns, at launch, of each destination that is no longer configured but still has
+/// deliveries in the outbox: they are not attempted (nor lost) until it comes back or an
+/// operator discards them. A database error only skips the warning.
+pub async fn warn_removed(db: &impl sea_orm::ConnectionTrait, configured: &[(String, String)]) {
+    let Ok(backlogs) = super::deliveries::backlogs(db).await else {
+        return;
+    };
+    for (source, backlog) in backlogs {
+        if configured.iter().any(|(s, _)| *s == source) {
+            continue;
+        }
+        tracing::warn!(
+            source = %source,
+            destination = FORWARD_HANDLER,
+            pending = backlog.pending,
+            dead = backlog.dead,
+            "a destination with deliveries in the outbox is no longer configured: its pending \
+             deliveries wait, unattempted; configure it again, or discard them (POST \
+             /destinations/{source}/{FORWARD_HANDLER}/discard makes them dead, kept and \
+             redeliverable)"
+        );
+    }
+}
+
 /// The decoded `whsec_` key in `var`. Every variable listed must hold one: a name that is not
 /// set while a secret is being rotated would leave the app verifying against a key idemhook
 /// never signs with.

@@ -40,7 +40,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 pub use attempt::Transport;
-pub use destination::{bound_slots, destinations, targets, Target};
+pub use destination::{bound_slots, destinations, targets, warn_removed, Target};
 pub use handler::Forward;
 pub use worker::Forwarder;
 

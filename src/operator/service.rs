@@ -195,6 +195,34 @@ impl Operator {
         self.destination(source, name).await
     }
 
+    /// Ends the pending deliveries of a destination that is no longer configured: they become
+    /// dead, kept and redeliverable should it come back. Refused (409) for a configured one,
+    /// which an operator pauses instead.
+    pub async fn discard(
+        &self,
+        source: &str,
+        name: &str,
+        operator: &str,
+    ) -> Result<DestinationView, OperatorError> {
+        if self.configured(source, name).is_ok() {
+            return Err(OperatorError::Conflict(format!(
+                "destination {name:?} of source {source:?} is configured: pause it instead"
+            )));
+        }
+        let removed = self.destination(source, name).await?;
+        if removed.pending > 0 {
+            let discarded = deliveries::discard(&self.db, source, self.clock.now()).await?;
+            tracing::warn!(
+                source,
+                destination = name,
+                operator,
+                discarded,
+                "pending deliveries of a removed destination discarded: dead, kept, redeliverable"
+            );
+        }
+        self.destination(source, name).await
+    }
+
     fn configured(&self, source: &str, name: &str) -> Result<(), OperatorError> {
         if self
             .destinations

@@ -29,6 +29,7 @@ pub fn routes() -> Vec<Route> {
         admin::destinations::list,
         admin::destinations::pause,
         admin::destinations::resume,
+        admin::destinations::discard,
         admin::jobs::redrive,
         admin::jobs::job,
         admin::orders::order,

@@ -17,7 +17,7 @@ use sea_orm::{DatabaseTransaction, DbErr, EntityTrait};
 
 pub use backlog::{backlogs, Backlog};
 pub use claim::{candidates, claim};
-pub use reschedule::{redeliver, reschedule, Redelivery};
+pub use reschedule::{discard, redeliver, reschedule, Redelivery};
 pub use settle::{release, settle, settle_delivered, Settle};
 
 use crate::entities::delivery;

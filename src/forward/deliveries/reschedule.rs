@@ -1,5 +1,7 @@
-//! New rounds of attempts an operator asks for: one event's redelivery, a redrive job's batch.
-//! Same row, same `Idempotency-Key`: the app can still apply it once.
+//! What an operator does to deliveries' rounds: a new round for one event's redelivery or a
+//! redrive job's batch (same row, same `Idempotency-Key`: the app can still apply it once),
+//! and the end of the pending ones of a destination that is no longer configured
+//! ([`discard`]).
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -59,6 +61,31 @@ pub async fn reschedule(
         .col_expr(Column::DeliveredAt, Expr::val(None::<DateTime<Utc>>))
         .filter(Column::KeyDigest.is_in(digests.to_vec()))
         .filter(Column::Status.is_in(from.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Ends the pending deliveries of `source`'s destination, no longer configured: they become
+/// dead, kept, and redeliverable (a redrive) should the destination come back. How many.
+pub async fn discard(
+    db: &impl ConnectionTrait,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let result = delivery::Entity::update_many()
+        .col_expr(Column::Status, Expr::val(DeliveryStatus::Dead))
+        .col_expr(Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
+        .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>))
+        .col_expr(
+            Column::LastError,
+            Expr::val(format!(
+                "discarded by an operator at {}: the destination is no longer configured",
+                now.to_rfc3339()
+            )),
+        )
+        .filter(Column::Source.eq(source))
+        .filter(Column::Status.eq(DeliveryStatus::Pending))
         .exec(db)
         .await?;
     Ok(result.rows_affected)

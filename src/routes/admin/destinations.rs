@@ -10,7 +10,7 @@ use crate::operator::Operator;
 use crate::routes::error::{ApiError, ErrorBody};
 
 pub fn routes() -> Vec<Route> {
-    routes![list, pause, resume]
+    routes![list, pause, resume, discard]
 }
 
 /// Every destination: its state (`active`, `paused`, or `removed` for one no longer
@@ -79,6 +79,32 @@ pub async fn resume(
     operator: &State<Operator>,
 ) -> Result<Json<DestinationView>, ApiError> {
     set_paused(admin, source, name, false, operator).await
+}
+
+/// Ends the pending deliveries of a destination that is no longer configured (listed as
+/// `removed`): they become dead, kept, and redeliverable (a redrive) should it come back.
+#[utoipa::path(post, path = "/destinations/{source}/{name}/discard", tag = "admin",
+    params(
+        ("source" = String, Path), ("name" = String, Path),
+        ("Idemhook-Operator" = Option<String>, Header, description = "Who is asking; logged"),
+    ),
+    responses(
+        (status = 200, body = DestinationView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "No such destination", body = ErrorBody),
+        (status = 409, description = "The destination is configured: pause it instead", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+#[post("/destinations/<source>/<name>/discard")]
+pub async fn discard(
+    admin: Result<Admin, ApiError>,
+    source: &str,
+    name: &str,
+    operator: &State<Operator>,
+) -> Result<Json<DestinationView>, ApiError> {
+    let admin = admin?;
+    Ok(Json(operator.discard(source, name, &admin.operator).await?))
 }
 
 async fn set_paused(

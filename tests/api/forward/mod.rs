@@ -241,5 +241,6 @@ mod hold;
 mod outage;
 mod pause;
 mod plans;
+mod removed;
 mod retention;
 mod wake;

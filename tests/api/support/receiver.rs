@@ -137,6 +137,17 @@ impl Receiver {
         self.state.lock().unwrap().overlaps
     }
 
+    /// Waits (up to `secs`) until `n` requests came in, however they were answered.
+    pub async fn wait_for_requests(&self, n: usize, secs: u64) {
+        for _ in 0..secs * 20 {
+            if self.received().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{} of {n} requests after {secs} s", self.received().len());
+    }
+
     /// Waits (up to `secs`) until `n` distinct keys were answered 2xx.
     pub async fn wait_for_delivered(&self, n: usize, secs: u64) -> Vec<String> {
         for _ in 0..secs * 20 {
