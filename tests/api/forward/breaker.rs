@@ -4,33 +4,12 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::support::*;
 
 on_every_backend!(
     failures_in_a_row_pause_the_destination_and_a_probe_resumes_it,
     a_410_pauses_the_destination_until_an_operator_resumes_it,
 );
-
-/// The `fwd` destination as `GET /destinations` shows it, once `done` holds (up to 30 s).
-async fn destination_until(ops: &Ops<'_>, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..600 {
-        let (_, list) = ops.get("/destinations").await;
-        if let Some(d) = list["destinations"].as_array().and_then(|all| {
-            all.iter()
-                .find(|d| d["source"] == "fwd" && d["name"] == "forward")
-        }) {
-            if done(d) {
-                return d.clone();
-            }
-            last = d.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the destination never became {what}: {last}");
-}
 
 /// Every attempt may die at its first failure (`max_attempts = 1`), and one failure pauses:
 /// with the breaker, none dies, before or after the probes; the app fixed, the next probe
@@ -47,10 +26,11 @@ async fn failures_in_a_row_pause_the_destination_and_a_probe_resumes_it(backend:
         let (status, text, _) = post(&client, &server, "fwd", &payment(id, order, 100), &[]).await;
         assert_eq!(status, 200, "{text}");
     }
-    let paused = destination_until(&ops, "paused by failures", |d| {
-        d["state"] == "paused" && d["paused_reason"] == "failures"
-    })
-    .await;
+    let paused = ops
+        .fwd_destination_until("paused by failures", |d| {
+            d["state"] == "paused" && d["paused_reason"] == "failures"
+        })
+        .await;
     assert_eq!(paused["dead"], 0, "{paused}");
     // Two probes (one due delivery each, every probe_secs, looked for every 5 s), failing.
     let before = app.received().len();
@@ -65,7 +45,9 @@ async fn failures_in_a_row_pause_the_destination_and_a_probe_resumes_it(backend:
         "no probes: {:?}",
         app.received().len()
     );
-    let still = destination_until(&ops, "still paused", |d| d["state"] == "paused").await;
+    let still = ops
+        .fwd_destination_until("still paused", |d| d["state"] == "paused")
+        .await;
     assert_eq!(
         still["dead"], 0,
         "a probe past max_attempts went dead: {still}"
@@ -73,10 +55,11 @@ async fn failures_in_a_row_pause_the_destination_and_a_probe_resumes_it(backend:
     assert_eq!(still["pending"], 3, "{still}");
     app.answer(Answer::Ok);
     app.wait_for_delivered(3, 30).await;
-    let resumed = destination_until(&ops, "active and drained", |d| {
-        d["state"] == "active" && d["pending"] == 0
-    })
-    .await;
+    let resumed = ops
+        .fwd_destination_until("active and drained", |d| {
+            d["state"] == "active" && d["pending"] == 0
+        })
+        .await;
     assert_eq!(resumed["dead"], 0, "{resumed}");
     assert!(resumed["paused_reason"].is_null(), "{resumed}");
     drop(server);
@@ -101,7 +84,9 @@ async fn a_410_pauses_the_destination_until_an_operator_resumes_it(backend: Back
     )
     .await;
     assert_eq!(status, 200, "{text}");
-    let gone = destination_until(&ops, "paused as gone", |d| d["paused_reason"] == "gone").await;
+    let gone = ops
+        .fwd_destination_until("paused as gone", |d| d["paused_reason"] == "gone")
+        .await;
     assert_eq!(gone["state"], "paused", "{gone}");
     let seen = app.received().len();
     // Probes are looked for every 5 s: two looks, and none may be made.

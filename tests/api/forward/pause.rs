@@ -4,22 +4,9 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::support::*;
 
 on_every_backend!(a_paused_destination_keeps_its_deliveries_pending_until_resumed);
-
-fn fwd_destination(list: &Value) -> Value {
-    list["destinations"]
-        .as_array()
-        .and_then(|all| {
-            all.iter()
-                .find(|d| d["source"] == "fwd" && d["name"] == "forward")
-        })
-        .cloned()
-        .unwrap_or_else(|| panic!("no fwd/forward destination in {list}"))
-}
 
 async fn a_paused_destination_keeps_its_deliveries_pending_until_resumed(backend: Backend) {
     let db = TestDb::create(backend).await;
@@ -79,9 +66,7 @@ async fn a_paused_destination_keeps_its_deliveries_pending_until_resumed(backend
         "attempted while paused: {:?}",
         app.received()
     );
-    let (status, list) = ops.get("/destinations").await;
-    assert_eq!(status, 200, "{list}");
-    let fwd = fwd_destination(&list);
+    let fwd = ops.fwd_destination().await;
     assert_eq!(fwd["state"], "paused", "{fwd}");
     assert_eq!(fwd["pending"], 2, "{fwd}");
     assert_eq!(fwd["dead"], 0, "{fwd}");
@@ -109,17 +94,8 @@ async fn a_paused_destination_keeps_its_deliveries_pending_until_resumed(backend
     assert_eq!(resumed["state"], "active", "{resumed}");
     assert!(resumed["paused_reason"].is_null(), "{resumed}");
     app.wait_for_delivered(2, 30).await;
-    let drained = async {
-        for _ in 0..200 {
-            let (_, list) = ops.get("/destinations").await;
-            if fwd_destination(&list)["pending"] == 0 {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    };
-    assert!(drained.await, "the backlog did not drain after the resume");
+    ops.fwd_destination_until("drained after the resume", |d| d["pending"] == 0)
+        .await;
     drop(server);
     db.drop_db().await;
 }

@@ -7,19 +7,6 @@ use crate::support::*;
 
 on_every_backend!(a_removed_destination_keeps_its_deliveries_until_discarded_and_redriven);
 
-async fn fwd_destination(ops: &Ops<'_>) -> serde_json::Value {
-    let (status, list) = ops.get("/destinations").await;
-    assert_eq!(status, 200, "{list}");
-    list["destinations"]
-        .as_array()
-        .and_then(|all| {
-            all.iter()
-                .find(|d| d["source"] == "fwd" && d["name"] == "forward")
-        })
-        .cloned()
-        .unwrap_or_else(|| panic!("fwd/forward is not listed: {list}"))
-}
-
 async fn a_removed_destination_keeps_its_deliveries_until_discarded_and_redriven(backend: Backend) {
     let db = TestDb::create(backend).await;
     let app = Receiver::start().await;
@@ -42,7 +29,7 @@ async fn a_removed_destination_keeps_its_deliveries_until_discarded_and_redriven
     let warning = server.wait_for_log("no longer configured").await;
     assert!(warning.contains("fwd"), "{warning}");
     let ops = Ops::new(&server);
-    let removed = fwd_destination(&ops).await;
+    let removed = ops.fwd_destination().await;
     assert_eq!(removed["state"], "removed", "{removed}");
     assert_eq!(removed["pending"], 2, "{removed}");
     let (status, body) = ops.post("/destinations/fwd/forward/pause").await;
@@ -62,7 +49,7 @@ async fn a_removed_destination_keeps_its_deliveries_until_discarded_and_redriven
     let ops = Ops::new(&server);
     let (status, body) = ops.post("/destinations/fwd/forward/discard").await;
     assert_eq!(status, 409, "{body}");
-    let back = fwd_destination(&ops).await;
+    let back = ops.fwd_destination().await;
     assert_eq!(back["state"], "active", "{back}");
     assert_eq!(back["dead"], 2, "{back}");
     let (status, job) = ops.post("/deliveries/redrive?source=fwd").await;

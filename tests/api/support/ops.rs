@@ -119,6 +119,33 @@ impl<'a> Ops<'a> {
         self.await_count("&status=dead", n).await;
     }
 
+    /// The `fwd` source's `forward` destination as `GET /destinations` lists it.
+    pub async fn fwd_destination(&self) -> Value {
+        let (status, list) = self.get("/destinations").await;
+        assert_eq!(status, 200, "{list}");
+        list["destinations"]
+            .as_array()
+            .and_then(|all| {
+                all.iter()
+                    .find(|d| d["source"] == "fwd" && d["name"] == "forward")
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("fwd/forward is not listed: {list}"))
+    }
+
+    /// [`Ops::fwd_destination`] once `done` holds (up to 30 s); `what` names it in the panic.
+    pub async fn fwd_destination_until(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..600 {
+            last = self.fwd_destination().await;
+            if done(&last) {
+                return last;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the destination never became {what}: {last}");
+    }
+
     /// The admin view of the `fwd` payment `id` (given as it goes in a path).
     pub async fn fwd_event(&self, id: &str) -> Value {
         self.get(&format!("/webhooks/fwd/events/{id}?{PAY}"))
