@@ -1,8 +1,9 @@
 //! `destinations`: what the whole fleet knows about one destination of a source, one row each
 //! (created when first needed): how long its app asked to be left alone (`hold_until`, from a
 //! 429, or a 503 with `Retry-After`), whether it is paused (`paused_reason`, `paused_at`),
-//! which every instance's claim respects, and the circuit breaker's count of consecutive
-//! failed attempts and its next probe while paused by them.
+//! which every instance's claim respects, the circuit breaker's count of consecutive
+//! failed attempts and its next probe while paused by them, and the rate limit's token bucket
+//! (`tokens` as of `refilled_at`).
 //!
 //! In the database, not in an instance's memory, because the app's "slow down" is about the
 //! app: an instance that did not get the answer must hold off too.
@@ -28,6 +29,8 @@ pub enum Destinations {
     PausedAt,
     ConsecutiveFailures,
     NextProbeAt,
+    Tokens,
+    RefilledAt,
     UpdatedAt,
 }
 
@@ -63,6 +66,8 @@ impl MigrationTrait for Migration {
                             .default(0),
                     )
                     .col(utc_time_null(backend, Destinations::NextProbeAt))
+                    .col(ColumnDef::new(Destinations::Tokens).double().null())
+                    .col(utc_time_null(backend, Destinations::RefilledAt))
                     .col(utc_time(backend, Destinations::UpdatedAt))
                     .primary_key(
                         Index::create()

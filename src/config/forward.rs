@@ -51,6 +51,9 @@ pub struct ForwardConfig {
     /// Failed attempts in a row, across the fleet, that pause the destination (0: never).
     #[default = 50]
     pub pause_after_failures: u32,
+    /// Attempts a second to this destination, across the fleet; none: no limit.
+    #[validate(range(min = 1, max = 100_000))]
+    pub rate_per_sec: Option<u32>,
     /// While paused by failures, one due delivery is tried this often.
     #[default = 60]
     #[validate(range(min = 1, max = 3600))]

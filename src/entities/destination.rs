@@ -5,7 +5,7 @@ use sea_orm::entity::prelude::*;
 
 use crate::status::PauseReason;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "destinations")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -23,6 +23,10 @@ pub struct Model {
     pub consecutive_failures: i64,
     /// While paused by failures: when one instance may try one due delivery (a probe).
     pub next_probe_at: Option<DateTimeUtc>,
+    /// The rate limit's bucket: tokens left as of `refilled_at` (`rate_per_sec` a second,
+    /// up to one second's worth).
+    pub tokens: Option<f64>,
+    pub refilled_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
 }
 

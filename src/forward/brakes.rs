@@ -10,6 +10,11 @@
 //!   `max_attempts`) as any failure is.
 //! - **Pause** ([`pause`], [`resume`]): an operator stops every attempt to the destination
 //!   until an operator resumes it. Nothing becomes dead meanwhile: nothing is attempted.
+//! - **Rate limit** ([`take_tokens`], [`give_back`]): `rate_per_sec` attempts a second to the
+//!   destination across the fleet, from a token bucket in the row holding at most one
+//!   second's worth. A claim takes its tokens first, with a compare-and-swap on the row (a
+//!   claim that loses the race, to another instance or on Galera, takes none and claims
+//!   nothing this round), and gives back what it could not use.
 //! - **Circuit breaker** ([`failed`], [`succeeded`], [`take_probe`]): `pause_after_failures`
 //!   failed attempts in a row, counted across the fleet in the row (a 2xx resets the count),
 //!   pause the destination with reason `failures`; while so paused, one instance at a time
@@ -19,7 +24,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    QueryFilter,
+};
 
 use crate::entities::{delivery, destination};
 use crate::status::PauseReason;
@@ -35,14 +43,8 @@ pub async fn hold(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let row = destination::ActiveModel {
-        source: Set(source.to_owned()),
-        name: Set(name.to_owned()),
         hold_until: Set(Some(until)),
-        paused_reason: Set(None),
-        paused_at: Set(None),
-        consecutive_failures: Set(0),
-        next_probe_at: Set(None),
-        updated_at: Set(now),
+        ..fresh(source, name, now)
     };
     upsert(db, row, [C::HoldUntil, C::UpdatedAt]).await
 }
@@ -56,14 +58,9 @@ pub async fn pause(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let row = destination::ActiveModel {
-        source: Set(source.to_owned()),
-        name: Set(name.to_owned()),
-        hold_until: Set(None),
         paused_reason: Set(Some(reason)),
         paused_at: Set(Some(now)),
-        consecutive_failures: Set(0),
-        next_probe_at: Set(None),
-        updated_at: Set(now),
+        ..fresh(source, name, now)
     };
     upsert(db, row, [C::PausedReason, C::PausedAt, C::UpdatedAt]).await
 }
@@ -107,14 +104,8 @@ pub async fn failed(
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let row = destination::ActiveModel {
-        source: Set(source.to_owned()),
-        name: Set(name.to_owned()),
-        hold_until: Set(None),
-        paused_reason: Set(None),
-        paused_at: Set(None),
         consecutive_failures: Set(1),
-        next_probe_at: Set(None),
-        updated_at: Set(now),
+        ..fresh(source, name, now)
     };
     destination::Entity::insert(row)
         .on_conflict(
@@ -211,6 +202,22 @@ pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<destination::Model>, D
     destination::Entity::find().all(db).await
 }
 
+/// A row for a destination no brake holds yet (the bucket not started).
+fn fresh(source: &str, name: &str, now: DateTime<Utc>) -> destination::ActiveModel {
+    destination::ActiveModel {
+        source: Set(source.to_owned()),
+        name: Set(name.to_owned()),
+        hold_until: Set(None),
+        paused_reason: Set(None),
+        paused_at: Set(None),
+        consecutive_failures: Set(0),
+        next_probe_at: Set(None),
+        tokens: NotSet,
+        refilled_at: NotSet,
+        updated_at: Set(now),
+    }
+}
+
 async fn upsert<const N: usize>(
     db: &impl ConnectionTrait,
     row: destination::ActiveModel,
@@ -247,4 +254,73 @@ pub fn available(name: &str, now: DateTime<Utc>) -> Expr {
         )
         .to_owned();
     Expr::exists(brakes).not()
+}
+
+/// Takes up to `want` tokens of `source`'s destination `name`, limited to `rate` a second
+/// (the bucket refills continuously and holds at most one second's worth): how many were
+/// granted. Zero when the bucket is empty or another claim changed it meanwhile.
+pub async fn take_tokens(
+    db: &impl ConnectionTrait,
+    source: &str,
+    name: &str,
+    want: u64,
+    rate: u32,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let key = (source.to_owned(), name.to_owned());
+    let row = match destination::Entity::find_by_id(key.clone()).one(db).await? {
+        Some(row) => row,
+        None => {
+            let row = destination::ActiveModel {
+                tokens: Set(None),
+                refilled_at: Set(None),
+                ..fresh(source, name, now)
+            };
+            // Another claim may create it meanwhile: then this only touches `updated_at`.
+            upsert(db, row, [C::UpdatedAt]).await?;
+            match destination::Entity::find_by_id(key).one(db).await? {
+                Some(row) => row,
+                None => return Ok(0),
+            }
+        }
+    };
+    let rate = f64::from(rate);
+    let elapsed = row.refilled_at.map_or(1.0, |at| {
+        std::cmp::max((now - at).num_milliseconds(), 0) as f64 / 1000.0
+    });
+    let tokens = f64::min(row.tokens.unwrap_or(rate) + rate * elapsed, rate);
+    let granted = f64::max(f64::min(tokens.floor(), want as f64), 0.0) as u64;
+    if granted == 0 {
+        return Ok(0);
+    }
+    let mut swap = destination::Entity::update_many()
+        .col_expr(C::Tokens, Expr::val(tokens - granted as f64))
+        .col_expr(C::RefilledAt, Expr::val(now))
+        .filter(C::Source.eq(source))
+        .filter(C::Name.eq(name));
+    swap = match row.refilled_at {
+        Some(at) => swap.filter(C::RefilledAt.eq(at)),
+        None => swap.filter(C::RefilledAt.is_null()),
+    };
+    let swapped = swap.exec(db).await?.rows_affected == 1;
+    Ok(if swapped { granted } else { 0 })
+}
+
+/// Returns `unused` tokens a claim took but found no due row for.
+pub async fn give_back(
+    db: &impl ConnectionTrait,
+    source: &str,
+    name: &str,
+    unused: u64,
+) -> Result<(), DbErr> {
+    destination::Entity::update_many()
+        .col_expr(
+            C::Tokens,
+            Expr::col(C::Tokens).add(Expr::val(unused as f64)),
+        )
+        .filter(C::Source.eq(source))
+        .filter(C::Name.eq(name))
+        .exec(db)
+        .await
+        .map(|_| ())
 }

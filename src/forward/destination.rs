@@ -30,6 +30,8 @@ pub struct Target {
     /// and how often a paused one is probed.
     pub pause_after_failures: u32,
     pub probe: Duration,
+    /// Attempts a second, across the fleet (`None`: no limit).
+    pub rate_per_sec: Option<u32>,
 }
 
 /// The configured destinations, (source, name): each forward table, named `forward`.
@@ -125,6 +127,7 @@ pub fn targets(settings: &Settings, env: &Environment) -> Result<Vec<Target>, St
             concurrency: forward.concurrency,
             pause_after_failures: forward.pause_after_failures,
             probe: Duration::from_secs(forward.probe_secs),
+            rate_per_sec: forward.rate_per_sec,
         });
     }
     Ok(targets)

@@ -1,10 +1,16 @@
 //! The forwarding metrics: what an operator pages on (dead deliveries, an old pending one)
 //! and what tells them how far behind the app is.
 
+use chrono::{DateTime, Utc};
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
 };
+use sea_orm::DatabaseConnection;
+
+use super::{brakes, deliveries};
+use crate::config::FORWARD_HANDLER;
+use crate::entities::destination;
 
 /// Commit to delivered: from a few milliseconds (the poll interval) to the backoff cap.
 const DELIVERY_BUCKETS: &[f64] = &[
@@ -160,6 +166,37 @@ impl ForwardMetrics {
 
     pub fn paused(&self, source: &str, destination: &str) -> IntGauge {
         self.paused.with_label_values(&[source, destination])
+    }
+
+    /// Sets the backlog and pause gauges of `sources` from the database; returns every
+    /// destination's row (the worker's probes read them). A read that fails leaves them as
+    /// they were.
+    pub async fn refresh<'a>(
+        &self,
+        db: &DatabaseConnection,
+        sources: impl Iterator<Item = &'a str>,
+        now: DateTime<Utc>,
+    ) -> Vec<destination::Model> {
+        let rows = brakes::all(db).await.unwrap_or_default();
+        let Ok(backlogs) = deliveries::backlogs(db).await else {
+            return rows;
+        };
+        for source in sources {
+            let backlog = backlogs.get(source).cloned().unwrap_or_default();
+            let [p, age, d] = self.gauges(source);
+            p.set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
+            age.set(
+                backlog
+                    .oldest_pending
+                    .map_or(0, |t| (now - t).num_seconds().max(0)),
+            );
+            d.set(i64::try_from(backlog.dead).unwrap_or(i64::MAX));
+            let paused = rows.iter().any(|row| {
+                row.source == source && row.name == FORWARD_HANDLER && row.paused_reason.is_some()
+            });
+            self.paused(source, FORWARD_HANDLER).set(i64::from(paused));
+        }
+        rows
     }
 
     pub fn gauges(&self, source: &str) -> [IntGauge; 3] {

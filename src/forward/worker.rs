@@ -176,17 +176,29 @@ impl Forwarder {
             let now = self.clock.now();
             let token: [u8; 16] = rand::random();
             let lease_until = now + TimeDelta::from_std(target.lease).unwrap_or(TimeDelta::MAX);
-            let rows = match deliveries::claim(
+            let want = match target.rate_per_sec {
+                None => free as u64,
+                Some(rate) => {
+                    let (source, name) = (&target.source, FORWARD_HANDLER);
+                    match brakes::take_tokens(&self.db, source, name, free as u64, rate, now).await
+                    {
+                        Ok(0) => continue,
+                        Ok(granted) => granted,
+                        Err(e) if classify(&e) == DbErrorKind::Retryable => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            let claim = deliveries::claim(
                 &self.db,
                 &target.source,
-                free as u64,
+                want,
                 now,
                 lease_until,
                 &token,
                 false,
-            )
-            .await
-            {
+            );
+            let rows = match claim.await {
                 Ok(rows) => rows,
                 Err(e) if classify(&e) == DbErrorKind::Retryable => {
                     // Another node won the same rows (Galera): nothing was claimed here.
@@ -196,6 +208,13 @@ impl Forwarder {
                 Err(e) => return Err(e),
             };
             claimed += rows.len();
+            let unused = want - rows.len() as u64;
+            if target.rate_per_sec.is_some() && unused > 0 {
+                let back = brakes::give_back(&self.db, &target.source, FORWARD_HANDLER, unused);
+                if let Err(e) = back.await {
+                    tracing::warn!(source = %target.source, error = %e, "forwarding: cannot give back rate tokens");
+                }
+            }
             for row in rows {
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     break; // cannot happen: at most `free` rows were claimed
@@ -337,34 +356,10 @@ impl Forwarder {
 
     /// The backlog and pause gauges; returns the destinations' rows, for the probes.
     async fn refresh_gauges(&self) -> Vec<destination::Model> {
-        let now = self.clock.now();
-        let rows = brakes::all(&self.db).await.unwrap_or_default();
-        let Ok(backlogs) = deliveries::backlogs(&self.db).await else {
-            return rows;
-        };
-        let paused: Vec<(&str, &str)> = rows
-            .iter()
-            .filter(|row| row.paused_reason.is_some())
-            .map(|row| (row.source.as_str(), row.name.as_str()))
-            .collect();
-        for (target, _) in &self.targets {
-            let backlog = backlogs.get(&target.source).cloned().unwrap_or_default();
-            let [p, age, d] = self.metrics.gauges(&target.source);
-            p.set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
-            age.set(
-                backlog
-                    .oldest_pending
-                    .map_or(0, |t| (now - t).num_seconds().max(0)),
-            );
-            d.set(i64::try_from(backlog.dead).unwrap_or(i64::MAX));
-            let is_paused = paused
-                .iter()
-                .any(|(s, n)| *s == target.source && *n == FORWARD_HANDLER);
-            self.metrics
-                .paused(&target.source, FORWARD_HANDLER)
-                .set(i64::from(is_paused));
-        }
-        rows
+        let sources = self.targets.iter().map(|(t, _)| t.source.as_str());
+        self.metrics
+            .refresh(&self.db, sources, self.clock.now())
+            .await
     }
 
     /// Waits up to `grace` for attempts in flight, then gives back the leases of those it

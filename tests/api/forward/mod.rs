@@ -241,6 +241,7 @@ mod hold;
 mod outage;
 mod pause;
 mod plans;
+mod rate;
 mod removed;
 mod retention;
 mod wake;

@@ -26,7 +26,8 @@ fn env() -> Vec<(&'static str, String)> {
 }
 
 /// The shared config plus a `fwd` source (generic, unsigned) that forwards to `url`, its
-/// payments applied in the same transaction; `forward` adds keys to its forward table.
+/// payments applied in the same transaction, retrying fast; `forward` adds keys to its
+/// forward table.
 pub fn fwd_config(db_url: &str, url: &str, forward: &str) -> String {
     fwd_config_with(db_url, url, "forward_poll_ms = 50", forward)
 }
@@ -37,6 +38,13 @@ pub fn fwd_config_with(db_url: &str, url: &str, settings: &str, forward: &str) -
         ""
     } else {
         "timeout_secs = 2"
+    };
+    // An app that is down trips the circuit breaker (50 failures in a row): it is probed
+    // every second here, not every minute, so its deliveries go within seconds of its return.
+    let probe = if forward.contains("probe_secs") {
+        ""
+    } else {
+        "probe_secs = 1"
     };
     config(
         db_url,
@@ -50,6 +58,7 @@ secret_env = "FWD_SECRET"
 backoff_base_ms = 50
 backoff_max_secs = 1
 {timeout}
+{probe}
 {forward}
 "#
         ),

@@ -68,18 +68,42 @@ pub struct Receiver {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Bound, never listening, for as long as the receiver lives: while the app is down its
+    /// port refuses connections, and no other test's server can take the port meanwhile (a
+    /// server answering 404 there was an app that was not down at all).
+    _hold: tokio::net::TcpSocket,
+}
+
+/// A socket on `addr` that shares its port with the receiver's own (SO_REUSEPORT).
+fn shared(addr: SocketAddr) -> tokio::net::TcpSocket {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_reuseport(true).expect("SO_REUSEPORT");
+    socket.bind(addr).expect("bind the receiver's port");
+    socket
+}
+
+/// The receiver's listener on `addr` (port 0: a fresh one).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 impl Receiver {
     /// Listening on a fresh port, answering 2xx.
     pub async fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind receiver");
+        let listener = listen(([127, 0, 0, 1], 0).into()).expect("bind receiver");
         let addr = listener.local_addr().expect("receiver address");
+        let hold = shared(addr);
         let state = Arc::new(Mutex::new(State::default()));
         let task = Some(serve(listener, state.clone()));
-        Receiver { addr, state, task }
+        Receiver {
+            addr,
+            state,
+            task,
+            _hold: hold,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -107,7 +131,7 @@ impl Receiver {
     pub async fn restart(&mut self) {
         self.stop();
         let listener = loop {
-            match TcpListener::bind(self.addr).await {
+            match listen(self.addr) {
                 Ok(l) => break l,
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
