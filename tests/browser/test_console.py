@@ -106,6 +106,9 @@ handlers = ["inbox", "payments", "forward"]
 url = "http://127.0.0.1:{app.server_address[1]}/hook"
 secret_env = "FWD_SECRET"
 max_attempts = 1
+# Dead deliveries are what these pages show: the circuit breaker, which would hold them
+# pending once failures add up, is off here.
+pause_after_failures = 0
 timeout_secs = 2
 backoff_base_ms = 50
 backoff_max_secs = 1
