@@ -112,5 +112,8 @@ cleanup() {
   for p in "$SERVER" "${HELPERS[@]}"; do
     [ -n "$p" ] && { kill "$p" 2>/dev/null || true; }
   done
+  # And whatever a script left running in the background (a backlog watcher on an error
+  # exit kept polling the database through every later run).
+  for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
