@@ -26,9 +26,11 @@ use crate::config::Settings;
 use crate::db::Limits;
 use crate::engine::cache::CommittedKeys;
 use crate::entities::{
-    attempt, delivery, event_payload, failed_attempt, inbox, job, processed_event, replay,
+    attempt, delivery, delivery_body, event_payload, failed_attempt, inbox, job, processed_event,
+    replay,
 };
 use crate::event::key::Sha256Digest;
+use crate::forward::deliveries;
 use crate::metrics::Metrics;
 use crate::status::DeliveryStatus;
 use crate::task::{OnStop, TaskGuard};
@@ -60,6 +62,8 @@ pub struct SweepReport {
     /// Outbox rows: delivered ones past the inbox retention, dead ones past the retention.
     /// Pending ones are never swept.
     pub deliveries: u64,
+    /// Bodies stored once for several destinations, once none of their event's rows is left.
+    pub delivery_bodies: u64,
     /// The operators' records past the retention: attempt history, replays, finished jobs.
     pub history: u64,
 }
@@ -207,6 +211,18 @@ impl Sweeper {
                 )
                 .await?;
         }
+        // A body goes once the last of its event's rows is gone (an hour's margin for a
+        // transaction whose rows and body are not visible yet).
+        let delivery_bodies = self
+            .sweep_table::<delivery_body::Entity, Vec<u8>>(
+                "delivery_bodies",
+                delivery_body::Column::EventDigest,
+                delivery_body::Column::CreatedAt,
+                now - TimeDelta::hours(1),
+                Condition::all().add(deliveries::bodies::orphaned()),
+                |_| None,
+            )
+            .await?;
         let mut history = self
             .sweep_table::<attempt::Entity, i64>(
                 "attempts",
@@ -247,6 +263,7 @@ impl Sweeper {
             inbox,
             event_payloads,
             deliveries,
+            delivery_bodies,
             history,
         })
     }

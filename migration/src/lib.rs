@@ -23,6 +23,7 @@ mod m20261129_000002_settled_deliveries;
 mod m20261202_000001_typed_signed_key;
 mod m20261202_000002_payload_mismatches;
 mod m20261205_000001_destinations;
+mod m20261206_000001_fan_out;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_typed_signed_key::Migration),
             Box::new(m20261202_000002_payload_mismatches::Migration),
             Box::new(m20261205_000001_destinations::Migration),
+            Box::new(m20261206_000001_fan_out::Migration),
         ]
     }
 }

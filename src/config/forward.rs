@@ -1,6 +1,6 @@
-//! `[default.idemhook.sources.<name>.forward]`: where the `forward` handler's outbox delivers
-//! a source's events (see `crate::forward`). Each field carries its default and bounds;
-//! Rocket.toml describes what each key does.
+//! `[default.idemhook.sources.<name>.forward]` and `[….destinations.<name>]`: where the
+//! `forward` handler's outbox delivers a source's events (see `crate::forward`). Each field
+//! carries its default and bounds; Rocket.toml describes what each key does.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +17,8 @@ pub const FORWARD_HANDLER: &str = "forward";
 #[derive(Debug, Clone, Serialize, Deserialize, SmartDefault, Validate)]
 #[serde(default, deny_unknown_fields)]
 pub struct ForwardConfig {
+    /// How deliveries are carried: `http` (the only kind today).
+    pub kind: DestinationKind,
     /// `http://` or `https://` URL of the user's app.
     pub url: String,
     /// Env var holding the signing secret, `whsec_<base64>` (Standard Webhooks), or a list of
@@ -60,11 +62,21 @@ pub struct ForwardConfig {
     pub probe_secs: u64,
 }
 
+/// A destination's kind: how its deliveries are carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationKind {
+    /// A signed POST to the app's URL (Standard Webhooks).
+    #[default]
+    Http,
+}
+
 impl ForwardConfig {
     /// Checks what the field bounds cannot: the URL, the secret's variable, the pointer.
+    /// `table`: the destination's key (`idemhook.sources.<source>.forward` or
+    /// `….destinations.<name>`).
     pub(super) fn validate_named(&self, table: &str) -> Result<(), ConfigError> {
-        let table = format!("{table}.forward");
-        Validate::validate(self).map_err(|e| invalid(&table, &e))?;
+        Validate::validate(self).map_err(|e| invalid(table, &e))?;
         let bad = |msg: String| Err(ConfigError::Invalid(msg));
         if self.url.trim().is_empty() {
             return bad(format!(

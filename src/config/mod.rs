@@ -20,12 +20,12 @@ mod forward;
 mod secret_env;
 mod source;
 
-pub use forward::{ForwardConfig, FORWARD_HANDLER};
+pub use forward::{DestinationKind, ForwardConfig, FORWARD_HANDLER};
 
 pub use secret_env::SecretEnv;
 pub use source::{
-    OnMissingId, OnPayloadMismatch, ProviderKind, SignatureAlgorithm, SignatureEncoding,
-    SourceConfig,
+    destination_table, OnMissingId, OnPayloadMismatch, ProviderKind, SignatureAlgorithm,
+    SignatureEncoding, SourceConfig,
 };
 
 /// The database used when none is configured: a file next to the working directory, so that

@@ -55,8 +55,11 @@ pub struct SourceConfig {
     pub signature_encoding: SignatureEncoding,
     pub signature_prefix: String,
     pub timestamp_header: String,
-    /// Where the `forward` handler delivers (required when it is listed).
+    /// The destination named `forward` (the table from before fan-out, kept as it was).
     pub forward: Option<ForwardConfig>,
+    /// The source's other destinations, by name (`[a-z0-9_-]{1,64}`): the `forward` handler
+    /// writes one outbox row per destination that wants the event.
+    pub destinations: std::collections::BTreeMap<String, ForwardConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,23 +146,36 @@ impl SourceConfig {
                 ))
             })?;
         }
-        let forwards = self.handlers.iter().any(|h| h == FORWARD_HANDLER);
-        match (&self.forward, forwards) {
-            (Some(forward), true) => forward.validate_named(&table)?,
-            (None, true) => {
+        if self.forward.is_some() && self.destinations.contains_key(FORWARD_HANDLER) {
+            return Err(ConfigError::Invalid(format!(
+                "{table} has both a forward table and destinations.forward: they are the same \
+                 destination (named \"forward\"); keep one"
+            )));
+        }
+        for (name, destination) in self.destinations() {
+            if !valid_destination_name(name) {
                 return Err(ConfigError::Invalid(format!(
-                    "{table}.handlers lists \"forward\" but {table}.forward.url is not set: \
-                     add a [{table}.forward] table with url and secret_env"
-                )))
-            }
-            (Some(_), false) => {
-                // Configured but never written: deliveries the operator expects would never
-                // happen.
-                return Err(ConfigError::Invalid(format!(
-                    "{table}.forward is set but {table}.handlers does not list \"forward\""
+                    "{table}.destinations.{name:?}: a destination's name is 1 to 64 of a-z, \
+                     0-9, '_' and '-'"
                 )));
             }
-            (None, false) => {}
+            destination.validate_named(&destination_table(&table, name))?;
+        }
+        let forwards = self.handlers.iter().any(|h| h == FORWARD_HANDLER);
+        let has_destinations = self.forward.is_some() || !self.destinations.is_empty();
+        if forwards && !has_destinations {
+            return Err(ConfigError::Invalid(format!(
+                "{table}.handlers lists \"forward\" but the source has no destination: set \
+                 {table}.forward.url and secret_env (a [{table}.forward] table), or add \
+                 [{table}.destinations.<name>] tables"
+            )));
+        }
+        if let (Some((name, _)), false) = (self.destinations().next(), forwards) {
+            // Configured but never written: deliveries the operator expects would never happen.
+            return Err(ConfigError::Invalid(format!(
+                "{} is set but {table}.handlers does not list \"forward\"",
+                destination_table(&table, name)
+            )));
         }
         if self
             .secret_env
@@ -172,4 +188,32 @@ impl SourceConfig {
         }
         Ok(())
     }
+}
+
+impl SourceConfig {
+    /// The source's destinations by name: its forward table as `forward`, then the
+    /// `destinations` tables, in name order.
+    pub fn destinations(&self) -> impl Iterator<Item = (&str, &ForwardConfig)> {
+        self.forward
+            .iter()
+            .map(|f| (FORWARD_HANDLER, f))
+            .chain(self.destinations.iter().map(|(n, d)| (n.as_str(), d)))
+    }
+}
+
+/// The config key of a source's destination, as errors name it (`table` is the source's).
+pub fn destination_table(table: &str, name: &str) -> String {
+    if name == FORWARD_HANDLER {
+        format!("{table}.forward")
+    } else {
+        format!("{table}.destinations.{name}")
+    }
+}
+
+/// `[a-z0-9_-]{1,64}`: a name that fits a header, a URL path segment and a metric label as is.
+fn valid_destination_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }

@@ -14,6 +14,9 @@ pub struct Model {
     pub key_digest: Vec<u8>,
     /// [`HANDLER`] or [`DELIVERY`].
     pub kind: String,
+    /// The destination a delivery attempt went to (`None`: a handler's attempt, or a delivery
+    /// attempt recorded before fan-out, which went to `forward`).
+    pub destination: Option<String>,
     /// Failed (a handler), retry or dead (a delivery).
     pub outcome: AttemptOutcome,
     /// The receiving app's HTTP status, for a delivery that got an answer.

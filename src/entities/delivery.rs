@@ -1,5 +1,6 @@
-//! The outbox: one row per forwarded event (see `forward`). Written by the `forward` handler
-//! in the event's transaction; claimed, attempted and settled by the delivery worker.
+//! The outbox: one row per (forwarded event, destination) (see `forward`). Written by the
+//! `forward` handler in the event's transaction; claimed, attempted and settled by the
+//! delivery worker.
 
 use sea_orm::entity::prelude::*;
 
@@ -10,12 +11,21 @@ use crate::status::DeliveryStatus;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
+    /// The row's own key: the event's digest for the `forward` destination, the SHA-256 of
+    /// (event digest, destination) for another (`forward::handler::row_key`).
     #[sea_orm(unique)]
     pub key_digest: Vec<u8>,
     pub source: String,
+    /// The destination's name (`forward`: the source's forward table).
+    pub destination: String,
+    /// The event's key (its dedupe record's digest). `None` only in a row written by a release
+    /// before fan-out after the upgrade's backfill: then it is `key_digest`.
+    pub event_digest: Option<Vec<u8>>,
     pub event_type: String,
     pub event_id: String,
     pub content_type: Option<String>,
+    /// The body, or empty when it is stored once for the event in `delivery_bodies` (an event
+    /// that goes to several destinations; see `forward::deliveries::bodies`).
     pub payload: Vec<u8>,
     pub ordering_key: Option<Vec<u8>>,
     pub status: DeliveryStatus,
@@ -34,3 +44,10 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// The event's key: the same for each of the event's destinations (its `Idempotency-Key`).
+    pub fn event_key(&self) -> &[u8] {
+        self.event_digest.as_deref().unwrap_or(&self.key_digest)
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod attempt;
 pub mod delivery;
+pub mod delivery_body;
 pub mod destination;
 pub mod event_payload;
 pub mod failed_attempt;

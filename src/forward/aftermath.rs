@@ -4,6 +4,8 @@
 //! breaker, and a 2xx after failures starts the count afresh (and resumes a destination the
 //! breaker paused). While the destination is paused, and for a probe, nothing becomes dead.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -14,7 +16,6 @@ use super::brakes;
 use super::deliveries::Settle;
 use super::metrics::Settled;
 use super::Target;
-use crate::config::FORWARD_HANDLER;
 use crate::status::PauseReason;
 
 /// What an answer did to the destination.
@@ -37,7 +38,7 @@ pub async fn brake(
     probe: bool,
     suspect: bool,
 ) -> Braked {
-    let (source, name) = (target.source.as_str(), FORWARD_HANDLER);
+    let (source, name) = (target.source.as_str(), target.name.as_str());
     let braked = async {
         if answer.delivered() {
             if probe || suspect {
@@ -87,7 +88,7 @@ pub async fn brake(
         })
     };
     braked.await.unwrap_or_else(|e| {
-        tracing::warn!(source, error = %e, "forwarding: cannot update the destination's brakes");
+        tracing::warn!(source, destination = name, error = %e, "forwarding: cannot update the destination's brakes");
         Braked {
             paused: probe,
             suspect: true,
@@ -113,9 +114,10 @@ async fn hold(
         .ok()
         .and_then(|wait| now.checked_add_signed(wait))
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    brakes::hold(db, &target.source, FORWARD_HANDLER, until, now).await?;
+    brakes::hold(db, &target.source, &target.name, until, now).await?;
     tracing::info!(
         source = %target.source,
+        destination = %target.name,
         status = answer.status,
         hold_ms = wait.as_millis() as u64,
         "forwarding: the app asked for room; its deliveries are held back"
@@ -163,4 +165,28 @@ pub fn outcome(
             error: answer.error.clone(),
         },
     )
+}
+
+/// The destinations, (source, name), that may have failures counted by this instance (or, as
+/// the last gauge refresh saw, by another): the next 2xx to one of them resets the breaker's
+/// count. A 2xx to any other writes nothing (the drain's common case).
+#[derive(Default)]
+pub struct Suspects(Mutex<HashSet<(String, String)>>);
+
+impl Suspects {
+    pub fn is(&self, target: &Target) -> bool {
+        let key = (target.source.clone(), target.name.clone());
+        self.0.lock().is_ok_and(|s| s.contains(&key))
+    }
+
+    pub fn set(&self, target: &Target, suspect: bool) {
+        let key = (target.source.clone(), target.name.clone());
+        if let Ok(mut suspects) = self.0.lock() {
+            if suspect {
+                suspects.insert(key);
+            } else {
+                suspects.remove(&key);
+            }
+        }
+    }
 }

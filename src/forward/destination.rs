@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use super::attempt::Transport;
 use super::http;
-use crate::config::{Environment, Settings, FORWARD_HANDLER};
+use crate::config::{destination_table, DestinationKind, Environment, ForwardConfig, Settings};
 
-/// A forwarding source, resolved at launch.
+/// A destination of a source, resolved at launch.
 pub struct Target {
     pub source: String,
+    /// Its name (`forward`: the source's forward table).
+    pub name: String,
     /// How this destination's deliveries are carried.
     pub transport: Box<dyn Transport>,
     pub timeout: Duration,
@@ -34,13 +36,16 @@ pub struct Target {
     pub rate_per_sec: Option<u32>,
 }
 
-/// The configured destinations, (source, name): each forward table, named `forward`.
+/// The configured destinations, (source, name): each source's forward table (named
+/// `forward`) and its `destinations` tables.
 pub fn destinations(settings: &Settings) -> Vec<(String, String)> {
     settings
         .sources
         .iter()
-        .filter(|(_, cfg)| cfg.forward.is_some())
-        .map(|(name, _)| (name.clone(), FORWARD_HANDLER.to_owned()))
+        .flat_map(|(source, cfg)| {
+            cfg.destinations()
+                .map(move |(name, _)| (source.clone(), name.to_owned()))
+        })
         .collect()
 }
 
@@ -51,19 +56,18 @@ pub async fn warn_removed(db: &impl sea_orm::ConnectionTrait, configured: &[(Str
     let Ok(backlogs) = super::deliveries::backlogs(db).await else {
         return;
     };
-    for (source, backlog) in backlogs {
-        if configured.iter().any(|(s, _)| *s == source) {
+    for ((source, name), backlog) in backlogs {
+        if configured.iter().any(|(s, n)| *s == source && *n == name) {
             continue;
         }
         tracing::warn!(
             source = %source,
-            destination = FORWARD_HANDLER,
+            destination = %name,
             pending = backlog.pending,
             dead = backlog.dead,
             "a destination with deliveries in the outbox is no longer configured: its pending \
              deliveries wait, unattempted; configure it again, or discard them (POST \
-             /destinations/{source}/{FORWARD_HANDLER}/discard makes them dead, kept and \
-             redeliverable)"
+             /destinations/<source>/<name>/discard makes them dead, kept and redeliverable)"
         );
     }
 }
@@ -91,46 +95,55 @@ fn secret(key: &str, var: &str, env: &Environment) -> Result<Vec<u8>, String> {
 /// How much longer than the attempt's timeout a lease lasts: the time to settle the row.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
-/// The forwarding sources, their secrets read from the environment. A missing, empty or
+/// Every source's destinations, their secrets read from the environment. A missing, empty or
 /// undecodable secret refuses to launch, naming the variable.
 pub fn targets(settings: &Settings, env: &Environment) -> Result<Vec<Target>, String> {
     let mut targets = Vec::new();
     let client = http::client()?;
-    for (name, cfg) in &settings.sources {
-        let Some(forward) = &cfg.forward else {
-            continue;
-        };
-        let key = format!("idemhook.sources.{name}.forward.secret_env");
-        let secrets = forward
-            .secret_env
-            .names()
-            .into_iter()
-            .map(|var| secret(&key, var, env))
-            .collect::<Result<Vec<_>, _>>()?;
-        let url = url::Url::parse(&forward.url)
-            .map_err(|e| format!("idemhook.sources.{name}.forward.url: {e}"))?;
-        let timeout = Duration::from_secs(forward.timeout_secs);
-        targets.push(Target {
-            source: name.clone(),
-            transport: Box::new(http::Http::new(
-                client.clone(),
-                FORWARD_HANDLER,
-                url,
-                secrets,
-                timeout,
-            )),
-            timeout,
-            lease: timeout + LEASE_MARGIN,
-            max_attempts: forward.max_attempts,
-            backoff_base: Duration::from_millis(forward.backoff_base_ms),
-            backoff_max: Duration::from_secs(forward.backoff_max_secs),
-            concurrency: forward.concurrency,
-            pause_after_failures: forward.pause_after_failures,
-            probe: Duration::from_secs(forward.probe_secs),
-            rate_per_sec: forward.rate_per_sec,
-        });
+    for (source, cfg) in &settings.sources {
+        for (name, forward) in cfg.destinations() {
+            let table = destination_table(&format!("idemhook.sources.{source}"), name);
+            targets.push(target(source, name, forward, &table, &client, env)?);
+        }
     }
     Ok(targets)
+}
+
+/// One destination, resolved: `table` is its config key, as errors name it.
+fn target(
+    source: &str,
+    name: &str,
+    forward: &ForwardConfig,
+    table: &str,
+    client: &reqwest::Client,
+    env: &Environment,
+) -> Result<Target, String> {
+    let key = format!("{table}.secret_env");
+    let secrets = forward
+        .secret_env
+        .names()
+        .into_iter()
+        .map(|var| secret(&key, var, env))
+        .collect::<Result<Vec<_>, _>>()?;
+    let url = url::Url::parse(&forward.url).map_err(|e| format!("{table}.url: {e}"))?;
+    let timeout = Duration::from_secs(forward.timeout_secs);
+    let transport = match forward.kind {
+        DestinationKind::Http => http::Http::new(client.clone(), name, url, secrets, timeout),
+    };
+    Ok(Target {
+        source: source.to_owned(),
+        name: name.to_owned(),
+        transport: Box::new(transport),
+        timeout,
+        lease: timeout + LEASE_MARGIN,
+        max_attempts: forward.max_attempts,
+        backoff_base: Duration::from_millis(forward.backoff_base_ms),
+        backoff_max: Duration::from_secs(forward.backoff_max_secs),
+        concurrency: forward.concurrency,
+        pause_after_failures: forward.pause_after_failures,
+        probe: Duration::from_secs(forward.probe_secs),
+        rate_per_sec: forward.rate_per_sec,
+    })
 }
 
 /// Lowers each target's `concurrency` so that its deliveries in flight, each holding a body of
@@ -156,6 +169,7 @@ pub fn bound_slots(
         if fits < target.concurrency {
             tracing::info!(
                 source = %target.source,
+                destination = %target.name,
                 concurrency = fits,
                 configured = target.concurrency,
                 "forwarding: concurrency lowered so that bodies in flight fit forward_budget_mib"

@@ -1,5 +1,5 @@
-//! The `forward` handler: writes the event's outbox row in the event's own transaction, when
-//! its destination wants the event ([`Filter`]).
+//! The `forward` handler: writes the event's outbox rows in the event's own transaction, one
+//! per destination of its source that wants the event ([`Filter`]).
 //!
 //! This is the whole guarantee: the row commits with the dedupe record or not at all, so a
 //! committed event is always delivered (the worker finds the row whatever happens to the
@@ -16,14 +16,16 @@ use wire::pointer::{self, Found, Pointer};
 use super::filter::Filter;
 use super::{deliveries, Wake};
 use crate::clock::Clock;
-use crate::config::Settings;
-use crate::entities::delivery;
+use crate::config::{destination_table, Settings, FORWARD_HANDLER};
+use crate::entities::{delivery, delivery_body};
 use crate::event::Event;
 use crate::handlers::{Handler, HandlerError};
 use crate::status::DeliveryStatus;
 
-/// What the handler needs of one forwarding source's destination.
+/// What the handler needs of one destination of a source.
 struct Wanted {
+    /// Its name (`forward`: the source's forward table).
+    name: String,
     /// Its `ordering` pointer (`None`: unordered).
     ordering: Option<Pointer>,
     /// Its `types` and `match`.
@@ -31,8 +33,8 @@ struct Wanted {
 }
 
 pub struct Forward {
-    /// Each forwarding source's destination.
-    destinations: HashMap<String, Wanted>,
+    /// Each forwarding source's destinations.
+    destinations: HashMap<String, Vec<Wanted>>,
     clock: Clock,
     /// Wakes this instance's worker once the rows are committed.
     wake: Wake,
@@ -42,16 +44,20 @@ impl Forward {
     /// Refuses to launch on a filter that cannot mean what it says (see [`Filter::new`]).
     pub fn new(settings: &Settings, clock: Clock, wake: Wake) -> Result<Self, String> {
         let mut destinations = HashMap::new();
-        for (name, cfg) in &settings.sources {
-            let Some(forward) = cfg.forward.as_ref() else {
-                continue;
-            };
-            let table = format!("idemhook.sources.{name}.forward");
-            let wanted = Wanted {
-                ordering: (!forward.ordering.is_empty()).then(|| Pointer::new(&forward.ordering)),
-                filter: Filter::new(&table, &forward.types, &forward.matches)?,
-            };
-            destinations.insert(name.clone(), wanted);
+        for (source, cfg) in &settings.sources {
+            let mut wanted = Vec::new();
+            for (name, destination) in cfg.destinations() {
+                let table = destination_table(&format!("idemhook.sources.{source}"), name);
+                let ordering = &destination.ordering;
+                wanted.push(Wanted {
+                    name: name.to_owned(),
+                    ordering: (!ordering.is_empty()).then(|| Pointer::new(ordering)),
+                    filter: Filter::new(&table, &destination.types, &destination.matches)?,
+                });
+            }
+            if !wanted.is_empty() {
+                destinations.insert(source.clone(), wanted);
+            }
         }
         Ok(Self {
             destinations,
@@ -60,42 +66,67 @@ impl Forward {
         })
     }
 
-    /// The event's outbox row, or `None` when its destination does not want it.
-    fn row(&self, event: &Event) -> Result<Option<delivery::ActiveModel>, HandlerError> {
-        let wanted = self.destinations.get(&event.key.source).ok_or_else(|| {
-            // A source lists "forward" without a forward table: refused at launch, so only a
+    /// The event's outbox rows, one per destination that wants it, and its body when more than
+    /// one does (stored once, the rows then holding none).
+    fn rows(
+        &self,
+        event: &Event,
+        rows: &mut Vec<delivery::ActiveModel>,
+        bodies: &mut Vec<delivery_body::ActiveModel>,
+    ) -> Result<(), HandlerError> {
+        let destinations = self.destinations.get(&event.key.source).ok_or_else(|| {
+            // A source lists "forward" without a destination: refused at launch, so only a
             // library user calling the handler by hand gets here.
             HandlerError::failed(format!(
-                "source {:?} has no [forward] table",
+                "source {:?} has no destination to forward to",
                 event.key.source
             ))
         })?;
-        if !wanted.filter.wants(event) {
-            return Ok(None);
-        }
+        let wanted: Vec<&Wanted> = destinations
+            .iter()
+            .filter(|w| w.filter.wants(event))
+            .collect();
         let now = self.clock.now();
-        Ok(Some(delivery::ActiveModel {
-            id: NotSet,
-            key_digest: Set(event.digest.to_vec()),
-            source: Set(event.key.source.clone()),
-            event_type: Set(event.key.event_type.clone()),
-            event_id: Set(event.key.event_id.clone()),
-            content_type: Set(event.header("content-type").map(|c| truncate(c, 255))),
-            payload: Set(event.body.clone()),
-            ordering_key: Set(wanted
-                .ordering
-                .as_ref()
-                .and_then(|p| ordering_key(event, p))),
-            status: Set(DeliveryStatus::Pending),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            lease_until: Set(None),
-            lease_token: Set(None),
-            last_status: Set(None),
-            last_error: Set(None),
-            created_at: Set(now),
-            delivered_at: Set(None),
-        }))
+        let shared = wanted.len() > 1;
+        if shared {
+            bodies.push(delivery_body::ActiveModel {
+                event_digest: Set(event.digest.to_vec()),
+                payload: Set(event.body.clone()),
+                created_at: Set(now),
+            });
+        }
+        let content_type = event.header("content-type").map(|c| truncate(c, 255));
+        for w in wanted {
+            rows.push(delivery::ActiveModel {
+                id: NotSet,
+                key_digest: Set(row_key(&event.digest, &w.name)),
+                source: Set(event.key.source.clone()),
+                destination: Set(w.name.clone()),
+                event_digest: Set(Some(event.digest.to_vec())),
+                event_type: Set(event.key.event_type.clone()),
+                event_id: Set(event.key.event_id.clone()),
+                content_type: Set(content_type.clone()),
+                payload: Set(if shared {
+                    Vec::new()
+                } else {
+                    event.body.clone()
+                }),
+                ordering_key: Set(w
+                    .ordering
+                    .as_ref()
+                    .and_then(|p| ordering_key(event, p, &w.name))),
+                status: Set(DeliveryStatus::Pending),
+                attempts: Set(0),
+                next_attempt_at: Set(now),
+                lease_until: Set(None),
+                lease_token: Set(None),
+                last_status: Set(None),
+                last_error: Set(None),
+                created_at: Set(now),
+                delivered_at: Set(None),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -111,13 +142,11 @@ impl Handler for Forward {
         events: &[&Event],
         txn: &DatabaseTransaction,
     ) -> Result<(), HandlerError> {
-        let mut rows = Vec::with_capacity(events.len());
+        let (mut rows, mut bodies) = (Vec::with_capacity(events.len()), Vec::new());
         for event in events {
-            rows.extend(self.row(event)?);
+            self.rows(event, &mut rows, &mut bodies)?;
         }
-        if !rows.is_empty() {
-            deliveries::insert(rows, txn).await?;
-        }
+        deliveries::insert(rows, bodies, txn).await?;
         Ok(())
     }
 
@@ -126,11 +155,25 @@ impl Handler for Forward {
     }
 }
 
-/// The SHA-256 of (source, the value at the ordering pointer): deliveries with equal keys go
-/// one at a time. A string or an integer is taken as written; any other value by its compact
-/// JSON form; an absent or null value orders nothing. The source is part of the key, so two
-/// sources never wait on each other.
-fn ordering_key(event: &Event, pointer: &Pointer) -> Option<Vec<u8>> {
+/// A row's own key (`deliveries.key_digest`, unique): the event's digest for the `forward`
+/// destination, as before fan-out, so rows pending from an earlier release still dedupe; the
+/// SHA-256 of (event digest, name) for another.
+pub fn row_key(event_digest: &[u8; 32], destination: &str) -> Vec<u8> {
+    if destination == FORWARD_HANDLER {
+        return event_digest.to_vec();
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(event_digest);
+    hasher.update(destination.as_bytes());
+    hasher.finalize().to_vec()
+}
+
+/// The SHA-256 of (source, the value at the ordering pointer, and the destination's name but
+/// for `forward`, whose keys stay as before fan-out): deliveries with equal keys go one at a
+/// time. A string or an integer is taken as written; any other value by its compact JSON
+/// form; an absent or null value orders nothing. The source and the destination are part of
+/// the key, so neither two sources nor two destinations ever wait on each other.
+fn ordering_key(event: &Event, pointer: &Pointer, destination: &str) -> Option<Vec<u8>> {
     let value = match pointer::find(&event.body, [pointer]) {
         Ok([Found::String(s)]) => format!("s:{s}"),
         Ok([Found::Integer(n)]) => format!("s:{n}"),
@@ -141,6 +184,10 @@ fn ordering_key(event: &Event, pointer: &Pointer) -> Option<Vec<u8>> {
     hasher.update((event.key.source.len() as u64).to_be_bytes());
     hasher.update(event.key.source.as_bytes());
     hasher.update(value.as_bytes());
+    if destination != FORWARD_HANDLER {
+        hasher.update(b"\0destination:");
+        hasher.update(destination.as_bytes());
+    }
     Some(hasher.finalize().to_vec())
 }
 

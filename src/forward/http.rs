@@ -108,7 +108,7 @@ impl Transport for Http {
 
 async fn post(target: &Http, row: &delivery::Model, now: DateTime<Utc>) -> Answer {
     let client = &target.client;
-    let id = idempotency_key(&row.key_digest);
+    let id = idempotency_key(row.event_key());
     let timestamp = now.timestamp();
     let encode = |s: &str| utf8_percent_encode(s, HEADER_VALUE).to_string();
     let request = client

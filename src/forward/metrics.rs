@@ -9,7 +9,6 @@ use prometheus::{
 use sea_orm::DatabaseConnection;
 
 use super::{brakes, deliveries};
-use crate::config::FORWARD_HANDLER;
 use crate::entities::destination;
 
 /// Commit to delivered: from a few milliseconds (the poll interval) to the backoff cap.
@@ -93,7 +92,8 @@ impl ForwardMetrics {
         let gauge = |name: &str, help: &str| {
             register(
                 registry,
-                IntGaugeVec::new(Opts::new(name, help), &["source"]).expect("valid metric"),
+                IntGaugeVec::new(Opts::new(name, help), &["source", "destination"])
+                    .expect("valid metric"),
             )
         };
         Self {
@@ -104,7 +104,7 @@ impl ForwardMetrics {
                         "idemhook_delivery_attempts_total",
                         "Delivery attempts to the app, by what the attempt led to and how it ended",
                     ),
-                    &["source", "outcome", "class"],
+                    &["source", "destination", "outcome", "class"],
                 )
                 .expect("valid metric"),
             ),
@@ -116,7 +116,7 @@ impl ForwardMetrics {
                         "From the event's commit to its delivery (2xx from the app)",
                     )
                     .buckets(DELIVERY_BUCKETS.to_vec()),
-                    &["source"],
+                    &["source", "destination"],
                 )
                 .expect("valid metric"),
             ),
@@ -154,36 +154,37 @@ impl ForwardMetrics {
         }
     }
 
-    pub fn attempt(&self, source: &str, settled: Settled, class: Class) {
+    pub fn attempt(&self, source: &str, destination: &str, settled: Settled, class: Class) {
         self.attempts
-            .with_label_values(&[source, settled.label(), class.label()])
+            .with_label_values(&[source, destination, settled.label(), class.label()])
             .inc();
     }
 
-    pub fn latency(&self, source: &str) -> Histogram {
-        self.latency.with_label_values(&[source])
+    pub fn latency(&self, source: &str, destination: &str) -> Histogram {
+        self.latency.with_label_values(&[source, destination])
     }
 
     pub fn paused(&self, source: &str, destination: &str) -> IntGauge {
         self.paused.with_label_values(&[source, destination])
     }
 
-    /// Sets the backlog and pause gauges of `sources` from the database; returns every
-    /// destination's row (the worker's probes read them). A read that fails leaves them as
-    /// they were.
+    /// Sets the backlog and pause gauges of `destinations`, (source, name), from the database;
+    /// returns every destination's row (the worker's probes read them). A read that fails
+    /// leaves them as they were.
     pub async fn refresh<'a>(
         &self,
         db: &DatabaseConnection,
-        sources: impl Iterator<Item = &'a str>,
+        destinations: impl Iterator<Item = (&'a str, &'a str)>,
         now: DateTime<Utc>,
     ) -> Vec<destination::Model> {
         let rows = brakes::all(db).await.unwrap_or_default();
         let Ok(backlogs) = deliveries::backlogs(db).await else {
             return rows;
         };
-        for source in sources {
-            let backlog = backlogs.get(source).cloned().unwrap_or_default();
-            let [p, age, d] = self.gauges(source);
+        for (source, name) in destinations {
+            let key = (source.to_owned(), name.to_owned());
+            let backlog = backlogs.get(&key).cloned().unwrap_or_default();
+            let [p, age, d] = self.gauges(source, name);
             p.set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
             age.set(
                 backlog
@@ -191,19 +192,20 @@ impl ForwardMetrics {
                     .map_or(0, |t| (now - t).num_seconds().max(0)),
             );
             d.set(i64::try_from(backlog.dead).unwrap_or(i64::MAX));
-            let paused = rows.iter().any(|row| {
-                row.source == source && row.name == FORWARD_HANDLER && row.paused_reason.is_some()
-            });
-            self.paused(source, FORWARD_HANDLER).set(i64::from(paused));
+            let paused = rows
+                .iter()
+                .any(|row| row.source == source && row.name == name && row.paused_reason.is_some());
+            self.paused(source, name).set(i64::from(paused));
         }
         rows
     }
 
-    pub fn gauges(&self, source: &str) -> [IntGauge; 3] {
+    pub fn gauges(&self, source: &str, destination: &str) -> [IntGauge; 3] {
+        let labels = [source, destination];
         [
-            self.pending.with_label_values(&[source]),
-            self.oldest_pending_seconds.with_label_values(&[source]),
-            self.dead.with_label_values(&[source]),
+            self.pending.with_label_values(&labels),
+            self.oldest_pending_seconds.with_label_values(&labels),
+            self.dead.with_label_values(&labels),
         ]
     }
 }

@@ -25,6 +25,7 @@ pub struct Delivered {
     pub token: [u8; 16],
     pub status: u16,
     pub source: String,
+    pub destination: String,
     pub created_at: DateTime<Utc>,
     pub permit: OwnedSemaphorePermit,
 }
@@ -63,9 +64,16 @@ pub async fn record_delivered(
         }
         for d in batch.drain(..) {
             leases.remove(&d.id);
-            metrics.attempt(&d.source, Settled::Delivered, Class::Success);
+            metrics.attempt(
+                &d.source,
+                &d.destination,
+                Settled::Delivered,
+                Class::Success,
+            );
             let latency = (now - d.created_at).to_std().unwrap_or_default();
-            metrics.latency(&d.source).observe(latency.as_secs_f64());
+            metrics
+                .latency(&d.source, &d.destination)
+                .observe(latency.as_secs_f64());
             drop(d.permit);
         }
         wake.notify();

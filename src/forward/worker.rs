@@ -1,10 +1,10 @@
-//! The delivery worker: one task per instance. It claims due deliveries of each forwarding
-//! source (as many as that source has free slots, once at least half are free, so claims come
+//! The delivery worker: one task per instance. It claims due deliveries of each destination
+//! (as many as that destination has free slots, once at least half are free, so claims come
 //! in batches), runs each attempt on its own task, waits for attempts to finish while every
 //! slot is busy, and sleeps `forward_poll_ms` when there was nothing to claim, unless woken
 //! first ([`Wake`]: an event committed on this instance, or slots freed).
 //!
-//! Memory is bounded by `concurrency` rows per source, whatever the backlog. The leases this
+//! Memory is bounded by `concurrency` rows per destination, whatever the backlog. The leases this
 //! instance holds are listed (a `DashMap`, shared with the attempt tasks), so that a shutdown
 //! can give back the ones whose attempts it did not wait for.
 
@@ -17,12 +17,12 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use super::aftermath::{self, Suspects};
 use super::deliveries::{self, Settle};
 use super::metrics::{ForwardMetrics, Settled};
 use super::recorder::{record_delivered, Delivered};
-use super::{aftermath, brakes, Target, Wake};
+use super::{brakes, Target, Wake};
 use crate::clock::Clock;
-use crate::config::FORWARD_HANDLER;
 use crate::db::error::{classify, DbErrorKind};
 use crate::entities::{delivery, destination};
 use crate::status::PauseReason;
@@ -46,9 +46,8 @@ pub struct Forwarder {
     /// Its receiving end, until `spawn` starts the recorder with it.
     recorder: Option<mpsc::Receiver<Delivered>>,
     wake: Wake,
-    /// Sources whose destination may have failures counted by this instance (or, as the last
-    /// gauge refresh saw, by another): the next 2xx resets the breaker's count.
-    suspects: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Destinations that may have failures counted: the next 2xx resets the breaker's count.
+    suspects: Suspects,
 }
 
 impl Forwarder {
@@ -179,7 +178,7 @@ impl Forwarder {
             let want = match target.rate_per_sec {
                 None => free as u64,
                 Some(rate) => {
-                    let (source, name) = (&target.source, FORWARD_HANDLER);
+                    let (source, name) = (&target.source, &target.name);
                     match brakes::take_tokens(&self.db, source, name, free as u64, rate, now).await
                     {
                         Ok(0) => continue,
@@ -191,7 +190,7 @@ impl Forwarder {
             };
             let claim = deliveries::claim(
                 &self.db,
-                &target.source,
+                (&target.source, &target.name),
                 want,
                 now,
                 lease_until,
@@ -210,9 +209,9 @@ impl Forwarder {
             claimed += rows.len();
             let unused = want - rows.len() as u64;
             if target.rate_per_sec.is_some() && unused > 0 {
-                let back = brakes::give_back(&self.db, &target.source, FORWARD_HANDLER, unused);
+                let back = brakes::give_back(&self.db, &target.source, &target.name, unused);
                 if let Err(e) = back.await {
-                    tracing::warn!(source = %target.source, error = %e, "forwarding: cannot give back rate tokens");
+                    tracing::warn!(source = %target.source, destination = %target.name, error = %e, "forwarding: cannot give back rate tokens");
                 }
             }
             for row in rows {
@@ -241,11 +240,11 @@ impl Forwarder {
         let answer = target.transport.send(&row, self.clock.now()).await;
         let now = self.clock.now();
         let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
-        let suspect = self.suspect(&target.source);
+        let suspect = self.suspects.is(target);
         let braked =
             aftermath::brake(&self.db, target, &answer, attempts, now, probe, suspect).await;
         if braked.suspect != suspect {
-            self.set_suspect(&target.source, braked.suspect);
+            self.suspects.set(target, braked.suspect);
         }
         let may_die = !braked.paused;
         let (settled, settle) = aftermath::outcome(target, &answer, attempts, now, may_die);
@@ -255,6 +254,7 @@ impl Forwarder {
                 token,
                 status,
                 source: row.source,
+                destination: row.destination,
                 created_at: row.created_at,
                 permit,
             };
@@ -267,11 +267,13 @@ impl Forwarder {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
                 source = %row.source,
+                destination = %row.destination,
                 "forwarding: a delivery's lease ran out before its attempt settled; another \
                  instance has it (the app may see it twice, with the same Idempotency-Key)"
             ),
             Err(e) => tracing::warn!(
                 source = %row.source,
+                destination = %row.destination,
                 error = %e,
                 "forwarding: cannot record an attempt; it is retried when its lease runs out"
             ),
@@ -279,30 +281,17 @@ impl Forwarder {
         self.leases.remove(&row.id);
         drop(permit);
         self.wake.notify();
-        self.metrics.attempt(&row.source, settled, answer.class);
+        self.metrics
+            .attempt(&row.source, &row.destination, settled, answer.class);
         if settled == Settled::Dead {
             tracing::warn!(
                 source = %row.source,
+                destination = %row.destination,
                 attempts,
                 error = %answer.error,
                 "forwarding: a delivery is dead after its last attempt; redeliver it once the \
                  app is fixed"
             );
-        }
-    }
-
-    /// Whether this instance may have failures counted for `source`'s destination.
-    fn suspect(&self, source: &str) -> bool {
-        self.suspects.lock().is_ok_and(|s| s.contains(source))
-    }
-
-    fn set_suspect(&self, source: &str, suspect: bool) {
-        if let Ok(mut suspects) = self.suspects.lock() {
-            if suspect {
-                suspects.insert(source.to_owned());
-            } else {
-                suspects.remove(source);
-            }
         }
     }
 
@@ -315,13 +304,13 @@ impl Forwarder {
         for (target, slots) in &self.targets {
             let Some(row) = rows
                 .iter()
-                .find(|r| r.source == target.source && r.name == FORWARD_HANDLER)
+                .find(|r| r.source == target.source && r.name == target.name)
             else {
                 continue;
             };
             let paused_by_failures = row.paused_reason == Some(PauseReason::Failures);
             if row.consecutive_failures > 0 || paused_by_failures {
-                self.set_suspect(&target.source, true);
+                self.suspects.set(target, true);
             }
             let due = row.next_probe_at.is_none_or(|at| at <= now);
             if !paused_by_failures || !due {
@@ -331,23 +320,29 @@ impl Forwarder {
                 continue;
             };
             let every = TimeDelta::from_std(target.probe).unwrap_or(TimeDelta::MAX);
-            match brakes::take_probe(&self.db, &target.source, FORWARD_HANDLER, every, now).await {
+            match brakes::take_probe(&self.db, &target.source, &target.name, every, now).await {
                 Ok(true) => {}
                 Ok(false) => continue, // another instance took it
                 Err(e) => {
-                    tracing::warn!(source = %target.source, error = %e, "forwarding: cannot take a probe");
+                    tracing::warn!(source = %target.source, destination = %target.name, error = %e, "forwarding: cannot take a probe");
                     continue;
                 }
             }
             let token: [u8; 16] = rand::random();
             let lease_until = now + TimeDelta::from_std(target.lease).unwrap_or(TimeDelta::MAX);
-            let claimed =
-                deliveries::claim(&self.db, &target.source, 1, now, lease_until, &token, true)
-                    .await;
-            let Some(row) = claimed.ok().and_then(|rows| rows.into_iter().next()) else {
+            let who = (target.source.as_str(), target.name.as_str());
+            let claimed = deliveries::claim(&self.db, who, 1, now, lease_until, &token, true).await;
+            let row = match claimed {
+                Ok(rows) => rows.into_iter().next(),
+                Err(e) => {
+                    tracing::warn!(source = %target.source, destination = %target.name, error = %e, "forwarding: cannot claim a probe's delivery");
+                    None
+                }
+            };
+            let Some(row) = row else {
                 continue;
             };
-            tracing::info!(source = %target.source, "forwarding: probing a paused destination");
+            tracing::info!(source = %target.source, destination = %target.name, "forwarding: probing a paused destination");
             self.leases.insert(row.id, token);
             let (this, target) = (self.clone(), target.clone());
             attempts.spawn(async move { this.deliver(&target, row, token, permit, true).await });
@@ -356,9 +351,12 @@ impl Forwarder {
 
     /// The backlog and pause gauges; returns the destinations' rows, for the probes.
     async fn refresh_gauges(&self) -> Vec<destination::Model> {
-        let sources = self.targets.iter().map(|(t, _)| t.source.as_str());
+        let destinations = self
+            .targets
+            .iter()
+            .map(|(t, _)| (t.source.as_str(), t.name.as_str()));
         self.metrics
-            .refresh(&self.db, sources, self.clock.now())
+            .refresh(&self.db, destinations, self.clock.now())
             .await
     }
 

@@ -1,7 +1,8 @@
 //! `GET /destinations` and an operator's pause and resume: each forwarding destination with
-//! its state and its backlog. A destination is what the configuration names (today, each
-//! source's forward table, named `forward`); one that is no longer configured but still has
-//! rows in the outbox is listed as `removed`, so its events are never out of sight.
+//! its state and its backlog. A destination is what the configuration names (each source's
+//! forward table, named `forward`, and its `destinations` tables); one that is no longer
+//! configured but still has rows in the outbox is listed as `removed`, so its events are never
+//! out of sight.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -72,20 +73,18 @@ pub async fn list(
         .into_iter()
         .map(|row| ((row.source.clone(), row.name.clone()), row))
         .collect();
-    // The outbox's rows all belong to each source's `forward` destination today.
     let backlogs = deliveries::backlogs(db).await?;
     let mut all: BTreeMap<(String, String), bool> =
         configured.iter().map(|key| (key.clone(), true)).collect();
-    for source in backlogs.keys() {
-        all.entry((source.clone(), crate::config::FORWARD_HANDLER.to_owned()))
-            .or_insert(false);
+    for key in backlogs.keys() {
+        all.entry(key.clone()).or_insert(false);
     }
     Ok(all
         .into_iter()
-        .map(|((source, name), is_configured)| {
-            let row = rows.get(&(source.clone(), name.clone()));
-            let backlog = backlogs.get(&source).cloned().unwrap_or_default();
-            view(source, name, is_configured, row, &backlog, now)
+        .map(|(key, is_configured)| {
+            let row = rows.get(&key);
+            let backlog = backlogs.get(&key).cloned().unwrap_or_default();
+            view(key.0, key.1, is_configured, row, &backlog, now)
         })
         .collect())
 }

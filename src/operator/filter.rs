@@ -97,6 +97,11 @@ pub struct Filters {
     /// Exclusive upper bound.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<DateTime<Utc>>,
+    /// With a delivery status: that destination's delivery is in it. Without one, a delivery
+    /// status speaks of the event's deliveries together (`delivered`: every one; `dead`,
+    /// `delivery_pending`: any one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// A list request: filters, page size, and where the page starts.
@@ -166,7 +171,7 @@ pub fn pairs(query: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, Strin
 }
 
 /// The filter parameters.
-pub const FILTER_PARAMS: [&str; 5] = ["source", "type", "status", "since", "until"];
+pub const FILTER_PARAMS: [&str; 6] = ["source", "type", "status", "since", "until", "destination"];
 
 impl Filters {
     /// Takes the filter parameters out of `pairs`, leaving the others.
@@ -187,6 +192,7 @@ impl Filters {
                 }
                 "since" => filters.since = Some(instant(&name, &value)?),
                 "until" => filters.until = Some(instant(&name, &value)?),
+                "destination" => filters.destination = Some(non_empty(&name, value)?),
                 _ => rest.push((name, value)),
             }
         }
@@ -197,6 +203,19 @@ impl Filters {
             }
         }
         Ok(filters)
+    }
+
+    /// A `destination` only narrows a delivery status (a job's default status counts: check
+    /// once it is set).
+    pub fn check_destination(&self) -> Result<(), FilterError> {
+        if self.destination.is_some() && self.status.and_then(Status::delivery_status).is_none() {
+            return Err(FilterError(
+                "`destination` narrows a delivery status: give `status` as delivery_pending, \
+                 delivered or dead"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -210,6 +229,7 @@ impl ListQuery {
             .collect();
         let mut pairs = pairs(query, &allowed)?;
         let filters = Filters::take(&mut pairs)?;
+        filters.check_destination()?;
         let mut list = ListQuery {
             filters,
             limit: DEFAULT_LIMIT,

@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -101,6 +101,9 @@ pub fn job_filters(kind: &str, mut filters: Filters) -> Result<Filters, Operator
         )));
     }
     filters.status = Some(status);
+    filters
+        .check_destination()
+        .map_err(|e| OperatorError::BadRequest(e.0))?;
     Ok(filters)
 }
 
@@ -164,8 +167,13 @@ pub async fn count(db: &impl ConnectionTrait, f: &Filters) -> Result<u64, DbErr>
         }};
     }
     match f.status {
+        // Dead deliveries (an event dead at two destinations counts twice).
         Some(Status::Dead) => narrowed!(
-            delivery::Entity::find().filter(in_undelivered_state(DeliveryStatus::Dead)),
+            delivery::Entity::find()
+                .filter(in_undelivered_state(DeliveryStatus::Dead))
+                .apply_if(f.destination.as_deref(), |q, name| {
+                    q.filter(delivery::Column::Destination.eq(name))
+                }),
             delivery,
             CreatedAt
         ),

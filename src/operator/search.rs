@@ -18,7 +18,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::extension::mysql::{IndexHintScope, IndexName, MySqlSelectStatementExt};
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Select,
@@ -37,7 +37,11 @@ pub type Hit = (DateTime<Utc>, Sha256Digest);
 /// filter, with one)`.
 struct Columns<C> {
     time: C,
+    /// The row's own key: the page's order and its cursor.
     digest: C,
+    /// The event's key, the hit (the same column but in the outbox, where an event has a row
+    /// per destination).
+    event: C,
     source: C,
     event_type: C,
     index: (&'static str, &'static str),
@@ -62,28 +66,47 @@ pub async fn page(
             all
         }
     };
-    hits.sort_unstable_by(|a, b| b.cmp(a));
-    hits.dedup_by(|a, b| a.1 == b.1);
+    hits.sort_unstable_by_key(|row| std::cmp::Reverse((row.at, row.key)));
+    hits.dedup_by(|a, b| a.key == b.key);
     let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
     let next = if hits.len() > limit {
         hits.truncate(limit);
-        hits.last().map(|&(at, digest)| Cursor { at, digest })
+        hits.last().map(|row| Cursor {
+            at: row.at,
+            digest: row.key,
+        })
     } else {
         None
     };
-    Ok((hits, next))
+    // An event with several deliveries in the state is one hit (its rows may also fall on two
+    // pages: listed on both).
+    let mut seen = std::collections::HashSet::new();
+    let events = hits
+        .into_iter()
+        .filter(|row| seen.insert(row.event))
+        .map(|row| (row.at, row.event))
+        .collect();
+    Ok((events, next))
+}
+
+/// A row a stream found: its time and key (the order and the cursor), and its event.
+struct Found {
+    at: DateTime<Utc>,
+    key: Sha256Digest,
+    event: Sha256Digest,
 }
 
 async fn settled(
     db: &impl ConnectionTrait,
     query: &ListQuery,
     status: EventStatus,
-) -> Result<Vec<Hit>, DbErr> {
+) -> Result<Vec<Found>, DbErr> {
     use processed_event::Column as C;
     let select = processed_event::Entity::find().filter(C::Status.eq(status));
     let columns = Columns {
         time: C::ProcessedAt,
         digest: C::KeyDigest,
+        event: C::KeyDigest,
         source: C::Source,
         event_type: C::EventType,
         index: (
@@ -117,12 +140,13 @@ pub fn unsettled(backend: DatabaseBackend) -> SimpleExpr {
     Expr::exists(settled.to_owned()).not()
 }
 
-async fn failed(db: &impl ConnectionTrait, query: &ListQuery) -> Result<Vec<Hit>, DbErr> {
+async fn failed(db: &impl ConnectionTrait, query: &ListQuery) -> Result<Vec<Found>, DbErr> {
     use failed_attempt::Column as C;
     let select = failed_attempt::Entity::find().filter(unsettled(db.get_database_backend()));
     let columns = Columns {
         time: C::LastFailedAt,
         digest: C::KeyDigest,
+        event: C::KeyDigest,
         source: C::Source,
         event_type: C::EventType,
         index: (
@@ -133,11 +157,14 @@ async fn failed(db: &impl ConnectionTrait, query: &ListQuery) -> Result<Vec<Hit>
     newest(db, select, columns, query).await
 }
 
+/// Events by their deliveries' state. With a destination: that destination's delivery is in
+/// `status`. Without: `delivered` means every delivery of the event is (a delivered row with
+/// no undelivered sibling), `delivery_pending` and `dead` any one.
 async fn deliveries(
     db: &impl ConnectionTrait,
     query: &ListQuery,
     status: DeliveryStatus,
-) -> Result<Vec<Hit>, DbErr> {
+) -> Result<Vec<Found>, DbErr> {
     use delivery::Column as C;
     let mut select = delivery::Entity::find();
     select = if status == DeliveryStatus::Delivered {
@@ -148,9 +175,15 @@ async fn deliveries(
         // state in its own text for PostgreSQL and SQLite to use them.
         select.filter(in_undelivered_state(status))
     };
+    select = match (&query.filters.destination, status) {
+        (Some(name), _) => select.filter(C::Destination.eq(name.as_str())),
+        (None, DeliveryStatus::Delivered) => select.filter(every_sibling_delivered()),
+        (None, _) => select,
+    };
     let columns = Columns {
         time: C::CreatedAt,
         digest: C::KeyDigest,
+        event: C::EventDigest,
         source: C::Source,
         event_type: C::EventType,
         index: (
@@ -161,6 +194,23 @@ async fn deliveries(
     newest(db, select, columns, query).await
 }
 
+/// No other row of the delivered row's event is undelivered (`idx_deliveries_event`).
+fn every_sibling_delivered() -> SimpleExpr {
+    let sibling = Alias::new("sibling");
+    let undelivered = Query::select()
+        .expr(Expr::val(1))
+        .from_as(delivery::Entity, sibling.clone())
+        .and_where(
+            Expr::col((sibling.clone(), delivery::Column::EventDigest))
+                .equals((delivery::Entity, delivery::Column::EventDigest)),
+        )
+        .and_where(
+            Expr::col((sibling, delivery::Column::Status)).ne(DeliveryStatus::Delivered.as_str()),
+        )
+        .to_owned();
+    Expr::exists(undelivered).not()
+}
+
 /// One stream's page: the filters, the cursor, newest first, one more than the page so the
 /// caller knows whether another page follows.
 async fn newest<E>(
@@ -168,7 +218,7 @@ async fn newest<E>(
     mut select: Select<E>,
     c: Columns<E::Column>,
     query: &ListQuery,
-) -> Result<Vec<Hit>, DbErr>
+) -> Result<Vec<Found>, DbErr>
 where
     E: EntityTrait,
 {
@@ -205,10 +255,12 @@ where
                 .add(c.digest.lt(cursor.digest.to_vec())),
         );
     }
-    let rows: Vec<(Vec<u8>, DateTime<Utc>)> = select
+    type Row = (Vec<u8>, DateTime<Utc>, Option<Vec<u8>>);
+    let rows: Vec<Row> = select
         .select_only()
         .column(c.digest)
         .column(c.time)
+        .column_as(c.event, "event")
         .order_by_desc(c.time)
         .order_by_desc(c.digest)
         .limit(query.limit + 1)
@@ -217,6 +269,13 @@ where
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(digest, at)| Some((at, digest.try_into().ok()?)))
+        .filter_map(|(key, at, event)| {
+            let key: Sha256Digest = key.try_into().ok()?;
+            let event = match event {
+                Some(event) => event.try_into().ok()?,
+                None => key,
+            };
+            Some(Found { at, key, event })
+        })
         .collect())
 }

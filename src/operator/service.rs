@@ -2,7 +2,7 @@
 //! the job runner call it; none of them reads a table or a delivery statement itself, so a
 //! new action has one home, and every read runs under the same bounds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
@@ -99,24 +99,41 @@ impl Operator {
         replay::replay(&self.db, &self.engine, &self.sources, digest, request).await
     }
 
-    /// Schedules a new round of attempts for a delivered or dead event, with the same
-    /// `Idempotency-Key`, which it returns.
-    pub async fn redeliver(&self, key: &EventKey) -> Result<String, OperatorError> {
+    /// Schedules a new round of attempts for each delivered or dead delivery of an event (to
+    /// `destination` only, when given), with the same `Idempotency-Key`: the key, and what
+    /// happened at each destination. 409 when every one was pending already; 404 when the
+    /// event has no delivery (to that destination).
+    pub async fn redeliver(
+        &self,
+        key: &EventKey,
+        destination: Option<&str>,
+    ) -> Result<(String, BTreeMap<String, Redelivery>), OperatorError> {
         let digest = key.digest();
-        match deliveries::redeliver(&self.db, &digest, self.clock.now()).await? {
-            Redelivery::Scheduled => {
-                tracing::info!(source = %key.source, "redelivery scheduled by an operator");
-                Ok(idempotency_key(&digest))
-            }
-            Redelivery::AlreadyPending => Err(OperatorError::Conflict(
-                "a delivery of this event is already pending".into(),
-            )),
-            Redelivery::NoDelivery => Err(OperatorError::NotFound(
-                "no delivery of this event (unknown event, a source that does not forward, or \
-                 a delivery past its retention)"
+        let done = deliveries::redeliver(&self.db, &digest, destination, self.clock.now()).await?;
+        if done.is_empty() {
+            return Err(OperatorError::NotFound(match destination {
+                Some(name) => format!(
+                    "this event has no delivery to destination {name:?} (it did not match the \
+                     destination's filters, the destination was added after the event, or the \
+                     delivery is past its retention)"
+                ),
+                None => "no delivery of this event (unknown event, a source that does not \
+                         forward, or a delivery past its retention)"
                     .into(),
-            )),
+            }));
         }
+        if !done.values().any(|r| *r == Redelivery::Scheduled) {
+            return Err(OperatorError::Conflict(
+                "every delivery of this event is already pending".into(),
+            ));
+        }
+        let scheduled: Vec<&str> = done
+            .iter()
+            .filter(|(_, r)| **r == Redelivery::Scheduled)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        tracing::info!(source = %key.source, destinations = ?scheduled, "redelivery scheduled by an operator");
+        Ok((idempotency_key(&digest), done))
     }
 
     /// Starts a `kind` job over `filters` on behalf of `operator`, and wakes this instance's
@@ -156,12 +173,12 @@ impl Operator {
         orders::order(&self.db, order_id).await
     }
 
-    /// Every source's outbox backlog (the console's overview).
+    /// Every source's outbox backlog, its destinations' together (the console's overview).
     pub async fn backlogs(&self) -> Result<HashMap<String, Backlog>, DbErr> {
         let txn = self.begin().await?;
         let backlogs = deliveries::backlogs(&txn).await?;
         txn.commit().await?;
-        Ok(backlogs)
+        Ok(deliveries::per_source(backlogs))
     }
 
     /// Every destination, its state and its backlog (`GET /destinations`).
@@ -211,7 +228,7 @@ impl Operator {
         }
         let removed = self.destination(source, name).await?;
         if removed.pending > 0 {
-            let discarded = deliveries::discard(&self.db, source, self.clock.now()).await?;
+            let discarded = deliveries::discard(&self.db, (source, name), self.clock.now()).await?;
             tracing::warn!(
                 source,
                 destination = name,

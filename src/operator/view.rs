@@ -15,13 +15,14 @@ use sea_orm::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::delivery_view::{delivery_summary, outbox_payload, DeliverySummary};
 use super::instant;
+use crate::config::FORWARD_HANDLER;
 use crate::entities::{
     attempt, delivery, event_payload, failed_attempt, inbox, processed_event, replay,
 };
 use crate::event::key::Sha256Digest;
-use crate::forward::attempt::idempotency_key;
-use crate::status::{DeliveryStatus, EventStatus};
+use crate::status::EventStatus;
 
 /// An event as lists show it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -49,8 +50,11 @@ pub struct EventSummary {
     pub last_error: Option<String>,
     /// SHA-256 of the payload that settled it (or of the last failed attempt's), hex.
     pub payload_sha256: String,
-    /// Its delivery to the app, for a forwarding source.
+    /// Its delivery to the `forward` destination (or to its only destination), as before
+    /// fan-out.
     pub delivery: Option<DeliverySummary>,
+    /// Its delivery to each destination that wanted it, by name.
+    pub deliveries: Vec<DeliverySummary>,
     /// Duplicates that came with another body (recorded within about a second).
     pub payload_mismatches: PayloadMismatches,
 }
@@ -66,28 +70,6 @@ pub struct PayloadMismatches {
     #[serde(serialize_with = "instant::option::serialize")]
     #[schema(value_type = Option<String>)]
     pub last_mismatch_at: Option<DateTime<Utc>>,
-}
-
-/// The state of an event's delivery to the app.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct DeliverySummary {
-    /// `pending`, `delivered` or `dead`.
-    #[schema(value_type = String)]
-    pub status: DeliveryStatus,
-    /// The `Idempotency-Key` every attempt carries.
-    pub idempotency_key: String,
-    /// Attempts in the current round (a redelivery starts a new round).
-    pub attempts: i32,
-    /// The app's last HTTP status.
-    pub last_status: Option<i32>,
-    pub last_error: Option<String>,
-    /// When the next attempt is due, while pending.
-    #[serde(serialize_with = "instant::option::serialize")]
-    #[schema(value_type = Option<String>)]
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "instant::option::serialize")]
-    #[schema(value_type = Option<String>)]
-    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /events`.
@@ -109,6 +91,8 @@ pub struct Attempt {
     /// The app's HTTP status, for a delivery that got an answer.
     pub status_code: Option<i32>,
     pub error: Option<String>,
+    /// The destination a delivery attempt went to.
+    pub destination: Option<String>,
 }
 
 /// A deliberate re-run an operator asked for.
@@ -144,32 +128,31 @@ pub struct EventDetail {
     pub replays: Vec<ReplayRecord>,
 }
 
-fn delivery_summary(d: &delivery::Model) -> DeliverySummary {
-    DeliverySummary {
-        status: d.status,
-        idempotency_key: idempotency_key(&d.key_digest),
-        attempts: d.attempts,
-        last_status: d.last_status,
-        last_error: d.last_error.clone(),
-        next_attempt_at: (d.status == DeliveryStatus::Pending).then_some(d.next_attempt_at),
-        delivered_at: d.delivered_at,
-    }
-}
-
 /// The rows that hold one event; any may be missing.
 #[derive(Default)]
 struct Rows {
     processed: Option<processed_event::Model>,
     failed: Option<failed_attempt::Model>,
-    delivery: Option<delivery::Model>,
+    /// Its outbox rows, one per destination, by name.
+    deliveries: Vec<delivery::Model>,
+}
+
+impl Rows {
+    /// The row `delivery` shows: the `forward` destination's, or the only one.
+    fn delivery(&self) -> Option<&delivery::Model> {
+        self.deliveries
+            .iter()
+            .find(|d| d.destination == FORWARD_HANDLER)
+            .or_else(|| (self.deliveries.len() == 1).then(|| &self.deliveries[0]))
+    }
 }
 
 fn summary(rows: &Rows) -> Option<EventSummary> {
     let failures = rows.failed.as_ref().map_or(0, |f| f.attempts);
     let last_error = rows.failed.as_ref().map(|f| f.last_error.clone());
-    let delivery = rows.delivery.as_ref().map(delivery_summary);
+    let delivery = rows.delivery().map(delivery_summary);
     let (key, status, reason, received, settled, attempts, payload) =
-        match (&rows.processed, &rows.failed, &rows.delivery) {
+        match (&rows.processed, &rows.failed, rows.deliveries.first()) {
             (Some(p), _, _) => (
                 (&p.source, &p.event_type, &p.event_id),
                 p.status,
@@ -221,6 +204,7 @@ fn summary(rows: &Rows) -> Option<EventSummary> {
         last_error,
         payload_sha256: payload,
         delivery,
+        deliveries: rows.deliveries.iter().map(delivery_summary).collect(),
     })
 }
 
@@ -257,24 +241,22 @@ pub async fn summaries(
     }
     for d in state
         .expr_as(Expr::val(Vec::<u8>::new()), "payload")
-        .filter(delivery::Column::KeyDigest.is_in(keys.clone()))
+        .filter(delivery::Column::EventDigest.is_in(keys.clone()))
+        .order_by_asc(delivery::Column::Destination)
         .into_model::<delivery::Model>()
         .all(db)
         .await?
     {
-        let key = d.key_digest.clone();
-        rows.entry(key).or_default().delivery = Some(d);
+        let key = d.event_key().to_vec();
+        rows.entry(key).or_default().deliveries.push(d);
     }
     // A delivery whose record was swept first is summarised from its payload: read it then.
     for (key, r) in rows.iter_mut() {
-        if let (None, None, Some(d)) = (&r.processed, &r.failed, &mut r.delivery) {
-            if let Some(full) = delivery::Entity::find()
-                .filter(delivery::Column::KeyDigest.eq(key.clone()))
-                .one(db)
-                .await?
-            {
-                d.payload = full.payload;
-            }
+        if r.processed.is_some() || r.failed.is_some() || r.deliveries.is_empty() {
+            continue;
+        }
+        if let Some((body, _)) = outbox_payload(db, key).await? {
+            r.deliveries[0].payload = body;
         }
     }
     Ok(keys
@@ -303,11 +285,7 @@ pub async fn payload(
     {
         return Ok(Some((i.payload, "inbox")));
     }
-    Ok(delivery::Entity::find()
-        .filter(delivery::Column::KeyDigest.eq(key))
-        .one(db)
-        .await?
-        .map(|d| (d.payload, "outbox")))
+    outbox_payload(db, &key).await
 }
 
 /// The detail view of one event, or `None` when idemhook knows nothing of it.
@@ -331,6 +309,12 @@ pub async fn detail(
         outcome: a.outcome.to_string(),
         status_code: a.status_code,
         error: a.error.clone(),
+        // History from before fan-out went to the one destination there was.
+        destination: (a.kind == attempt::DELIVERY).then(|| {
+            a.destination
+                .clone()
+                .unwrap_or_else(|| FORWARD_HANDLER.to_owned())
+        }),
     };
     let mut handler_attempts: Vec<Attempt> = history
         .iter()
@@ -343,6 +327,7 @@ pub async fn detail(
             outcome: summary.status.to_string(),
             status_code: None,
             error: summary.reason.clone(),
+            destination: None,
         });
     }
     let mut delivery_attempts: Vec<Attempt> = history
@@ -350,16 +335,18 @@ pub async fn detail(
         .filter(|a| a.kind == attempt::DELIVERY)
         .map(as_attempt)
         .collect();
-    if let Some(d) = summary.delivery.as_ref() {
+    for d in &summary.deliveries {
         if let Some(at) = d.delivered_at {
             delivery_attempts.push(Attempt {
                 at,
                 outcome: d.status.to_string(),
                 status_code: d.last_status,
                 error: None,
+                destination: Some(d.destination.clone()),
             });
         }
     }
+    delivery_attempts.sort_by_key(|a| a.at);
     let replays = replay::Entity::find()
         .filter(replay::Column::KeyDigest.eq(digest.to_vec()))
         .order_by_asc(replay::Column::Id)

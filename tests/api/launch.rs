@@ -128,7 +128,8 @@ async fn the_in_memory_store_processes_and_dedupes() {
 /// Forwarding that could not deliver, or could not sign, refuses to launch, naming the key
 /// or the variable: `forward` listed without a URL, a URL that is not http(s), no secret, a
 /// secret that decodes to nothing, a forward table that no handler list uses, a filter that
-/// cannot mean what it says, and a rotation list naming a variable that is not set.
+/// cannot mean what it says, a rotation list naming a variable that is not set, and the
+/// destinations' own: `forward` named twice, an invalid name, a destination's bad URL.
 #[tokio::test]
 async fn forwarding_misconfigurations_refuse_to_launch() {
     let db = TestDb::create(Backend::Sqlite).await;
@@ -189,6 +190,36 @@ secret_env = "FWD_SECRET""#;
                 &good.replace(r#""FWD_SECRET""#, r#"["FWD_SECRET", "NO_SUCH_VAR"]"#),
             ),
             "NO_SUCH_VAR",
+        ),
+        // Fan-out: the name `forward` twice, a name that is not one, a destination's own keys.
+        (
+            format!(
+                "{}[default.idemhook.sources.app.destinations.forward]\n{good}\n",
+                source(r#"["forward"]"#, good)
+            ),
+            "both a forward table and destinations.forward",
+        ),
+        (
+            format!(
+                "{}[default.idemhook.sources.app.destinations.\"CRM\"]\n{good}\n",
+                source(r#"["forward"]"#, "")
+            ),
+            "a destination's name is 1 to 64 of a-z",
+        ),
+        (
+            format!(
+                "{}[default.idemhook.sources.app.destinations.crm]\n{}\n",
+                source(r#"["forward"]"#, ""),
+                good.replace("http://", "ftp://")
+            ),
+            "idemhook.sources.app.destinations.crm.url",
+        ),
+        (
+            format!(
+                "{}[default.idemhook.sources.app.destinations.crm]\n{good}\n",
+                source(r#"["inbox"]"#, "")
+            ),
+            "idemhook.sources.app.destinations.crm is set but",
         ),
     ];
     let mut env = ENV.to_vec();

@@ -55,6 +55,7 @@ async fn the_sweeper_deletes_what_is_older_than_the_retention_and_nothing_else(b
             // The failed event's kept payload goes with its audit row.
             event_payloads: 1,
             deliveries: 0,
+            delivery_bodies: 0,
             // ...and so does its attempt history.
             history: 1,
         }

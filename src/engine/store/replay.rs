@@ -29,8 +29,9 @@ use sea_orm::{
 use super::{backoff, dedupe_record, engine_error, run_handlers, Store};
 use crate::db::error::{classify, DbErrorKind};
 use crate::engine::EngineError;
-use crate::entities::{delivery, inbox, processed_event, replay};
+use crate::entities::{inbox, processed_event, replay};
 use crate::event::Event;
+use crate::forward::deliveries;
 use crate::handlers::{Handler, HandlerError};
 use crate::status::EventStatus;
 
@@ -195,10 +196,7 @@ impl Store {
                 .filter(inbox::Column::KeyDigest.eq(digest.clone()))
                 .exec(txn)
                 .await?;
-            delivery::Entity::delete_many()
-                .filter(delivery::Column::KeyDigest.eq(digest))
-                .exec(txn)
-                .await?;
+            deliveries::forget(txn, &digest).await?;
             return Ok(Some(EventStatus::Processed));
         }
         let inserted = processed_event::Entity::insert(dedupe_record(event, now))

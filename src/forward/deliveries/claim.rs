@@ -23,19 +23,19 @@ use sea_orm::{
     IsolationLevel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, TransactionTrait,
 };
 
-use super::state_is;
-use crate::config::FORWARD_HANDLER;
+use super::{bodies, state_is};
 use crate::entities::delivery::{self, Column};
 use crate::forward::brakes::available;
 use crate::status::DeliveryStatus;
 
-/// Claims up to `limit` due deliveries of `source` until `lease_until`, under `token`; returns
-/// the claimed rows, their `attempts` already counting this attempt. A claim that lost a race
+/// Claims up to `limit` due deliveries of the destination `(source, name)` until
+/// `lease_until`, under `token`; returns the claimed rows, their `attempts` already counting
+/// this attempt and their bodies read ([`bodies::fill`]). A claim that lost a race
 /// to another node claims nothing (`Ok(vec![])`). A `probe` (the circuit breaker's, see
 /// `forward::brakes`) claims past the destination's brakes.
 pub async fn claim(
     db: &DatabaseConnection,
-    source: &str,
+    destination: (&str, &str),
     limit: u64,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
@@ -58,11 +58,13 @@ pub async fn claim(
         // pending row's index entry: 6.7 ms a claim with 100,000 pending (BENCHMARKS.md).
         let mut rows = take(delivery::Entity::update_many())
             .filter(
-                Column::Id.in_subquery(candidates(backend, source, limit, now, probe).into_query()),
+                Column::Id
+                    .in_subquery(candidates(backend, destination, limit, now, probe).into_query()),
             )
             .exec_with_returning(db)
             .await?;
         rows.sort_unstable_by_key(|row| row.id);
+        bodies::fill(db, &mut rows).await?;
         return Ok(rows);
     }
     // READ COMMITTED: under MariaDB's default REPEATABLE READ, the locking read also locks
@@ -73,7 +75,7 @@ pub async fn claim(
     let txn = db
         .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
         .await?;
-    let mut rows = candidates(backend, source, limit, now, probe)
+    let mut rows = candidates(backend, destination, limit, now, probe)
         .all(&txn)
         .await?;
     if rows.is_empty() {
@@ -101,23 +103,24 @@ pub async fn claim(
         row.lease_token = Some(token.to_vec());
     }
     rows.sort_unstable_by_key(|row| row.id);
+    bodies::fill(db, &mut rows).await?;
     Ok(rows)
 }
 
-/// Up to `limit` claimable rows of `source`, the longest due first, as `backend`'s claim reads
-/// them from `idx_deliveries_due_pending` (`idx_deliveries_due` on MariaDB; a test checks each
+/// Up to `limit` claimable rows of the destination `(source, name)`, the longest due first, as
+/// `backend`'s claim reads them from `idx_deliveries_due_destination` (a test checks each
 /// backend's plan of this statement): their ids, locked skipping rows another claim holds, on
 /// PostgreSQL; their ids on SQLite (one writer at a time); whole rows, locked the same way,
 /// on MariaDB, where they are the claim's answer.
 pub fn candidates(
     backend: DatabaseBackend,
-    source: &str,
+    destination: (&str, &str),
     limit: u64,
     now: DateTime<Utc>,
     probe: bool,
 ) -> Select<delivery::Entity> {
     let due = delivery::Entity::find()
-        .filter(claimable(source, now, probe))
+        .filter(claimable(destination, now, probe))
         .order_by_asc(Column::NextAttemptAt)
         .order_by_asc(Column::Id)
         .limit(limit);
@@ -146,7 +149,7 @@ fn unleased(now: DateTime<Utc>) -> Condition {
 
 /// Pending, due, not leased (or the lease ran out), its destination neither paused nor held
 /// back by its app ([`available`]; a probe does not ask), and first of its ordering key.
-fn claimable(source: &str, now: DateTime<Utc>, probe: bool) -> Condition {
+fn claimable((source, name): (&str, &str), now: DateTime<Utc>, probe: bool) -> Condition {
     let earlier = Alias::new("earlier");
     let table = Alias::new("deliveries");
     let earlier_pending = Query::select()
@@ -161,8 +164,9 @@ fn claimable(source: &str, now: DateTime<Utc>, probe: bool) -> Condition {
         .to_owned();
     unleased(now)
         .add(Column::Source.eq(source))
+        .add(Column::Destination.eq(name))
         .add(Column::NextAttemptAt.lte(now))
-        .add_option((!probe).then(|| available(FORWARD_HANDLER, now)))
+        .add_option((!probe).then(|| available(name, now)))
         .add(
             Condition::any()
                 .add(Column::OrderingKey.is_null())

@@ -8,28 +8,50 @@
 //! of migration `m20261129_000002` serve them; the operator's lists use them.
 
 pub mod backlog;
+pub mod bodies;
 pub mod claim;
 pub mod reschedule;
 pub mod settle;
 
 use sea_orm::sea_query::{Expr, ExprTrait, IntoIden};
-use sea_orm::{DatabaseTransaction, DbErr, EntityTrait};
+use sea_orm::{ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
 
-pub use backlog::{backlogs, Backlog};
+pub use backlog::{backlogs, per_source, Backlog, DestinationKey};
 pub use claim::{candidates, claim};
 pub use reschedule::{discard, redeliver, reschedule, Redelivery};
 pub use settle::{release, settle, settle_delivered, Settle};
 
-use crate::entities::delivery;
+use crate::entities::{delivery, delivery_body};
 use crate::status::DeliveryStatus;
 
-/// Writes the outbox rows of a group of events, in their transaction: one multi-row INSERT.
+/// Writes the outbox rows of a group of events, and the bodies of those that go to several
+/// destinations, in their transaction: one multi-row INSERT each (none when empty).
 pub async fn insert(
     rows: Vec<delivery::ActiveModel>,
+    shared: Vec<delivery_body::ActiveModel>,
     txn: &DatabaseTransaction,
 ) -> Result<(), DbErr> {
+    bodies::insert(shared, txn).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
     delivery::Entity::insert_many(rows)
         .exec_without_returning(txn)
+        .await
+        .map(|_| ())
+}
+
+/// Deletes every outbox row of an event, whatever its destination, in a forced replay's
+/// transaction: the replay's handlers then write the rows today's configuration wants (its
+/// body, if stored once for several, is replaced by the new rows' or swept).
+pub async fn forget(txn: &DatabaseTransaction, event: &[u8]) -> Result<(), DbErr> {
+    delivery::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(delivery::Column::EventDigest.eq(event.to_vec()))
+                .add(delivery::Column::KeyDigest.eq(event.to_vec())),
+        )
+        .exec(txn)
         .await
         .map(|_| ())
 }

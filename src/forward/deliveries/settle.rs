@@ -83,8 +83,10 @@ pub async fn settle(
         return Ok(false);
     }
     let history = attempt::ActiveModel {
-        key_digest: Set(row.key_digest.clone()),
+        // The event's key: the event's history lists every destination's attempts.
+        key_digest: Set(row.event_key().to_vec()),
         kind: Set(attempt::DELIVERY.to_owned()),
+        destination: Set(Some(row.destination.clone())),
         outcome: Set(outcome),
         status_code: Set(status.map(i32::from)),
         error: Set(Some(error)),

@@ -31,6 +31,7 @@ pub fn routes() -> Vec<Route> {
         ("status" = Option<Status>, Query, description = "processed, failed, rejected, delivery_pending, delivered or dead"),
         ("since" = Option<String>, Query, format = DateTime, description = "RFC 3339; events at or after"),
         ("until" = Option<String>, Query, format = DateTime, description = "RFC 3339; events before"),
+        ("destination" = Option<String>, Query, description = "With a delivery status: that destination's delivery is in it (without: `delivered` means every delivery of the event, `delivery_pending` and `dead` any one)"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)", minimum = 1, maximum = 500),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
@@ -164,21 +165,26 @@ pub async fn replay_one(
 
 #[derive(Serialize, ToSchema)]
 pub struct Redelivered {
-    /// `scheduled`.
+    /// `scheduled`: at least one destination's delivery got a new round.
     pub status: String,
+    /// The event's `Idempotency-Key`, the same at every destination.
     pub idempotency_key: String,
+    /// By destination: `scheduled` (a new round, due now) or `pending` (left alone).
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub destinations: std::collections::BTreeMap<String, &'static str>,
 }
 
-/// Schedules a new round of delivery attempts for a delivered or dead event, with the same
-/// `Idempotency-Key`.
+/// Schedules a new round of delivery attempts for each delivered or dead delivery of the event
+/// (to one destination with `destination`), with the same `Idempotency-Key`.
 #[utoipa::path(post, path = "/webhooks/{source}/events/{event_id}/redeliver", tag = "admin",
-    params(("source" = String, Path), ("event_id" = String, Path), ("type" = String, Query)),
+    params(("source" = String, Path), ("event_id" = String, Path), ("type" = String, Query),
+        ("destination" = Option<String>, Query, description = "only this destination's delivery")),
     responses(
         (status = 202, body = Redelivered),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
-        (status = 404, description = "No delivery of this event", body = ErrorBody),
-        (status = 409, description = "A delivery is already pending", body = ErrorBody),
+        (status = 404, description = "No delivery of this event (to that destination)", body = ErrorBody),
+        (status = 409, description = "Every delivery of it is already pending", body = ErrorBody),
         (status = 503, body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -191,11 +197,16 @@ pub async fn redeliver(
     operator: &State<Operator>,
 ) -> Result<status::Accepted<Json<Redelivered>>, ApiError> {
     admin?;
-    let (key, _) = key_of(source, event_id, uri, &[])?;
-    let idempotency_key = operator.redeliver(&key).await?;
+    let (key, params) = key_of(source, event_id, uri, &["destination"])?;
+    let destination = params.first().map(|(_, v)| v.as_str());
+    let (idempotency_key, done) = operator.redeliver(&key, destination).await?;
     Ok(status::Accepted(Json(Redelivered {
         status: "scheduled".into(),
         idempotency_key,
+        destinations: done
+            .into_iter()
+            .map(|(name, r)| (name, r.as_str()))
+            .collect(),
     })))
 }
 

@@ -38,6 +38,7 @@ pub async fn start_job(
         ("status" = Option<crate::operator::filter::Status>, Query, description = "dead (the default and only choice)"),
         ("since" = Option<String>, Query, format = DateTime, description = "RFC 3339; deliveries created at or after"),
         ("until" = Option<String>, Query, format = DateTime, description = "RFC 3339; deliveries created before"),
+        ("destination" = Option<String>, Query, description = "Only this destination's dead deliveries (default: every destination's)"),
         ("Idemhook-Operator" = Option<String>, Header),
     ),
     responses(

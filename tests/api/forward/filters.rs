@@ -2,24 +2,9 @@
 //! does not want leaves no outbox row; a source rotating its forwarding secret signs every
 //! delivery with each key, and every delivery names its destination.
 
-use base64::Engine as _;
-use hmac::{KeyInit, Mac};
-
 use crate::support::*;
 
 on_every_backend!(a_destination_gets_exactly_the_events_it_wants_signed_with_each_key);
-
-/// `v1,<base64>` of a delivery under `key`, as a Standard Webhooks verifier computes it.
-fn signed_with(key: &[u8], r: &Received) -> String {
-    let (id, ts) = (r.header("webhook-id"), r.header("webhook-timestamp"));
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
-    mac.update(format!("{id}.{ts}.").as_bytes());
-    mac.update(&r.body);
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    )
-}
 
 async fn a_destination_gets_exactly_the_events_it_wants_signed_with_each_key(backend: Backend) {
     let db = TestDb::create(backend).await;

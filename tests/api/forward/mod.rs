@@ -234,6 +234,7 @@ async fn ordering_holds_across_a_retried_first_event(backend: Backend) {
 
 mod breaker;
 mod drain;
+mod fanout;
 mod filters;
 mod fleet;
 mod galera;

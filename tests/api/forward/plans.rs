@@ -10,7 +10,7 @@ on_every_backend!(the_claim_reads_the_index_of_pending_rows);
 
 /// The claim names its pending state in the SQL text, so PostgreSQL and SQLite can use the
 /// partial index `WHERE status = 'pending'` (a bound parameter never implies a predicate);
-/// MariaDB, which has no partial indexes, keeps its `(source, status, …)` index. The plan of
+/// MariaDB, which has no partial indexes, keeps its `(source, destination, status, …)` index. The plan of
 /// the statement the worker sends, on each backend (PostgreSQL with sequential scans off, so
 /// that an empty table does not hide the choice, and its generic plan).
 async fn the_claim_reads_the_index_of_pending_rows(backend: Backend) {
@@ -18,12 +18,18 @@ async fn the_claim_reads_the_index_of_pending_rows(backend: Backend) {
     let conn = db.connect().await;
     idemhook::db::migrate(&db.url, &conn).await.unwrap();
     let db_backend = conn.get_database_backend();
-    let due = idemhook::forward::deliveries::candidates(db_backend, "fwd", 16, Utc::now(), false)
-        .build(db_backend);
+    let due = idemhook::forward::deliveries::candidates(
+        db_backend,
+        ("fwd", "billing"),
+        16,
+        Utc::now(),
+        false,
+    )
+    .build(db_backend);
     let (explain, wanted) = match backend {
-        Backend::Sqlite => ("EXPLAIN QUERY PLAN", "idx_deliveries_due_pending"),
-        Backend::Postgres => ("EXPLAIN EXECUTE", "idx_deliveries_due_pending"),
-        Backend::MySql => ("EXPLAIN", "idx_deliveries_due"),
+        Backend::Sqlite => ("EXPLAIN QUERY PLAN", "idx_deliveries_due_destination"),
+        Backend::Postgres => ("EXPLAIN EXECUTE", "idx_deliveries_due_destination"),
+        Backend::MySql => ("EXPLAIN", "idx_deliveries_due_destination"),
     };
     let txn = sea_orm::TransactionTrait::begin(&conn).await.unwrap();
     let values = due.values.map(|v| v.0).unwrap_or_default();

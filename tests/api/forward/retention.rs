@@ -31,6 +31,8 @@ async fn the_sweeper_keeps_pending_deliveries_and_drops_settled_old_ones(backend
             id: NotSet,
             key_digest: Set(vec![i as u8; 32]),
             source: Set("fwd".into()),
+            destination: Set("forward".into()),
+            event_digest: Set(Some(vec![i as u8; 32])),
             event_type: Set("t".into()),
             event_id: Set(format!("e{i}")),
             content_type: Set(None),

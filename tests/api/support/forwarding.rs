@@ -2,6 +2,7 @@
 //! operator and console scenarios share.
 
 use base64::Engine as _;
+use hmac::{KeyInit, Mac};
 
 use super::app::ADMIN_TOKEN;
 use super::process::{config, Server, ENV};
@@ -70,4 +71,16 @@ pub async fn start(cfg: &str) -> Server {
     let env = env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Server::start(cfg, &env).await
+}
+
+/// `v1,<base64>` of a delivery under `key`, as a Standard Webhooks verifier computes it.
+pub fn signed_with(key: &[u8], r: &super::receiver::Received) -> String {
+    let (id, ts) = (r.header("webhook-id"), r.header("webhook-timestamp"));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(&r.body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
 }
