@@ -245,4 +245,5 @@ mod plans;
 mod rate;
 mod removed;
 mod retention;
+mod upgrade;
 mod wake;
