@@ -49,6 +49,9 @@ pub struct SweeperConfig {
     pub batch: u64,
     pub pause: Duration,
     pub interval: Duration,
+    /// The configured destinations, (source, name): a removed one's rows are kept until an
+    /// operator discards its pending ones (see `forward::deliveries::sweepable`).
+    pub destinations: Vec<(String, String)>,
 }
 
 /// Rows deleted by one sweep.
@@ -82,6 +85,7 @@ pub fn start(
         batch: settings.sweep_batch,
         pause: Duration::from_millis(settings.sweep_pause_ms),
         interval: Duration::from_secs(settings.sweep_interval_secs),
+        destinations: crate::forward::destinations(settings),
     };
     Sweeper::new(db, cache, clock, metrics, config).spawn()
 }
@@ -139,6 +143,8 @@ impl Sweeper {
                         failed_attempts = r.failed_attempts,
                         inbox = r.inbox,
                         event_payloads = r.event_payloads,
+                        deliveries = r.deliveries,
+                        delivery_bodies = r.delivery_bodies,
                         "retention sweep done"
                     ),
                     Err(e) => {
@@ -206,7 +212,9 @@ impl Sweeper {
                     delivery::Column::Id,
                     delivery::Column::CreatedAt,
                     before,
-                    Condition::all().add(delivery::Column::Status.eq(status)),
+                    Condition::all()
+                        .add(delivery::Column::Status.eq(status))
+                        .add(deliveries::sweepable(&self.config.destinations)),
                     |_| None,
                 )
                 .await?;

@@ -13,7 +13,7 @@ pub mod claim;
 pub mod reschedule;
 pub mod settle;
 
-use sea_orm::sea_query::{Expr, ExprTrait, IntoIden};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoIden, Query};
 use sea_orm::{ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
 
 pub use backlog::{backlogs, per_source, Backlog, DestinationKey};
@@ -54,6 +54,36 @@ pub async fn forget(txn: &DatabaseTransaction, event: &[u8]) -> Result<(), DbErr
         .exec(txn)
         .await
         .map(|_| ())
+}
+
+/// The delivered and dead rows the retention may sweep: a configured destination's, or a
+/// removed one's once it has no pending row left (an operator discarded them). Until then a
+/// removed destination keeps all its rows, so that nothing of it goes while it may come back.
+pub fn sweepable(configured: &[(String, String)]) -> Condition {
+    let pending = Alias::new("pending");
+    let still_pending = Query::select()
+        .expr(Expr::val(1))
+        .from_as(delivery::Entity, pending.clone())
+        .and_where(
+            Expr::col((pending.clone(), delivery::Column::Source))
+                .equals((delivery::Entity, delivery::Column::Source)),
+        )
+        .and_where(
+            Expr::col((pending.clone(), delivery::Column::Destination))
+                .equals((delivery::Entity, delivery::Column::Destination)),
+        )
+        .and_where(state_is(pending, DeliveryStatus::Pending))
+        .to_owned();
+    configured
+        .iter()
+        .fold(Condition::any(), |any, (source, name)| {
+            any.add(
+                Condition::all()
+                    .add(delivery::Column::Source.eq(source.as_str()))
+                    .add(delivery::Column::Destination.eq(name.as_str())),
+            )
+        })
+        .add(Expr::exists(still_pending).not())
 }
 
 /// `<table>.status = '<state>'`, the state written into the SQL text rather than bound.

@@ -1,5 +1,6 @@
 //! Retention: the sweeper deletes delivered rows past the inbox retention and dead rows past
-//! the retention, and never a pending one, however old.
+//! the retention, and never a pending one, however old. A destination no longer configured
+//! keeps every row while it has pending ones: until an operator discards them.
 
 use chrono::{TimeDelta, Utc};
 use idemhook::entities::delivery;
@@ -50,17 +51,29 @@ async fn the_sweeper_keeps_pending_deliveries_and_drops_settled_old_ones(backend
         };
         delivery::Entity::insert(row).exec(&conn).await.unwrap();
     }
+    let left = || async {
+        let mut left: Vec<String> = delivery::Entity::find()
+            .all(&conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.event_id)
+            .collect();
+        left.sort();
+        left
+    };
+    // `fwd` forwards nowhere in these settings: its destination was removed, and it still has
+    // a pending row. Nothing of it goes.
     let report = app.sweeper().sweep_once().await.unwrap();
-    assert_eq!(report.deliveries, 2);
-    let mut left: Vec<String> = delivery::Entity::find()
-        .all(&conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.event_id)
-        .collect();
-    left.sort();
-    assert_eq!(left, ["e1", "e2", "e4"]);
+    assert_eq!(report.deliveries, 0);
+    assert_eq!(left().await, ["e0", "e1", "e2", "e3", "e4"]);
+    // An operator discards the pending one (dead now, and as old as it was): then the
+    // retention applies as to any destination's rows.
+    let discarded = idemhook::forward::deliveries::discard(&conn, ("fwd", "forward"), Utc::now());
+    assert_eq!(discarded.await.unwrap(), 1);
+    let report = app.sweeper().sweep_once().await.unwrap();
+    assert_eq!(report.deliveries, 3);
+    assert_eq!(left().await, ["e1", "e2"]);
     drop(app);
     db.drop_db().await;
 }
