@@ -8,7 +8,7 @@ Run by `.ci/browser.sh` (which installs Playwright and Chromium) for each databa
 The tests run in file order against one server and one signed-in page, as an operator would:
 a wrong token, sign-in, events arriving on the overview, the list's filters, an event page
 (and a hostile payload on it), a replay of a rejected event, a redelivery and a redrive of
-dead ones, sign-out. Screenshots go to target/browser/.
+dead ones, a destination paused and resumed, sign-out. Screenshots go to target/browser/.
 """
 
 import base64
@@ -179,6 +179,14 @@ def deliver(server, source, event_id, order, amount, currency="eur", event_type=
         return e.code, json.loads(e.read())
 
 
+def api(method, server, path):
+    """The admin API with the admin token, as the CLI calls it."""
+    req = urllib.request.Request(f"{server}{path}", method=method,
+                                 headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, json.loads(r.read())
+
+
 def cell(page, source, field):
     return page.locator(f'#sources tr[data-source="{source}"] [data-field="{field}"]')
 
@@ -309,6 +317,24 @@ def test_a_state_change_without_the_csrf_token_is_refused(page):
                                      {method: 'POST', credentials: 'same-origin'})).status"""
     )
     assert status == 403
+
+
+def test_pausing_and_resuming_a_destination(page, server):
+    page.click("text=Destinations")
+    row = '#destinations tr[data-destination="shop/forward"]'
+    expect(page.locator(f"{row} [data-field=state]")).to_have_text("active")
+    page.click(f"{row} button.pause")
+    assert page.dialogs[-1][0] == "confirm"
+    # The page reloads with the destination's new state.
+    expect(page.locator(f"{row} [data-field=state]")).to_have_text("paused")
+    expect(page.locator(f"{row} [data-field=reason]")).to_contain_text("operator")
+    page.screenshot(path=str(SHOTS / "destinations.png"), full_page=True)
+    page.click(f"{row} button.resume")
+    expect(page.locator(f"{row} [data-field=state]")).to_have_text("active")
+    # The buttons went through the admin API: it says the same.
+    status, body = api("GET", server, "/destinations")
+    assert status == 200
+    assert [d["state"] for d in body["destinations"] if d["name"] == "forward"] == ["active"]
 
 
 def test_sign_out(page):

@@ -4,6 +4,8 @@
 //! - [`overview`]: `/console`, per source the last hour and the outbox's backlog.
 //! - [`events`]: `/console/events` (the list), `/console/events/<source>/<id>` (one event,
 //!   with Replay / Redeliver) and `/console/dead` (dead deliveries, with Redrive).
+//! - [`destinations`]: `/console/destinations`, each destination's state and backlog, with
+//!   Pause / Resume.
 //! - [`page`]: the layout and the headers every page carries.
 //!
 //! Server-rendered HTML, so every table is there before any script runs; one small script
@@ -11,6 +13,7 @@
 //! buttons call the admin API with the session's CSRF token. Both files are compiled into the
 //! binary.
 
+pub mod destinations;
 pub mod events;
 pub mod overview;
 pub mod page;
@@ -31,6 +34,7 @@ pub fn routes() -> Vec<Route> {
         events::list,
         events::dead,
         events::event,
+        destinations::page,
         script,
         stylesheet,
     ]

@@ -110,6 +110,7 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                             a href="/console" { "Overview" }
                             a href="/console/events" { "Events" }
                             a href="/console/dead" { "Dead deliveries" }
+                            a href="/console/destinations" { "Destinations" }
                             form.signout method="post" action="/console/logout" {
                                 input type="hidden" name="csrf" value=(session.csrf);
                                 button type="submit" { "Sign out" }
