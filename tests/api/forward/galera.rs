@@ -1,6 +1,6 @@
-//! Three instances on the three nodes of a Galera cluster (slow; `.ci/run` runs it). Row
-//! locks are local to a node there, so two nodes can claim one delivery at once; one of the
-//! two claims fails at COMMIT (1213) and claims nothing.
+//! Three instances on the three nodes of a Galera cluster (slow; `.ci/run` runs it), fanning
+//! out to two destinations. Row locks are local to a node there, so two nodes can claim one
+//! delivery at once; one of the two claims fails at COMMIT (1213) and claims nothing.
 
 use crate::support::*;
 
@@ -10,13 +10,21 @@ async fn three_galera_nodes_deliver_every_event_never_two_at_once_through_a_node
     let cluster = Cluster::take().await;
     let app = Receiver::start().await;
     app.answer(Answer::Slow(20));
+    let ledger = Receiver::start().await;
+    ledger.answer(Answer::Slow(20));
     let mut servers = Vec::new();
     for url in &cluster.urls {
-        let cfg = fwd_config(url, &app.url(), "concurrency = 4").replacen(
+        let mut cfg = fwd_config(url, &app.url(), "concurrency = 4").replacen(
             "forward_poll_ms = 50",
             "forward_poll_ms = 50\nmax_retries = 8",
             1,
         );
+        cfg.push_str(&format!(
+            "[default.idemhook.sources.fwd.destinations.ledger]\nurl = \"{}\"\n\
+             secret_env = \"FWD_SECRET\"\nconcurrency = 4\ntimeout_secs = 2\nprobe_secs = 1\n\
+             backoff_base_ms = 50\nbackoff_max_secs = 1\n",
+            ledger.url()
+        ));
         servers.push(start(&cfg).await);
     }
     let client = reqwest::Client::new();
@@ -32,11 +40,14 @@ async fn three_galera_nodes_deliver_every_event_never_two_at_once_through_a_node
     }
     let keys = app.wait_for_delivered(120, 120).await;
     assert_eq!(keys.len(), 120);
-    assert_eq!(
-        app.overlaps(),
-        0,
-        "one event delivered by two instances at once"
-    );
+    assert_eq!(ledger.wait_for_delivered(120, 120).await, keys);
+    for app in [&app, &ledger] {
+        assert_eq!(
+            app.overlaps(),
+            0,
+            "one event delivered by two instances at once"
+        );
+    }
     let lost = {
         let mut n = 0.0;
         for s in &servers {
@@ -47,7 +58,10 @@ async fn three_galera_nodes_deliver_every_event_never_two_at_once_through_a_node
         }
         n
     };
-    eprintln!("galera forwarding: 120 events delivered; claims lost to another node: {lost}");
+    eprintln!(
+        "galera forwarding: 120 events delivered to each of 2 destinations; claims lost to \
+         another node: {lost}"
+    );
     assert_eq!(servers[1].ready_within(60).await, 200);
     drop(servers);
     cluster.drop_db().await;
