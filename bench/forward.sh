@@ -4,7 +4,10 @@
 # with events arriving at half that rate (RATES="half 1000 500" adds paced rates).
 #
 # Usage: bench/forward.sh [events (100000)] [connections (16)]
-# Environment: FORWARD_CONCURRENCY (the source's `concurrency`, default 32), RATES (below),
+# Environment: FORWARD_CONCURRENCY (the source's `concurrency`, default 32), DESTINATIONS (how
+# many destinations every event fans out to, all to the same receiver, default 1), HANDLERS
+# (the source's handlers, default "forward"; '"payments", "forward"' applies each payment too),
+# RATES (below),
 # DRAIN_SQL (run before the drain), DB (postgres or mariadb), IDEMHOOK_BIN (the binary to
 # measure, for interleaved pairs), SLOWLOG=1 (MariaDB: every statement's time, below).
 # Each phase prints the machine's busy share and the CPU per event of idemhook, the database
@@ -42,16 +45,20 @@ esac
 export FORWARD_SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
 
 config() { # poll_ms [worker: true|false]
-  local source
+  local source handlers=${HANDLERS:-'"forward"'}
   source=$(cat <<TOML
 [default.idemhook.sources.demo]
-handlers = ["forward"]
+handlers = [$handlers]
 [default.idemhook.sources.demo.forward]
 url = "http://127.0.0.1:8001/webhooks/app"
 secret_env = "FORWARD_SECRET"
 concurrency = ${FORWARD_CONCURRENCY:-32}
 TOML
   )
+  local n
+  for n in $(seq 2 "${DESTINATIONS:-1}"); do
+    source+=$(printf '\n[default.idemhook.sources.demo.destinations.d%s]\nurl = "http://127.0.0.1:8001/webhooks/app"\nsecret_env = "FORWARD_SECRET"\nconcurrency = %s' "$n" "${FORWARD_CONCURRENCY:-32}")
+  done
   write_config "$URL" "$source" "forward_poll_ms = $1
 forward_worker = ${2:-true}"
 }
@@ -131,7 +138,8 @@ config 60000 false
 launch_idemhook "$BIN" error
 "$BENCH" http --url http://127.0.0.1:8000 --source demo -c "$CONNS" --events "$EVENTS" --no-check --label ingest --json "$WORK/ingest.json" | tail -n 3
 stop_server
-echo "pending: $(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")"
+DELIVERIES=$(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")
+echo "pending: $DELIVERIES (${DESTINATIONS:-1} destination(s) per event)"
 
 # DRAIN_SQL: statements to run before the drain (to compare index sets on one binary).
 [ -n "${DRAIN_SQL:-}" ] && sql "$DRAIN_SQL" >/dev/null
@@ -144,12 +152,12 @@ launch_idemhook "$BIN" error
 cpu_mark
 while [ "$(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")" != 0 ]; do sleep 0.2; done
 T1=$(now)
-python3 - "$T0" "$T1" "$EVENTS" <<'PY'
+python3 - "$T0" "$T1" "$DELIVERIES" <<'PY'
 import sys
 t0, t1, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 print(f"drained {n} deliveries in {t1 - t0:.1f} s (from launch): {n / (t1 - t0):,.0f} deliveries/s")
 PY
-cpu_report "$EVENTS"
+cpu_report "$DELIVERIES"
 echo "attempts: $(sql "SELECT sum(attempts), sum(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END) FROM deliveries")"
 
 HALF=$(python3 -c "import json; print(int(json.load(open('$WORK/ingest.json'))['throughput_per_sec'] / 2))")

@@ -7,8 +7,13 @@
 //! - `deliveries.event_digest`: the event's key (the dedupe record's digest). The row's own
 //!   `key_digest` stays unique per row: for `forward` it is the event's digest (today's key, so
 //!   rows pending from before the upgrade still dedupe), for another destination the SHA-256 of
-//!   (event digest, name). Backfilled from `key_digest` for existing rows, and indexed: the
-//!   event view, a forced replay and the sweep of bodies find an event's rows by it.
+//!   (event digest, name). The event view, a redelivery, a forced replay and the sweep of
+//!   bodies find a `forward` row by its own key (rows from before the upgrade, and rows an
+//!   older instance still writes during a rolling upgrade, have no `event_digest`: nothing is
+//!   backfilled, so the upgrade does not rewrite the table) and another destination's by
+//!   `event_digest`, through an index that is partial on PostgreSQL and SQLite (`WHERE
+//!   destination <> 'forward'`): a source with only its forward table pays nothing for it, on
+//!   the insert nor on the claim's and the settle's updates.
 //! - `delivery_bodies`: an event that goes to several destinations has its body stored once
 //!   here, keyed by the event's digest, not once per row (the rows then hold an empty
 //!   `payload`); the sweeper deletes a body once no row of its event is left. An event with one
@@ -114,19 +119,19 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .get_connection()
-            .execute_unprepared("UPDATE deliveries SET event_digest = key_digest")
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_deliveries_event")
-                    .table(Deliveries::Table)
-                    .col(Fanout::EventDigest)
-                    .to_owned(),
-            )
-            .await?;
+        // Partial where the backend has it: a `forward` row is found by its own key, so a
+        // source with only its forward table writes no entry here on any insert or update.
+        let db = manager.get_connection();
+        let event_index = match backend {
+            DatabaseBackend::MySql => {
+                "CREATE INDEX idx_deliveries_event ON deliveries (event_digest)"
+            }
+            _ => {
+                "CREATE INDEX idx_deliveries_event ON deliveries (event_digest) \
+                 WHERE destination <> 'forward'"
+            }
+        };
+        db.execute_unprepared(event_index).await?;
         swap_claim_index(manager, true).await?;
         manager
             .alter_table(

@@ -89,6 +89,7 @@ fn filter_pairs<'a>(
         ("status", status),
         ("since", f.since.as_deref()),
         ("until", f.until.as_deref()),
+        ("destination", f.destination.as_deref()),
     ]
 }
 

@@ -164,6 +164,9 @@ pub struct FilterArgs {
     /// RFC 3339.
     #[arg(long)]
     pub until: Option<String>,
+    /// Only this destination's deliveries (with a delivery status, or for `redrive`).
+    #[arg(long)]
+    pub destination: Option<String>,
 }
 
 /// Where the server is. The token is read from `IDEMHOOK_ADMIN_TOKEN` only, never from the

@@ -62,7 +62,7 @@ pub fn events_table(page: &Value) -> String {
                 cell(&e["event_id"]),
                 cell(&e["status"]),
                 cell(&e["attempts"]),
-                cell(&e["delivery"]["status"]),
+                deliveries(e),
             ]
         })
         .collect();
@@ -75,6 +75,18 @@ pub fn events_table(page: &Value) -> String {
         None => out.push_str(&format!("({} events)\n", rows.len())),
     }
     out
+}
+
+/// The delivery column: the one delivery's status, or `name:status` for each of several.
+fn deliveries(event: &Value) -> String {
+    match event["deliveries"].as_array() {
+        Some(list) if list.len() > 1 => list
+            .iter()
+            .map(|d| format!("{}:{}", cell(&d["destination"]), cell(&d["status"])))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => cell(&event["delivery"]["status"]),
+    }
 }
 
 /// The table `idemhook destinations list` prints.
@@ -128,6 +140,28 @@ mod tests {
         assert!(table.contains("a\\u{1b}[31mb"), "{table}");
         assert!(!table.contains('\u{1b}'));
         assert!(table.ends_with("(1 events)\n"));
+    }
+
+    #[test]
+    fn an_event_with_several_destinations_shows_each_delivery() {
+        let delivery =
+            |name: &str, status: &str| serde_json::json!({"destination": name, "status": status});
+        let page = serde_json::json!({
+            "events": [{"received_at": "t", "source": "s", "event_type": "x", "event_id": "e",
+                        "status": "processed", "attempts": 1, "delivery": null,
+                        "deliveries": [delivery("crm", "dead"), delivery("ledger", "delivered")]},
+                       {"received_at": "t", "source": "s", "event_type": "x", "event_id": "f",
+                        "status": "processed", "attempts": 1,
+                        "delivery": delivery("forward", "pending"),
+                        "deliveries": [delivery("forward", "pending")]}],
+            "next_cursor": null
+        });
+        let table = events_table(&page);
+        assert!(table.contains("crm:dead,ledger:delivered"), "{table}");
+        assert!(
+            table.lines().nth(2).unwrap().ends_with("pending"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -72,26 +72,6 @@ pub async fn warn_removed(db: &impl sea_orm::ConnectionTrait, configured: &[(Str
     }
 }
 
-/// The decoded `whsec_` key in `var`. Every variable listed must hold one: a name that is not
-/// set while a secret is being rotated would leave the app verifying against a key idemhook
-/// never signs with.
-fn secret(key: &str, var: &str, env: &Environment) -> Result<Vec<u8>, String> {
-    let value = env.get(var).map(str::trim).unwrap_or("");
-    if value.is_empty() {
-        return Err(format!(
-            "{key} names {var}, which is not set or empty: deliveries must be signed"
-        ));
-    }
-    let secret = wire::signature::standard_secret(value)
-        .map_err(|e| format!("the forward secret in {var} is invalid: {e}"))?;
-    if secret.is_empty() {
-        return Err(format!(
-            "the forward secret in {var} is empty once decoded: anyone could sign with it"
-        ));
-    }
-    Ok(secret)
-}
-
 /// How much longer than the attempt's timeout a lease lasts: the time to settle the row.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
@@ -118,12 +98,21 @@ fn target(
     client: &reqwest::Client,
     env: &Environment,
 ) -> Result<Target, String> {
-    let key = format!("{table}.secret_env");
+    // Every variable listed must hold a key: one not set while a secret is being rotated
+    // would leave the app verifying against a key idemhook never signs with.
     let secrets = forward
         .secret_env
-        .names()
+        .keys(env, wire::signature::standard_secret)
+        .map_err(|e| format!("{table}.secret_env: {e}"))?
         .into_iter()
-        .map(|var| secret(&key, var, env))
+        .map(|(var, key)| {
+            key.ok_or_else(|| {
+                format!(
+                    "{table}.secret_env names {var}, which is not set or empty: deliveries \
+                     must be signed"
+                )
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let url = url::Url::parse(&forward.url).map_err(|e| format!("{table}.url: {e}"))?;
     let timeout = Duration::from_secs(forward.timeout_secs);

@@ -2,14 +2,14 @@
 //! body the outbox holds for it (in a row, or stored once for several).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::instant;
 use crate::entities::delivery;
 use crate::forward::attempt::idempotency_key;
-use crate::forward::deliveries::bodies;
+use crate::forward::deliveries::{self, bodies};
 use crate::status::DeliveryStatus;
 
 /// The state of an event's delivery to one destination.
@@ -55,7 +55,7 @@ pub async fn outbox_payload(
     event: &[u8],
 ) -> Result<Option<(Vec<u8>, &'static str)>, DbErr> {
     let Some(row) = delivery::Entity::find()
-        .filter(delivery::Column::EventDigest.eq(event.to_vec()))
+        .filter(deliveries::of_events(vec![event.to_vec()]))
         .one(db)
         .await?
     else {

@@ -27,7 +27,7 @@ use sea_orm::{
 use super::filter::{Cursor, ListQuery};
 use crate::entities::{delivery, failed_attempt, processed_event};
 use crate::event::key::Sha256Digest;
-use crate::forward::deliveries::in_undelivered_state;
+use crate::forward::deliveries::{in_undelivered_state, same_event};
 use crate::status::{DeliveryStatus, EventStatus};
 
 /// An item of a page before it is read whole: its time and its digest.
@@ -197,13 +197,11 @@ async fn deliveries(
 /// No other row of the delivered row's event is undelivered (`idx_deliveries_event`).
 fn every_sibling_delivered() -> SimpleExpr {
     let sibling = Alias::new("sibling");
+    let event = Expr::col((delivery::Entity, delivery::Column::EventDigest));
     let undelivered = Query::select()
         .expr(Expr::val(1))
         .from_as(delivery::Entity, sibling.clone())
-        .and_where(
-            Expr::col((sibling.clone(), delivery::Column::EventDigest))
-                .equals((delivery::Entity, delivery::Column::EventDigest)),
-        )
+        .cond_where(same_event(sibling.clone(), event))
         .and_where(
             Expr::col((sibling, delivery::Column::Status)).ne(DeliveryStatus::Delivered.as_str()),
         )

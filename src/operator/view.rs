@@ -22,6 +22,7 @@ use crate::entities::{
     attempt, delivery, event_payload, failed_attempt, inbox, processed_event, replay,
 };
 use crate::event::key::Sha256Digest;
+use crate::forward::deliveries;
 use crate::status::EventStatus;
 
 /// An event as lists show it.
@@ -241,7 +242,7 @@ pub async fn summaries(
     }
     for d in state
         .expr_as(Expr::val(Vec::<u8>::new()), "payload")
-        .filter(delivery::Column::EventDigest.is_in(keys.clone()))
+        .filter(deliveries::of_events(keys.clone()))
         .order_by_asc(delivery::Column::Destination)
         .into_model::<delivery::Model>()
         .all(db)

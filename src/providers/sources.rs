@@ -196,22 +196,11 @@ fn load_secrets(
             "idemhook.sources.{name}.secret_env names no environment variable"
         ));
     };
-    let mut secrets = Vec::new();
-    for var in secret_env.names() {
-        let value = env.get(var).unwrap_or("").trim();
-        if value.is_empty() {
-            continue;
-        }
-        let key = decode(value).map_err(|e| format!("the secret in {var} is invalid: {e}"))?;
-        if key.is_empty() {
-            // `whsec_` alone decodes to no key at all, and an HMAC under an empty key is one
-            // anybody can compute.
-            return Err(format!(
-                "the secret in {var} is empty once decoded: anyone could sign with it"
-            ));
-        }
-        secrets.push(Secret::new(key));
-    }
+    let secrets: Vec<Secret> = secret_env
+        .keys(env, decode)?
+        .into_iter()
+        .filter_map(|(_, key)| key.map(Secret::new))
+        .collect();
     if secrets.is_empty() {
         return unsigned(format!(
             "the environment variable {} is not set or empty",

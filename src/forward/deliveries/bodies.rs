@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::entities::delivery_body::{self, Column};
@@ -76,13 +76,14 @@ pub async fn find(db: &impl ConnectionTrait, event: &[u8]) -> Result<Option<Vec<
 /// Bodies whose event has no outbox row left: what the sweeper deletes (a body newer than its
 /// cutoff may belong to a transaction whose rows are not visible yet, so it also asks for age).
 pub fn orphaned() -> Expr {
+    let row = Alias::new("row_left");
     let rows_left = Query::select()
         .expr(Expr::val(1))
-        .from(delivery::Entity)
-        .and_where(
-            Expr::col((delivery::Entity, delivery::Column::EventDigest))
-                .equals((Bodies, Column::EventDigest)),
-        )
+        .from_as(delivery::Entity, row.clone())
+        .cond_where(super::same_event(
+            row,
+            Expr::col((Bodies, Column::EventDigest)),
+        ))
         .to_owned();
     Expr::exists(rows_left).not()
 }

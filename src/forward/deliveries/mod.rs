@@ -21,6 +21,7 @@ pub use claim::{candidates, claim};
 pub use reschedule::{discard, redeliver, reschedule, Redelivery};
 pub use settle::{release, settle, settle_delivered, Settle};
 
+use crate::config::FORWARD_HANDLER;
 use crate::entities::{delivery, delivery_body};
 use crate::status::DeliveryStatus;
 
@@ -41,16 +42,44 @@ pub async fn insert(
         .map(|_| ())
 }
 
+/// The rows of any of `events` (their digests): the `forward` destination's by its own key,
+/// which is the event's (also in a row an older release wrote, without `event_digest`), and
+/// another destination's by `event_digest`. Written so that the partial index
+/// `idx_deliveries_event` (`WHERE destination <> 'forward'`, migration `m20261206_000001`)
+/// serves the second half: a source with only its forward table writes no entry to it.
+pub fn of_events(events: Vec<Vec<u8>>) -> Condition {
+    Condition::any()
+        .add(delivery::Column::KeyDigest.is_in(events.clone()))
+        .add(
+            Condition::all()
+                .add(delivery::Column::EventDigest.is_in(events))
+                .add(not_forward(delivery::Entity)),
+        )
+}
+
+/// `<table>.destination <> 'forward'`, the name in the SQL text (see [`state_is`] for why).
+pub fn not_forward(table: impl IntoIden) -> Expr {
+    Expr::col((table, delivery::Column::Destination)).ne(Expr::cust(format!("'{FORWARD_HANDLER}'")))
+}
+
+/// The rows of `alias` that belong to the same event as `event_key`, an expression giving an
+/// event's digest (a correlated subquery's condition; see [`of_events`]).
+pub fn same_event(alias: Alias, event_key: Expr) -> Condition {
+    Condition::any()
+        .add(Expr::col((alias.clone(), delivery::Column::KeyDigest)).eq(event_key.clone()))
+        .add(
+            Condition::all()
+                .add(Expr::col((alias.clone(), delivery::Column::EventDigest)).eq(event_key))
+                .add(not_forward(alias)),
+        )
+}
+
 /// Deletes every outbox row of an event, whatever its destination, in a forced replay's
 /// transaction: the replay's handlers then write the rows today's configuration wants (its
 /// body, if stored once for several, is replaced by the new rows' or swept).
 pub async fn forget(txn: &DatabaseTransaction, event: &[u8]) -> Result<(), DbErr> {
     delivery::Entity::delete_many()
-        .filter(
-            Condition::any()
-                .add(delivery::Column::EventDigest.eq(event.to_vec()))
-                .add(delivery::Column::KeyDigest.eq(event.to_vec())),
-        )
+        .filter(of_events(vec![event.to_vec()]))
         .exec(txn)
         .await
         .map(|_| ())

@@ -46,7 +46,7 @@ pub async fn redeliver(
         .select_only()
         .column(Column::Id)
         .column(Column::Destination)
-        .filter(Column::EventDigest.eq(event.to_vec()))
+        .filter(super::of_events(vec![event.to_vec()]))
         .apply_if(destination, |q, name| {
             q.filter(Column::Destination.eq(name))
         })
@@ -83,7 +83,7 @@ pub async fn reschedule(
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     let result = new_round(now)
-        .filter(Column::EventDigest.is_in(events.to_vec()))
+        .filter(super::of_events(events.to_vec()))
         .apply_if(destination, |q, name| {
             q.filter(Column::Destination.eq(name))
         })

@@ -2,8 +2,9 @@
 //!
 //! - [`signin`]: `/console/login` and `/console/logout` (the admin token, then a cookie).
 //! - [`overview`]: `/console`, per source the last hour and the outbox's backlog.
-//! - [`events`]: `/console/events` (the list), `/console/events/<source>/<id>` (one event,
-//!   with Replay / Redeliver) and `/console/dead` (dead deliveries, with Redrive).
+//! - [`events`]: `/console/events` (the list) and `/console/dead` (dead deliveries, with
+//!   Redrive); [`event`]: `/console/events/<source>/<id>` (one event, with Replay /
+//!   Redeliver, per destination).
 //! - [`destinations`]: `/console/destinations`, each destination's state and backlog, with
 //!   Pause / Resume.
 //! - [`page`]: the layout and the headers every page carries.
@@ -14,6 +15,7 @@
 //! binary.
 
 pub mod destinations;
+pub mod event;
 pub mod events;
 pub mod overview;
 pub mod page;
@@ -33,7 +35,7 @@ pub fn routes() -> Vec<Route> {
         overview::overview_json,
         events::list,
         events::dead,
-        events::event,
+        event::event,
         destinations::page,
         script,
         stylesheet,
