@@ -1,8 +1,9 @@
 //! The upgrade to fan-out, in place: a database the release before it migrated, with
 //! deliveries pending, dead and delivered in its outbox, takes the fan-out migration at launch
-//! (a destination column defaulting to `forward`, the event digest backfilled, a new claim
-//! index). The forward table's configuration is unchanged; every pending row is delivered
-//! with the key it always had, and the operator sees each row as the `forward` destination's.
+//! (a destination column defaulting to `forward`, an event digest column left empty for the
+//! old rows, a new claim index). The forward table's configuration is unchanged; every
+//! pending row is delivered with the key it always had, and the operator sees each row, and
+//! one an older instance still writes after the migration, as the `forward` destination's.
 
 use chrono::Utc;
 use idemhook::event::key::EventKey;
