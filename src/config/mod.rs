@@ -24,8 +24,8 @@ pub use forward::{DestinationKind, ForwardConfig, FORWARD_HANDLER};
 
 pub use secret_env::SecretEnv;
 pub use source::{
-    destination_table, OnMissingId, OnPayloadMismatch, ProviderKind, SignatureAlgorithm,
-    SignatureEncoding, SourceConfig,
+    destination_table, valid_destination_name, OnMissingId, OnPayloadMismatch, ProviderKind,
+    SignatureAlgorithm, SignatureEncoding, SourceConfig,
 };
 
 /// The database used when none is configured: a file next to the working directory, so that

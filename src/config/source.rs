@@ -211,7 +211,7 @@ pub fn destination_table(table: &str, name: &str) -> String {
 }
 
 /// `[a-z0-9_-]{1,64}`: a name that fits a header, a URL path segment and a metric label as is.
-fn valid_destination_name(name: &str) -> bool {
+pub fn valid_destination_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()

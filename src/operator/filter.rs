@@ -192,7 +192,7 @@ impl Filters {
                 }
                 "since" => filters.since = Some(instant(&name, &value)?),
                 "until" => filters.until = Some(instant(&name, &value)?),
-                "destination" => filters.destination = Some(non_empty(&name, value)?),
+                "destination" => filters.destination = Some(destination(value)?),
                 _ => rest.push((name, value)),
             }
         }
@@ -216,6 +216,19 @@ impl Filters {
             ));
         }
         Ok(())
+    }
+}
+
+/// A destination's name as the configuration allows it (`[a-z0-9_-]{1,64}`): anything else
+/// names no destination, and is refused before it reaches a query (a NUL byte is an error on
+/// PostgreSQL, not a miss).
+pub fn destination(value: String) -> Result<String, FilterError> {
+    if crate::config::valid_destination_name(&value) {
+        Ok(value)
+    } else {
+        Err(FilterError(
+            "`destination` is a destination's name: 1 to 64 of a-z, 0-9, '_' and '-'".into(),
+        ))
     }
 }
 

@@ -198,7 +198,12 @@ pub async fn redeliver(
 ) -> Result<status::Accepted<Json<Redelivered>>, ApiError> {
     admin?;
     let (key, params) = key_of(source, event_id, uri, &["destination"])?;
-    let destination = params.first().map(|(_, v)| v.as_str());
+    let destination = params
+        .into_iter()
+        .next()
+        .map(|(_, v)| crate::operator::filter::destination(v))
+        .transpose()?;
+    let destination = destination.as_deref();
     let (idempotency_key, done) = operator.redeliver(&key, destination).await?;
     Ok(status::Accepted(Json(Redelivered {
         status: "scheduled".into(),

@@ -3,6 +3,7 @@
 //! a session's changes is [`guard`]. Each test starts from [`Console::start`]. (What a browser
 //! does with the pages is `tests/browser/`, run by `.ci/run`.)
 
+mod destinations;
 mod guard;
 
 use reqwest::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};

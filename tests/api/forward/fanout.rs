@@ -196,6 +196,15 @@ async fn each_destination_gets_exactly_its_events_with_its_own_signature(backend
     audit.wait_for_requests(3, 30).await;
     let (status, body) = ops.post(&format!("{redeliver}&destination=crm")).await;
     assert_eq!(status, 404, "e_eur never went to crm: {body}");
+    // Not a destination's name (a NUL byte is an error on PostgreSQL, not a miss): 400.
+    for bad in ["Audit", "%00", "a%20b"] {
+        let (status, body) = ops.post(&format!("{redeliver}&destination={bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        let (status, body) = ops
+            .get(&format!("/events?status=dead&destination={bad}"))
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
     let (status, body) = ops.post(redeliver).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(

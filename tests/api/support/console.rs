@@ -123,10 +123,16 @@ pub struct Console {
 
 impl Console {
     pub async fn start(backend: Backend) -> Console {
+        Console::start_with(backend, "").await
+    }
+
+    /// [`Console::start`] with `tables` added to the configuration (another destination).
+    pub async fn start_with(backend: Backend, tables: &str) -> Console {
         let db = TestDb::create(backend).await;
         let app = Receiver::start().await;
         app.answer(Answer::Status(500));
-        let cfg = fwd_config(&db.url, &app.url(), "max_attempts = 1\ntimeout_secs = 1");
+        let mut cfg = fwd_config(&db.url, &app.url(), "max_attempts = 1\ntimeout_secs = 1");
+        cfg.push_str(tables);
         let server = start(&cfg).await;
         let browser = Browser::new(&server);
         Console {
@@ -139,7 +145,12 @@ impl Console {
 
     /// Started and signed in; also the CSRF token the console's page gives.
     pub async fn signed_in(backend: Backend) -> (Console, String) {
-        let mut console = Console::start(backend).await;
+        Console::signed_in_with(backend, "").await
+    }
+
+    /// [`Console::signed_in`] with `tables` added to the configuration.
+    pub async fn signed_in_with(backend: Backend, tables: &str) -> (Console, String) {
+        let mut console = Console::start_with(backend, tables).await;
         let r = console
             .browser
             .form("/console/login", &[("token", ADMIN_TOKEN)], &[])
