@@ -4,7 +4,7 @@
 //! breaker, and a 2xx after failures starts the count afresh (and resumes a destination the
 //! breaker paused). While the destination is paused, and for a probe, nothing becomes dead.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -171,21 +171,27 @@ pub fn outcome(
 /// the last gauge refresh saw, by another): the next 2xx to one of them resets the breaker's
 /// count. A 2xx to any other writes nothing (the drain's common case).
 #[derive(Default)]
-pub struct Suspects(Mutex<HashSet<(String, String)>>);
+pub struct Suspects(Mutex<HashMap<String, HashSet<String>>>);
 
 impl Suspects {
+    /// Asked on every attempt: a lookup by the target's own strings, no allocation.
     pub fn is(&self, target: &Target) -> bool {
-        let key = (target.source.clone(), target.name.clone());
-        self.0.lock().is_ok_and(|s| s.contains(&key))
+        self.0.lock().is_ok_and(|s| {
+            s.get(&target.source)
+                .is_some_and(|names| names.contains(&target.name))
+        })
     }
 
+    /// Changed only when a destination starts or stops failing.
     pub fn set(&self, target: &Target, suspect: bool) {
-        let key = (target.source.clone(), target.name.clone());
         if let Ok(mut suspects) = self.0.lock() {
             if suspect {
-                suspects.insert(key);
-            } else {
-                suspects.remove(&key);
+                suspects
+                    .entry(target.source.clone())
+                    .or_default()
+                    .insert(target.name.clone());
+            } else if let Some(names) = suspects.get_mut(&target.source) {
+                names.remove(&target.name);
             }
         }
     }
