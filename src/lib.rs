@@ -274,7 +274,7 @@ async fn ignite(
         forward::Forward::new(&settings, clock.clone(), wake.clone())?,
     );
     let mut sources = Sources::build(&settings, &registry, env, &metrics)?;
-    let mut targets = forward::targets(&settings, env)?;
+    let mut targets = forward::targets(&settings, env).await?;
     let url = settings.database_url(env).map_err(|e| e.to_string())?;
     let db = db::open(&url, &settings).await?;
     forward::warn_removed(&db, &forward::destinations(&settings)).await;
@@ -287,6 +287,7 @@ async fn ignite(
     budget::Budget::check(settings.inflight_budget_mib, largest_body)?;
     let max_body = |name: &str| sources.get(name).map_or(largest_body, |s| s.max_body);
     forward::bound_slots(&mut targets, max_body, settings.forward_budget_mib)?;
+    forward::check(&targets, max_body).await?;
 
     let limits = db::per_transaction_limits(&url, &settings);
     let engine = engine::start(

@@ -82,6 +82,10 @@ pub enum PauseReason {
     /// The app answered `410 Gone`: the endpoint is gone. Only an operator resumes it.
     #[sea_orm(string_value = "gone")]
     Gone,
+    /// The destination is set up wrong (a broker's stream is missing or does not capture
+    /// its subject): only an operator resumes it, once it is fixed.
+    #[sea_orm(string_value = "misconfigured")]
+    Misconfigured,
 }
 
 /// Where an operator's bulk job stands (`jobs.status`).
@@ -125,7 +129,7 @@ as_str! {
     DeliveryStatus { Pending => "pending", Delivered => "delivered", Dead => "dead" }
     AttemptOutcome { Failed => "failed", Retry => "retry", Dead => "dead" }
     JobStatus { Running => "running", Done => "done", Failed => "failed" }
-    PauseReason { Operator => "operator", Failures => "failures", Gone => "gone" }
+    PauseReason { Operator => "operator", Failures => "failures", Gone => "gone", Misconfigured => "misconfigured" }
 }
 
 #[cfg(test)]

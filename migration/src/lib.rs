@@ -24,6 +24,7 @@ mod m20261202_000001_typed_signed_key;
 mod m20261202_000002_payload_mismatches;
 mod m20261205_000001_destinations;
 mod m20261206_000001_fan_out;
+mod m20261207_000001_delivery_round;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_payload_mismatches::Migration),
             Box::new(m20261205_000001_destinations::Migration),
             Box::new(m20261206_000001_fan_out::Migration),
+            Box::new(m20261207_000001_delivery_round::Migration),
         ]
     }
 }

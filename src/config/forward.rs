@@ -17,14 +17,29 @@ pub const FORWARD_HANDLER: &str = "forward";
 #[derive(Debug, Clone, Serialize, Deserialize, SmartDefault, Validate)]
 #[serde(default, deny_unknown_fields)]
 pub struct ForwardConfig {
-    /// How deliveries are carried: `http` (the only kind today).
+    /// How deliveries are carried: `http` (a signed POST) or `nats` (a JetStream publish).
     pub kind: DestinationKind,
-    /// `http://` or `https://` URL of the user's app.
+    /// `http`: `http://` or `https://` URL of the user's app.
     pub url: String,
-    /// Env var holding the signing secret, `whsec_<base64>` (Standard Webhooks), or a list of
-    /// them while a secret is rotated: each delivery then carries one signature per secret.
+    /// `http`: env var holding the signing secret, `whsec_<base64>` (Standard Webhooks), or a
+    /// list of them while a secret is rotated: each delivery then carries one signature per
+    /// secret.
     #[default(SecretEnv::One(String::new()))]
     pub secret_env: SecretEnv,
+    /// `nats`: the servers' URLs (several for a cluster; the client also learns the others).
+    pub urls: Vec<String>,
+    /// `nats`: the subject template: `{source}`, `{type}`, `{event_id}` (see
+    /// `forward::subject`).
+    pub subject: String,
+    /// `nats`: the JetStream stream that must capture the subject (`Nats-Expected-Stream`).
+    pub stream: String,
+    /// `nats`: env var holding a token.
+    pub token_env: Option<String>,
+    /// `nats`: env vars holding a user and a password.
+    pub user_env: Option<String>,
+    pub password_env: Option<String>,
+    /// `nats`: env var holding the path of a `.creds` file (JWT and NKey seed).
+    pub creds_file_env: Option<String>,
     /// Globs on the event type (`*`: any run of characters); empty: every type. Checked at
     /// launch by `forward::filter`.
     pub types: Vec<String>,
@@ -35,18 +50,19 @@ pub struct ForwardConfig {
     /// JSON pointer into the payload; deliveries whose values are equal go one at a time, in
     /// commit order. Empty: no ordering.
     pub ordering: String,
-    #[default = 10]
+    /// The wait for one attempt's answer; default 10 s (`http`), 5 s (`nats`: see
+    /// [`ForwardConfig::timeout_secs`]).
     #[validate(range(min = 1, max = 3600))]
-    pub timeout_secs: u64,
+    pub timeout_secs: Option<u64>,
     #[default = 10]
     #[validate(range(min = 1, max = 1000))]
     pub max_attempts: u32,
     #[default = 1000]
     #[validate(range(min = 1))]
     pub backoff_base_ms: u64,
-    #[default = 3600]
+    /// The longest wait between two attempts; default 3600 s (`http`), 30 s (`nats`).
     #[validate(range(min = 1))]
-    pub backoff_max_secs: u64,
+    pub backoff_max_secs: Option<u64>,
     #[default = 16]
     #[validate(range(min = 1, max = 1024))]
     pub concurrency: usize,
@@ -69,6 +85,28 @@ pub enum DestinationKind {
     /// A signed POST to the app's URL (Standard Webhooks).
     #[default]
     Http,
+    /// A publish into a NATS JetStream stream, deduplicated by the stream (`Nats-Msg-Id`).
+    Nats,
+}
+
+impl ForwardConfig {
+    /// The wait for one attempt's answer. A `nats` destination's is short by default: an
+    /// attempt whose ack never came must be retried inside the stream's duplicate window
+    /// (JetStream's default: 2 minutes) for the stream to drop the second copy.
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout_secs.unwrap_or(match self.kind {
+            DestinationKind::Http => 10,
+            DestinationKind::Nats => 5,
+        })
+    }
+
+    /// The longest wait between two attempts (shorter for `nats`, as for the timeout).
+    pub fn backoff_max_secs(&self) -> u64 {
+        self.backoff_max_secs.unwrap_or(match self.kind {
+            DestinationKind::Http => 3600,
+            DestinationKind::Nats => 30,
+        })
+    }
 }
 
 impl ForwardConfig {
@@ -78,6 +116,33 @@ impl ForwardConfig {
     pub(super) fn validate_named(&self, table: &str) -> Result<(), ConfigError> {
         Validate::validate(self).map_err(|e| invalid(table, &e))?;
         let bad = |msg: String| Err(ConfigError::Invalid(msg));
+        match self.kind {
+            DestinationKind::Http => self.validate_http(table)?,
+            DestinationKind::Nats => self.validate_nats(table)?,
+        }
+        if !self.ordering.is_empty() && !self.ordering.starts_with('/') {
+            return bad(format!(
+                "{table}.ordering = {:?} is not a JSON pointer (it must start with '/')",
+                self.ordering
+            ));
+        }
+        if self.backoff_max_secs().saturating_mul(1000) < self.backoff_base_ms {
+            return bad(format!(
+                "{table}.backoff_max_secs must not be below backoff_base_ms"
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self, table: &str) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError::Invalid(msg));
+        for (key, set) in self.nats_keys() {
+            if set {
+                return bad(format!(
+                    "{table}.{key} is a key of kind \"nats\"; this destination's kind is \"http\""
+                ));
+            }
+        }
         if self.url.trim().is_empty() {
             return bad(format!(
                 "{table}.url is required: the address of the app to deliver to"
@@ -100,15 +165,74 @@ impl ForwardConfig {
                  deliveries are signed (Standard Webhooks)"
             ));
         }
-        if !self.ordering.is_empty() && !self.ordering.starts_with('/') {
+        Ok(())
+    }
+
+    /// The keys only `nats` takes, and whether each is set.
+    fn nats_keys(&self) -> [(&'static str, bool); 7] {
+        [
+            ("urls", !self.urls.is_empty()),
+            ("subject", !self.subject.is_empty()),
+            ("stream", !self.stream.is_empty()),
+            ("token_env", self.token_env.is_some()),
+            ("user_env", self.user_env.is_some()),
+            ("password_env", self.password_env.is_some()),
+            ("creds_file_env", self.creds_file_env.is_some()),
+        ]
+    }
+
+    fn validate_nats(&self, table: &str) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError::Invalid(msg));
+        if !self.url.is_empty() || self.secret_env != SecretEnv::One(String::new()) {
             return bad(format!(
-                "{table}.ordering = {:?} is not a JSON pointer (it must start with '/')",
-                self.ordering
+                "{table}: url and secret_env are keys of kind \"http\"; a nats destination \
+                 takes urls, subject and stream (and optional credentials)"
             ));
         }
-        if self.backoff_max_secs.saturating_mul(1000) < self.backoff_base_ms {
+        if self.urls.is_empty() {
             return bad(format!(
-                "{table}.backoff_max_secs must not be below backoff_base_ms"
+                "{table}.urls is required: the NATS servers, e.g. [\"nats://127.0.0.1:4222\"]"
+            ));
+        }
+        for u in &self.urls {
+            match url::Url::parse(u) {
+                Ok(parsed)
+                    if matches!(parsed.scheme(), "nats" | "tls") && parsed.host().is_some() => {}
+                _ => {
+                    return bad(format!(
+                        "{table}.urls holds {u:?}, which is not a nats:// or tls:// URL"
+                    ))
+                }
+            }
+        }
+        if let Err(e) = super::subject::Template::parse(&self.subject) {
+            return bad(format!("{table}.subject = {:?}: {e}", self.subject));
+        }
+        let stream_ok = !self.stream.is_empty()
+            && self.stream.len() <= 255
+            && !self.stream.chars().any(|c| {
+                c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\')
+            });
+        if !stream_ok {
+            return bad(format!(
+                "{table}.stream = {:?} is required and must be a JetStream stream name (no \
+                 spaces, '.', '*', '>', '/' or '\\')",
+                self.stream
+            ));
+        }
+        let user = self.user_env.is_some() || self.password_env.is_some();
+        if self.user_env.is_some() != self.password_env.is_some() {
+            return bad(format!("{table}: user_env and password_env go together"));
+        }
+        let ways = [
+            self.token_env.is_some(),
+            user,
+            self.creds_file_env.is_some(),
+        ];
+        if ways.iter().filter(|w| **w).count() > 1 {
+            return bad(format!(
+                "{table}: name one way to authenticate: token_env, user_env + password_env, or \
+                 creds_file_env"
             ));
         }
         Ok(())

@@ -19,6 +19,7 @@ mod documented;
 mod forward;
 mod secret_env;
 mod source;
+pub mod subject;
 
 pub use forward::{DestinationKind, ForwardConfig, FORWARD_HANDLER};
 

@@ -38,6 +38,8 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub delivered_at: Option<DateTimeUtc>,
+    /// Redeliveries and redrives so far: the message id of a broker that dedupes by it.
+    pub round: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

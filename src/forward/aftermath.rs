@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{DatabaseConnection, DbErr};
 
-use super::attempt::{self, Answer};
+use super::attempt::{self, Answer, Fault};
 use super::brakes;
 use super::deliveries::Settle;
 use super::metrics::Settled;
@@ -53,6 +53,17 @@ pub async fn brake(
             hold(db, target, answer, attempts, now).await?;
             return Ok(Braked {
                 paused: probe,
+                suspect,
+            });
+        }
+        if answer.fault == Fault::Misconfigured {
+            brakes::pause(db, source, name, PauseReason::Misconfigured, now).await?;
+            tracing::error!(source, destination = name, reason = %PauseReason::Misconfigured,
+                error = %answer.error,
+                "destination paused: it is misconfigured; its deliveries wait until an \
+                 operator fixes it and resumes it");
+            return Ok(Braked {
+                paused: true,
                 suspect,
             });
         }
@@ -138,7 +149,7 @@ pub fn outcome(
         let status = answer.status.unwrap_or(200);
         return (Settled::Delivered, Settle::Delivered { status });
     }
-    if attempts >= target.max_attempts && may_die {
+    if answer.fault == Fault::Undeliverable || (attempts >= target.max_attempts && may_die) {
         return (
             Settled::Dead,
             Settle::Dead {
@@ -163,6 +174,7 @@ pub fn outcome(
             at,
             status: answer.status,
             error: answer.error.clone(),
+            in_doubt: answer.fault == Fault::InDoubt,
         },
     )
 }

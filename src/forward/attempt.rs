@@ -24,6 +24,28 @@ pub struct Answer {
     pub retry_after: Option<u64>,
     /// For a failure: what to show the operator.
     pub error: String,
+    /// What a failure means beyond "try again later".
+    pub fault: Fault,
+}
+
+/// What a failed attempt means beyond "try again after the backoff".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// An ordinary answer.
+    #[default]
+    None,
+    /// Sent, and no answer came back (a timeout, a cut connection): the destination may have
+    /// it. A broker that drops a message id it already has (NATS JetStream) must see the
+    /// retry inside its duplicate window, so the row stays marked (its lease runs on until
+    /// the retry is due) and the retry is claimed past a pause (`deliveries::claim`).
+    InDoubt,
+    /// The destination can never take this delivery (larger than the broker's
+    /// `max_payload`): dead at once, not retried until `max_attempts`.
+    Undeliverable,
+    /// The destination is set up wrong (its stream is missing, or does not capture the
+    /// subject, or its duplicate window is too short): it is paused with reason
+    /// `misconfigured` until an operator fixes it and resumes it.
+    Misconfigured,
 }
 
 impl Answer {
@@ -50,6 +72,18 @@ impl Answer {
 pub trait Transport: Send + Sync {
     /// Sends the delivery once and says how it went.
     async fn send(&self, row: &delivery::Model, now: DateTime<Utc>) -> Answer;
+
+    /// Whether a retry after an unknown outcome must come soon (the destination dedupes by
+    /// message id within a window): such rows are claimed past a pause.
+    fn retries_in_doubt_first(&self) -> bool {
+        false
+    }
+
+    /// Checks, at launch, what the kind can check of its destination before the first
+    /// attempt (`max_body`: the largest body its source accepts). An error refuses to launch.
+    async fn check_at_launch(&self, _max_body: u64) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The wait before attempt `attempts + 1`: exponential from `base`, doubled per attempt, up

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use super::attempt::Transport;
-use super::http;
+use super::{http, nats};
 use crate::config::{destination_table, DestinationKind, Environment, ForwardConfig, Settings};
 
 /// A destination of a source, resolved at launch.
@@ -76,28 +76,70 @@ pub async fn warn_removed(db: &impl sea_orm::ConnectionTrait, configured: &[(Str
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// Every source's destinations, their secrets read from the environment. A missing, empty or
-/// undecodable secret refuses to launch, naming the variable.
-pub fn targets(settings: &Settings, env: &Environment) -> Result<Vec<Target>, String> {
+/// undecodable secret refuses to launch, naming the variable. A broker's client starts
+/// connecting in the background ([`check`] then checks what it can).
+pub async fn targets(settings: &Settings, env: &Environment) -> Result<Vec<Target>, String> {
     let mut targets = Vec::new();
     let client = http::client()?;
+    let poll = Duration::from_millis(settings.forward_poll_ms);
     for (source, cfg) in &settings.sources {
         for (name, forward) in cfg.destinations() {
             let table = destination_table(&format!("idemhook.sources.{source}"), name);
-            targets.push(target(source, name, forward, &table, &client, env)?);
+            let timeout = Duration::from_secs(forward.timeout_secs());
+            let transport: Box<dyn Transport> = match forward.kind {
+                DestinationKind::Http => {
+                    Box::new(http_target(name, forward, &table, &client, env, timeout)?)
+                }
+                DestinationKind::Nats => {
+                    let at = nats::Resolved {
+                        source,
+                        destination: name,
+                        table: &table,
+                        lease: timeout + LEASE_MARGIN,
+                        poll,
+                    };
+                    Box::new(nats::Nats::new(forward, at, env).await?)
+                }
+            };
+            targets.push(Target {
+                source: source.to_owned(),
+                name: name.to_owned(),
+                transport,
+                timeout,
+                lease: timeout + LEASE_MARGIN,
+                max_attempts: forward.max_attempts,
+                backoff_base: Duration::from_millis(forward.backoff_base_ms),
+                backoff_max: Duration::from_secs(forward.backoff_max_secs()),
+                concurrency: forward.concurrency,
+                pause_after_failures: forward.pause_after_failures,
+                probe: Duration::from_secs(forward.probe_secs),
+                rate_per_sec: forward.rate_per_sec,
+            });
         }
     }
     Ok(targets)
 }
 
-/// One destination, resolved: `table` is its config key, as errors name it.
-fn target(
-    source: &str,
+/// Runs each kind's launch check (a broker's stream, see `nats`): an error refuses to launch.
+pub async fn check(targets: &[Target], max_body: impl Fn(&str) -> u64) -> Result<(), String> {
+    for target in targets {
+        target
+            .transport
+            .check_at_launch(max_body(&target.source))
+            .await?;
+    }
+    Ok(())
+}
+
+/// An `http` destination, resolved: `table` is its config key, as errors name it.
+fn http_target(
     name: &str,
     forward: &ForwardConfig,
     table: &str,
     client: &reqwest::Client,
     env: &Environment,
-) -> Result<Target, String> {
+    timeout: Duration,
+) -> Result<http::Http, String> {
     // Every variable listed must hold a key: one not set while a secret is being rotated
     // would leave the app verifying against a key idemhook never signs with.
     let secrets = forward
@@ -115,24 +157,7 @@ fn target(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let url = url::Url::parse(&forward.url).map_err(|e| format!("{table}.url: {e}"))?;
-    let timeout = Duration::from_secs(forward.timeout_secs);
-    let transport = match forward.kind {
-        DestinationKind::Http => http::Http::new(client.clone(), name, url, secrets, timeout),
-    };
-    Ok(Target {
-        source: source.to_owned(),
-        name: name.to_owned(),
-        transport: Box::new(transport),
-        timeout,
-        lease: timeout + LEASE_MARGIN,
-        max_attempts: forward.max_attempts,
-        backoff_base: Duration::from_millis(forward.backoff_base_ms),
-        backoff_max: Duration::from_secs(forward.backoff_max_secs),
-        concurrency: forward.concurrency,
-        pause_after_failures: forward.pause_after_failures,
-        probe: Duration::from_secs(forward.probe_secs),
-        rate_per_sec: forward.rate_per_sec,
-    })
+    Ok(http::Http::new(client.clone(), name, url, secrets, timeout))
 }
 
 /// Lowers each target's `concurrency` so that its deliveries in flight, each holding a body of

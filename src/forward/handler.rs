@@ -123,6 +123,7 @@ impl Forward {
                 last_status: Set(None),
                 last_error: Set(None),
                 created_at: Set(now),
+                round: Set(0),
                 delivered_at: Set(None),
             });
         }

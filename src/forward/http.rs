@@ -13,7 +13,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::attempt::{idempotency_key, Answer, Transport};
+use super::attempt::{idempotency_key, Answer, Fault, Transport};
 use super::metrics::Class;
 use crate::config::SignatureAlgorithm;
 use crate::entities::delivery;
@@ -21,7 +21,7 @@ use crate::providers::signature::hmac;
 
 /// Everything but RFC 3986's unreserved characters is escaped, so any UTF-8 id (spaces,
 /// control characters, non-ASCII) survives a header and decodes to the exact bytes.
-const HEADER_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+pub(super) const HEADER_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -169,6 +169,7 @@ async fn post(target: &Http, row: &delivery::Model, now: DateTime<Utc>) -> Answe
         status: Some(status),
         retry_after,
         error,
+        fault: Fault::None,
     }
 }
 
@@ -192,6 +193,7 @@ fn failure(e: reqwest::Error) -> Answer {
                 "connection"
             }
         ),
+        fault: Fault::None,
     }
 }
 

@@ -25,6 +25,8 @@ pub enum Class {
     ServerError,
     Timeout,
     Connect,
+    /// A broker refused it (a nack, a message too large, no stream for the subject).
+    Rejected,
 }
 
 impl Class {
@@ -45,6 +47,7 @@ impl Class {
             Class::ServerError => "5xx",
             Class::Timeout => "timeout",
             Class::Connect => "connect",
+            Class::Rejected => "rejected",
         }
     }
 }

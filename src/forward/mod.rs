@@ -30,6 +30,7 @@ pub mod filter;
 pub mod handler;
 pub mod http;
 pub mod metrics;
+pub mod nats;
 mod recorder;
 pub mod worker;
 
@@ -40,7 +41,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 pub use attempt::Transport;
-pub use destination::{bound_slots, destinations, targets, warn_removed, Target};
+pub use destination::{bound_slots, check, destinations, targets, warn_removed, Target};
 pub use handler::Forward;
 pub use worker::Forwarder;
 

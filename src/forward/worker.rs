@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::aftermath::{self, Suspects};
-use super::deliveries::{self, Settle};
+use super::deliveries::{self, Brakes, Settle};
 use super::metrics::{ForwardMetrics, Settled};
 use super::recorder::{record_delivered, Delivered};
 use super::{brakes, Target, Wake};
@@ -195,7 +195,11 @@ impl Forwarder {
                 now,
                 lease_until,
                 &token,
-                false,
+                if target.transport.retries_in_doubt_first() {
+                    Brakes::InDoubtPast
+                } else {
+                    Brakes::Respect
+                },
             );
             let rows = match claim.await {
                 Ok(rows) => rows,
@@ -238,6 +242,8 @@ impl Forwarder {
         probe: bool,
     ) {
         let answer = target.transport.send(&row, self.clock.now()).await;
+        #[cfg(feature = "test-handlers")]
+        crash_after_delivery(&answer);
         let now = self.clock.now();
         let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
         let suspect = self.suspects.is(target);
@@ -331,7 +337,8 @@ impl Forwarder {
             let token: [u8; 16] = rand::random();
             let lease_until = now + TimeDelta::from_std(target.lease).unwrap_or(TimeDelta::MAX);
             let who = (target.source.as_str(), target.name.as_str());
-            let claimed = deliveries::claim(&self.db, who, 1, now, lease_until, &token, true).await;
+            let claimed =
+                deliveries::claim(&self.db, who, 1, now, lease_until, &token, Brakes::Ignore).await;
             let row = match claimed {
                 Ok(rows) => rows.into_iter().next(),
                 Err(e) => {
@@ -383,5 +390,18 @@ impl Forwarder {
             Ok(n) => tracing::info!(released = n, "forwarding: leases given back at shutdown"),
             Err(e) => tracing::warn!(error = %e, "forwarding: leases not given back; they expire"),
         }
+    }
+}
+
+/// The crash tests' fault point (the binary of the `test-handlers` feature only): with
+/// `IDEMHOOK_TEST_EXIT_AFTER_DELIVERY` set, the process exits as soon as a destination has
+/// taken a delivery and before idemhook records it, the window in which only the
+/// destination's own dedupe (a stream's message id, an app's `Idempotency-Key`) keeps the
+/// delivery once.
+#[cfg(feature = "test-handlers")]
+fn crash_after_delivery(answer: &super::attempt::Answer) {
+    if answer.delivered() && std::env::var_os("IDEMHOOK_TEST_EXIT_AFTER_DELIVERY").is_some() {
+        tracing::error!("test fault point: exiting after a delivery, before recording it");
+        std::process::exit(86);
     }
 }

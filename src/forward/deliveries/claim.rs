@@ -28,11 +28,23 @@ use crate::entities::delivery::{self, Column};
 use crate::forward::brakes::available;
 use crate::status::DeliveryStatus;
 
+/// What a claim makes of the destination's brakes (a pause, a hold: `forward::brakes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Brakes {
+    /// Only rows of a destination neither paused nor held back.
+    Respect,
+    /// As `Respect`, but a row in doubt (pending, its lease run out: an attempt whose outcome
+    /// is unknown, cut off by a crash or settled as `Fault::InDoubt`) is taken past them: a
+    /// destination that dedupes within a window (NATS JetStream) must see its retry soon.
+    InDoubtPast,
+    /// Past the brakes: the circuit breaker's probe.
+    Ignore,
+}
+
 /// Claims up to `limit` due deliveries of the destination `(source, name)` until
 /// `lease_until`, under `token`; returns the claimed rows, their `attempts` already counting
 /// this attempt and their bodies read ([`bodies::fill`]). A claim that lost a race
-/// to another node claims nothing (`Ok(vec![])`). A `probe` (the circuit breaker's, see
-/// `forward::brakes`) claims past the destination's brakes.
+/// to another node claims nothing (`Ok(vec![])`). `brakes`: see [`Brakes`].
 pub async fn claim(
     db: &DatabaseConnection,
     destination: (&str, &str),
@@ -40,7 +52,7 @@ pub async fn claim(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     token: &[u8; 16],
-    probe: bool,
+    brakes: Brakes,
 ) -> Result<Vec<delivery::Model>, DbErr> {
     let take = |update: sea_orm::UpdateMany<delivery::Entity>| {
         update
@@ -59,7 +71,7 @@ pub async fn claim(
         let mut rows = take(delivery::Entity::update_many())
             .filter(
                 Column::Id
-                    .in_subquery(candidates(backend, destination, limit, now, probe).into_query()),
+                    .in_subquery(candidates(backend, destination, limit, now, brakes).into_query()),
             )
             .exec_with_returning(db)
             .await?;
@@ -75,7 +87,7 @@ pub async fn claim(
     let txn = db
         .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
         .await?;
-    let mut rows = candidates(backend, destination, limit, now, probe)
+    let mut rows = candidates(backend, destination, limit, now, brakes)
         .all(&txn)
         .await?;
     if rows.is_empty() {
@@ -117,10 +129,10 @@ pub fn candidates(
     destination: (&str, &str),
     limit: u64,
     now: DateTime<Utc>,
-    probe: bool,
+    brakes: Brakes,
 ) -> Select<delivery::Entity> {
     let due = delivery::Entity::find()
-        .filter(claimable(destination, now, probe))
+        .filter(claimable(destination, now, brakes))
         .order_by_asc(Column::NextAttemptAt)
         .order_by_asc(Column::Id)
         .limit(limit);
@@ -148,8 +160,8 @@ fn unleased(now: DateTime<Utc>) -> Condition {
 }
 
 /// Pending, due, not leased (or the lease ran out), its destination neither paused nor held
-/// back by its app ([`available`]; a probe does not ask), and first of its ordering key.
-fn claimable((source, name): (&str, &str), now: DateTime<Utc>, probe: bool) -> Condition {
+/// back by its app ([`available`], as `brakes` says), and first of its ordering key.
+fn claimable((source, name): (&str, &str), now: DateTime<Utc>, brakes: Brakes) -> Condition {
     let earlier = Alias::new("earlier");
     let table = Alias::new("deliveries");
     let earlier_pending = Query::select()
@@ -166,7 +178,15 @@ fn claimable((source, name): (&str, &str), now: DateTime<Utc>, probe: bool) -> C
         .add(Column::Source.eq(source))
         .add(Column::Destination.eq(name))
         .add(Column::NextAttemptAt.lte(now))
-        .add_option((!probe).then(|| available(name, now)))
+        .add_option(match brakes {
+            Brakes::Respect => Some(Condition::all().add(available(name, now))),
+            Brakes::InDoubtPast => Some(
+                Condition::any()
+                    .add(available(name, now))
+                    .add(Column::LeaseUntil.is_not_null()),
+            ),
+            Brakes::Ignore => None,
+        })
         .add(
             Condition::any()
                 .add(Column::OrderingKey.is_null())

@@ -17,7 +17,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoIden, Query};
 use sea_orm::{ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
 
 pub use backlog::{backlogs, per_source, Backlog, DestinationKey};
-pub use claim::{candidates, claim};
+pub use claim::{candidates, claim, Brakes};
 pub use reschedule::{discard, redeliver, reschedule, Redelivery};
 pub use settle::{release, settle, settle_delivered, Settle};
 

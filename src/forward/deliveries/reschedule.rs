@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
 };
@@ -93,10 +93,12 @@ pub async fn reschedule(
     Ok(result.rows_affected)
 }
 
-/// A new round: pending, no attempt yet, due `now`.
+/// A new round: pending, no attempt yet, due `now`, its `round` counted (a broker that
+/// dedupes by message id takes it as a new message).
 fn new_round(now: DateTime<Utc>) -> sea_orm::UpdateMany<delivery::Entity> {
     delivery::Entity::update_many()
         .col_expr(Column::Status, Expr::val(DeliveryStatus::Pending))
+        .col_expr(Column::Round, Expr::col(Column::Round).add(1))
         .col_expr(Column::Attempts, Expr::val(0))
         .col_expr(Column::NextAttemptAt, Expr::val(now))
         .col_expr(Column::DeliveredAt, Expr::val(None::<DateTime<Utc>>))

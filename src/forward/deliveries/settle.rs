@@ -22,6 +22,10 @@ pub enum Settle {
         at: DateTime<Utc>,
         status: Option<u16>,
         error: String,
+        /// The attempt's outcome is unknown: the lease is not ended but runs on until `at`,
+        /// which marks the row as in doubt (a pending row with a lease that ran out) for a
+        /// claim that takes such rows past the brakes.
+        in_doubt: bool,
     },
     Dead {
         status: Option<u16>,
@@ -50,11 +54,22 @@ pub async fn settle(
         Settle::Delivered { status } => {
             return Ok(settle_delivered(db, &[id], token, status, now).await? == 1);
         }
-        Settle::Retry { at, status, error } => (
-            without_lease()
-                .col_expr(Column::NextAttemptAt, Expr::val(at))
-                .col_expr(Column::LastStatus, Expr::val(status.map(i32::from)))
-                .col_expr(Column::LastError, Expr::val(error.clone())),
+        Settle::Retry {
+            at,
+            status,
+            error,
+            in_doubt,
+        } => (
+            if in_doubt {
+                delivery::Entity::update_many()
+                    .col_expr(Column::LeaseUntil, Expr::val(Some(at)))
+                    .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>))
+            } else {
+                without_lease()
+            }
+            .col_expr(Column::NextAttemptAt, Expr::val(at))
+            .col_expr(Column::LastStatus, Expr::val(status.map(i32::from)))
+            .col_expr(Column::LastError, Expr::val(error.clone())),
             AttemptOutcome::Retry,
             status,
             error,

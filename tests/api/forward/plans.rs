@@ -23,7 +23,7 @@ async fn the_claim_reads_the_index_of_pending_rows(backend: Backend) {
         ("fwd", "billing"),
         16,
         Utc::now(),
-        false,
+        idemhook::forward::deliveries::Brakes::Respect,
     )
     .build(db_backend);
     let (explain, wanted) = match backend {

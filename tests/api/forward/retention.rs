@@ -47,6 +47,7 @@ async fn the_sweeper_keeps_pending_deliveries_and_drops_settled_old_ones(backend
             last_status: Set(None),
             last_error: Set(None),
             created_at: Set(*created),
+            round: Set(0),
             delivered_at: Set(None),
         };
         delivery::Entity::insert(row).exec(&conn).await.unwrap();

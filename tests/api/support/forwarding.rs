@@ -12,7 +12,8 @@ pub const FORWARD_SECRET_KEY: &[u8] = b"forward-secret-key-for-tests";
 /// A second key (`FWD_SECRET_OLD`), for a source that rotates: `secret_env` lists both.
 pub const FORWARD_OLD_SECRET_KEY: &[u8] = b"the-key-being-rotated-out";
 
-fn env() -> Vec<(&'static str, String)> {
+/// The environment [`start`] gives the binary: [`ENV`], the forward secrets, the admin token.
+pub fn fwd_env() -> Vec<(&'static str, String)> {
     let whsec = |key: &[u8]| {
         format!(
             "whsec_{}",
@@ -68,7 +69,7 @@ backoff_max_secs = 1
 
 /// Starts the binary on `cfg` with [`ENV`], the `fwd` source's secret and [`ADMIN_TOKEN`].
 pub async fn start(cfg: &str) -> Server {
-    let env = env();
+    let env = fwd_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Server::start(cfg, &env).await
 }

@@ -9,6 +9,8 @@
 //! - [`cli`]: the `idemhook` command in its own process ([`idemhook`]).
 //! - [`fleet`]: several instances on one database, and deliveries spread over them.
 //! - [`galera`]: the three-node Galera cluster, one test at a time ([`Cluster`]).
+//! - [`nats`]: NATS servers the test starts, stops and kills, alone or as a three-node
+//!   JetStream cluster ([`NatsNode`], [`NatsCluster`]), and a stream read back.
 //! - [`forwarding`]: the binary with the admin token and a source that forwards ([`start`],
 //!   [`fwd_config`]).
 //! - [`ops`]: the admin API as an operator calls it ([`Ops`]), and the operator scenarios'
@@ -34,6 +36,7 @@ pub mod faults;
 pub mod fleet;
 pub mod forwarding;
 pub mod galera;
+pub mod nats;
 pub mod ops;
 pub mod process;
 pub mod proxy;
@@ -48,6 +51,7 @@ pub use db::*;
 pub use fleet::*;
 pub use forwarding::*;
 pub use galera::*;
+pub use nats::*;
 pub use ops::*;
 pub use process::*;
 pub use proxy::*;
