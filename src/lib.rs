@@ -319,6 +319,7 @@ async fn ignite(
         sources.clone(),
         clock.clone(),
         forward::destinations(&settings),
+        forward::kinds(&settings),
     );
     let jobs = operator::runner::start(operator.clone());
     let (activity, reading) = activity::start(&sources, clock.clone());

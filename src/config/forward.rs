@@ -238,3 +238,110 @@ impl ForwardConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nats() -> ForwardConfig {
+        ForwardConfig {
+            kind: DestinationKind::Nats,
+            urls: vec!["nats://127.0.0.1:4222".into()],
+            subject: "webhooks.{source}.{type}".into(),
+            stream: "WEBHOOKS".into(),
+            ..ForwardConfig::default()
+        }
+    }
+
+    fn refused(config: ForwardConfig) -> String {
+        config.validate_named("t").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_nats_table_takes_its_own_keys_and_its_own_defaults() {
+        let ok = nats();
+        assert!(ok.validate_named("t").is_ok());
+        assert_eq!((ok.timeout_secs(), ok.backoff_max_secs()), (5, 30));
+        let http = ForwardConfig::default();
+        assert_eq!((http.timeout_secs(), http.backoff_max_secs()), (10, 3600));
+        let with_url = ForwardConfig {
+            url: "http://x".into(),
+            ..nats()
+        };
+        assert!(refused(with_url).contains("keys of kind \"http\""));
+        let http_with_stream = ForwardConfig {
+            url: "http://x".into(),
+            secret_env: SecretEnv::One("S".into()),
+            stream: "WEBHOOKS".into(),
+            ..ForwardConfig::default()
+        };
+        assert!(refused(http_with_stream).contains("t.stream is a key of kind \"nats\""));
+    }
+
+    #[test]
+    fn a_nats_table_is_checked_naming_the_key() {
+        let cases = [
+            (
+                ForwardConfig {
+                    urls: vec![],
+                    ..nats()
+                },
+                "t.urls is required",
+            ),
+            (
+                ForwardConfig {
+                    urls: vec!["http://x:4222".into()],
+                    ..nats()
+                },
+                "not a nats:// or tls:// URL",
+            ),
+            (
+                ForwardConfig {
+                    subject: "a.{typ}".into(),
+                    ..nats()
+                },
+                "t.subject",
+            ),
+            (
+                ForwardConfig {
+                    subject: String::new(),
+                    ..nats()
+                },
+                "t.subject",
+            ),
+            (
+                ForwardConfig {
+                    stream: "A.B".into(),
+                    ..nats()
+                },
+                "t.stream",
+            ),
+            (
+                ForwardConfig {
+                    stream: String::new(),
+                    ..nats()
+                },
+                "t.stream",
+            ),
+            (
+                ForwardConfig {
+                    user_env: Some("U".into()),
+                    ..nats()
+                },
+                "user_env and password_env go together",
+            ),
+            (
+                ForwardConfig {
+                    token_env: Some("T".into()),
+                    creds_file_env: Some("C".into()),
+                    ..nats()
+                },
+                "one way to authenticate",
+            ),
+        ];
+        for (config, expected) in cases {
+            let err = refused(config);
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+}

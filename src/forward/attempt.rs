@@ -86,6 +86,19 @@ pub trait Transport: Send + Sync {
     }
 }
 
+/// The crash tests' fault point (the binary of the `test-handlers` feature only): with
+/// `IDEMHOOK_TEST_EXIT_AFTER_DELIVERY` set, the process exits as soon as a destination has
+/// taken a delivery and before idemhook records it, the window in which only the
+/// destination's own dedupe (a stream's message id, an app's `Idempotency-Key`) keeps the
+/// delivery once.
+#[cfg(feature = "test-handlers")]
+pub fn crash_after_delivery(answer: &Answer) {
+    if answer.delivered() && std::env::var_os("IDEMHOOK_TEST_EXIT_AFTER_DELIVERY").is_some() {
+        tracing::error!("test fault point: exiting after a delivery, before recording it");
+        std::process::exit(86);
+    }
+}
+
 /// The wait before attempt `attempts + 1`: exponential from `base`, doubled per attempt, up
 /// to `max`, with full jitter between the base and that bound (many deliveries failing
 /// together do not retry together). A `Retry-After` longer than that wins, capped at `max`.

@@ -49,6 +49,18 @@ pub fn destinations(settings: &Settings) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Each configured destination's kind, by (source, name): what the operator's list shows.
+pub fn kinds(settings: &Settings) -> std::collections::HashMap<(String, String), DestinationKind> {
+    settings
+        .sources
+        .iter()
+        .flat_map(|(source, cfg)| {
+            cfg.destinations()
+                .map(move |(name, d)| ((source.clone(), name.to_owned()), d.kind))
+        })
+        .collect()
+}
+
 /// Warns, at launch, of each destination that is no longer configured but still has
 /// deliveries in the outbox: they are not attempted (nor lost) until it comes back or an
 /// operator discards them. A database error only skips the warning.

@@ -41,7 +41,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 pub use attempt::Transport;
-pub use destination::{bound_slots, check, destinations, targets, warn_removed, Target};
+pub use destination::{bound_slots, check, destinations, kinds, targets, warn_removed, Target};
 pub use handler::Forward;
 pub use worker::Forwarder;
 

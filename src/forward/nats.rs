@@ -12,7 +12,7 @@
 //! - an attempt whose outcome is unknown settles as `Fault::InDoubt`, and its retry is
 //!   claimed past a pause (`deliveries::Brakes::InDoubtPast`).
 //!
-//! What could still store an event twice is in docs/destinations.md ("What exactly once
+//! What could still store an event twice is in docs/forwarding.md ("What exactly once
 //! means"): a retry that comes later than the window, e.g. every server unreachable for
 //! longer than the window right after a lost ack.
 //!

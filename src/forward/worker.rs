@@ -243,7 +243,7 @@ impl Forwarder {
     ) {
         let answer = target.transport.send(&row, self.clock.now()).await;
         #[cfg(feature = "test-handlers")]
-        crash_after_delivery(&answer);
+        super::attempt::crash_after_delivery(&answer);
         let now = self.clock.now();
         let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
         let suspect = self.suspects.is(target);
@@ -390,18 +390,5 @@ impl Forwarder {
             Ok(n) => tracing::info!(released = n, "forwarding: leases given back at shutdown"),
             Err(e) => tracing::warn!(error = %e, "forwarding: leases not given back; they expire"),
         }
-    }
-}
-
-/// The crash tests' fault point (the binary of the `test-handlers` feature only): with
-/// `IDEMHOOK_TEST_EXIT_AFTER_DELIVERY` set, the process exits as soon as a destination has
-/// taken a delivery and before idemhook records it, the window in which only the
-/// destination's own dedupe (a stream's message id, an app's `Idempotency-Key`) keeps the
-/// delivery once.
-#[cfg(feature = "test-handlers")]
-fn crash_after_delivery(answer: &super::attempt::Answer) {
-    if answer.delivered() && std::env::var_os("IDEMHOOK_TEST_EXIT_AFTER_DELIVERY").is_some() {
-        tracing::error!("test fault point: exiting after a delivery, before recording it");
-        std::process::exit(86);
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::instant;
+use crate::config::DestinationKind;
 use crate::entities::destination;
 use crate::forward::brakes;
 use crate::forward::deliveries::{self, Backlog};
@@ -35,8 +36,9 @@ pub enum DestinationState {
 pub struct DestinationView {
     pub source: String,
     pub name: String,
-    /// How its deliveries are carried: `http`.
-    pub kind: String,
+    /// How its deliveries are carried: `http` or `nats`; none for a removed destination.
+    #[schema(value_type = Option<String>)]
+    pub kind: Option<DestinationKind>,
     pub state: DestinationState,
     /// Why it is paused: `operator`.
     #[schema(value_type = Option<String>)]
@@ -66,6 +68,7 @@ pub struct DestinationList {
 pub async fn list(
     db: &impl ConnectionTrait,
     configured: &[(String, String)],
+    kinds: &HashMap<(String, String), DestinationKind>,
     now: DateTime<Utc>,
 ) -> Result<Vec<DestinationView>, DbErr> {
     let rows: HashMap<(String, String), destination::Model> = brakes::all(db)
@@ -84,7 +87,8 @@ pub async fn list(
         .map(|(key, is_configured)| {
             let row = rows.get(&key);
             let backlog = backlogs.get(&key).cloned().unwrap_or_default();
-            view(key.0, key.1, is_configured, row, &backlog, now)
+            let kind = kinds.get(&key).copied();
+            view(key.0, key.1, kind, is_configured, row, &backlog, now)
         })
         .collect())
 }
@@ -92,6 +96,7 @@ pub async fn list(
 fn view(
     source: String,
     name: String,
+    kind: Option<DestinationKind>,
     configured: bool,
     row: Option<&destination::Model>,
     backlog: &Backlog,
@@ -106,7 +111,7 @@ fn view(
     DestinationView {
         source,
         name,
-        kind: "http".to_owned(),
+        kind,
         state,
         paused_reason,
         paused_at: row.and_then(|r| r.paused_at),

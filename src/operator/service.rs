@@ -15,6 +15,7 @@ use super::orders::{self, Order};
 use super::replay::{self, ReplayDone};
 use super::{search, view, OperatorError, OperatorLimits};
 use crate::clock::Clock;
+use crate::config::DestinationKind;
 use crate::db::Limits;
 use crate::engine::store::ReplayRequest;
 use crate::engine::Engine;
@@ -39,6 +40,8 @@ pub struct Operator {
     pub(super) jobs_created: Arc<Notify>,
     /// The configured destinations, (source, name).
     destinations: Arc<Vec<(String, String)>>,
+    /// Their kinds, for the list.
+    kinds: Arc<HashMap<(String, String), DestinationKind>>,
 }
 
 impl Operator {
@@ -51,6 +54,7 @@ impl Operator {
         sources: Arc<Sources>,
         clock: Clock,
         destinations: Vec<(String, String)>,
+        kinds: HashMap<(String, String), DestinationKind>,
     ) -> Self {
         Self {
             db,
@@ -60,6 +64,7 @@ impl Operator {
             clock,
             jobs_created: Arc::new(Notify::new()),
             destinations: Arc::new(destinations),
+            kinds: Arc::new(kinds),
         }
     }
 
@@ -184,7 +189,8 @@ impl Operator {
     /// Every destination, its state and its backlog (`GET /destinations`).
     pub async fn destinations(&self) -> Result<Vec<DestinationView>, DbErr> {
         let txn = self.begin().await?;
-        let list = destinations::list(&txn, &self.destinations, self.clock.now()).await?;
+        let list =
+            destinations::list(&txn, &self.destinations, &self.kinds, self.clock.now()).await?;
         txn.commit().await?;
         Ok(list)
     }

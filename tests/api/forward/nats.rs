@@ -280,11 +280,9 @@ async fn a_misconfigured_stream_pauses_the_destination_and_a_large_body_is_dead_
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let (_, list) = ops.get("/destinations").await;
-        let paused = list["destinations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d["name"] == "bus" && d["paused_reason"] == "misconfigured");
+        let paused = list["destinations"].as_array().unwrap().iter().any(|d| {
+            d["name"] == "bus" && d["kind"] == "nats" && d["paused_reason"] == "misconfigured"
+        });
         if paused {
             break;
         }

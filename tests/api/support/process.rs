@@ -128,13 +128,52 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Whether the process `pid` holds the socket listening on 127.0.0.1:`port` (the inode of
+/// that socket in `/proc/net/tcp` among the process's file descriptors). Where `/proc`
+/// cannot say, it is assumed to.
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return true;
+    };
+    let local = format!("0100007F:{port:04X}");
+    let inode = table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // local address, state 0A (LISTEN), inode
+        (fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A"))
+            .then(|| fields.get(9).map(|s| (*s).to_owned()))
+            .flatten()
+    });
+    let Some(inode) = inode else {
+        return true;
+    };
+    let wanted = format!("socket:[{inode}]");
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return true;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| target.to_string_lossy() == wanted)
+    })
+}
+
 impl Server {
     /// Starts the binary with `rocket_toml` as its whole configuration (the port is added)
     /// and `env` on top of a clean environment, and waits until it answers.
+    ///
+    /// The free port is picked before the binary binds it, so another test's server may
+    /// take it first; then the `/health/live` that answers is that other server's. The
+    /// port is checked to be this process's listening socket (Linux's `/proc`), else the
+    /// binary is started again on another port.
     pub async fn start(rocket_toml: &str, env: &[(&str, &str)]) -> Server {
-        let mut server = Self::spawn(free_port(), rocket_toml, env);
-        server.wait_ready().await;
-        server
+        for _ in 0..5 {
+            let port = free_port();
+            let mut server = Self::spawn(port, rocket_toml, env);
+            server.wait_ready().await;
+            if server.child.id().is_some_and(|pid| listens_on(pid, port)) {
+                return server;
+            }
+            let _ = server.child.kill().await;
+        }
+        panic!("five free ports in a row were taken by another process");
     }
 
     /// Starts the binary like [`Server::start`], expecting it to refuse to launch: waits for
