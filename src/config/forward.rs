@@ -40,6 +40,14 @@ pub struct ForwardConfig {
     pub password_env: Option<String>,
     /// `nats`: env var holding the path of a `.creds` file (JWT and NKey seed).
     pub creds_file_env: Option<String>,
+    /// `rabbitmq`: env var holding the AMQP URL (`amqp://user:password@host:5672/%2f`): it
+    /// carries the password, so it is never in the file.
+    pub url_env: Option<String>,
+    /// `rabbitmq`: the exchange to publish to; declared by the operator, never by idemhook.
+    pub exchange: String,
+    /// `rabbitmq`: the routing key template (`{source}`, `{type}`, `{event_id}`), written by
+    /// the rule of NATS subjects (`config::subject`).
+    pub routing_key: String,
     /// Globs on the event type (`*`: any run of characters); empty: every type. Checked at
     /// launch by `forward::filter`.
     pub types: Vec<String>,
@@ -87,6 +95,18 @@ pub enum DestinationKind {
     Http,
     /// A publish into a NATS JetStream stream, deduplicated by the stream (`Nats-Msg-Id`).
     Nats,
+    /// A publish to a RabbitMQ exchange with publisher confirms: at least once.
+    Rabbitmq,
+}
+
+impl DestinationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationKind::Http => "http",
+            DestinationKind::Nats => "nats",
+            DestinationKind::Rabbitmq => "rabbitmq",
+        }
+    }
 }
 
 impl ForwardConfig {
@@ -95,7 +115,7 @@ impl ForwardConfig {
     /// (JetStream's default: 2 minutes) for the stream to drop the second copy.
     pub fn timeout_secs(&self) -> u64 {
         self.timeout_secs.unwrap_or(match self.kind {
-            DestinationKind::Http => 10,
+            DestinationKind::Http | DestinationKind::Rabbitmq => 10,
             DestinationKind::Nats => 5,
         })
     }
@@ -103,7 +123,7 @@ impl ForwardConfig {
     /// The longest wait between two attempts (shorter for `nats`, as for the timeout).
     pub fn backoff_max_secs(&self) -> u64 {
         self.backoff_max_secs.unwrap_or(match self.kind {
-            DestinationKind::Http => 3600,
+            DestinationKind::Http | DestinationKind::Rabbitmq => 3600,
             DestinationKind::Nats => 30,
         })
     }
@@ -116,9 +136,19 @@ impl ForwardConfig {
     pub(super) fn validate_named(&self, table: &str) -> Result<(), ConfigError> {
         Validate::validate(self).map_err(|e| invalid(table, &e))?;
         let bad = |msg: String| Err(ConfigError::Invalid(msg));
+        for (key, kind, set) in self.kind_keys() {
+            if set && kind != self.kind {
+                return bad(format!(
+                    "{table}.{key} is a key of kind \"{}\"; this destination's kind is \"{}\"",
+                    kind.as_str(),
+                    self.kind.as_str()
+                ));
+            }
+        }
         match self.kind {
             DestinationKind::Http => self.validate_http(table)?,
             DestinationKind::Nats => self.validate_nats(table)?,
+            DestinationKind::Rabbitmq => self.validate_rabbitmq(table)?,
         }
         if !self.ordering.is_empty() && !self.ordering.starts_with('/') {
             return bad(format!(
@@ -136,13 +166,6 @@ impl ForwardConfig {
 
     fn validate_http(&self, table: &str) -> Result<(), ConfigError> {
         let bad = |msg: String| Err(ConfigError::Invalid(msg));
-        for (key, set) in self.nats_keys() {
-            if set {
-                return bad(format!(
-                    "{table}.{key} is a key of kind \"nats\"; this destination's kind is \"http\""
-                ));
-            }
-        }
         if self.url.trim().is_empty() {
             return bad(format!(
                 "{table}.url is required: the address of the app to deliver to"
@@ -168,74 +191,27 @@ impl ForwardConfig {
         Ok(())
     }
 
-    /// The keys only `nats` takes, and whether each is set.
-    fn nats_keys(&self) -> [(&'static str, bool); 7] {
+    /// The keys only one kind takes: (key, kind, whether it is set).
+    fn kind_keys(&self) -> [(&'static str, DestinationKind, bool); 12] {
+        use DestinationKind::{Http, Nats, Rabbitmq};
         [
-            ("urls", !self.urls.is_empty()),
-            ("subject", !self.subject.is_empty()),
-            ("stream", !self.stream.is_empty()),
-            ("token_env", self.token_env.is_some()),
-            ("user_env", self.user_env.is_some()),
-            ("password_env", self.password_env.is_some()),
-            ("creds_file_env", self.creds_file_env.is_some()),
+            ("url", Http, !self.url.is_empty()),
+            (
+                "secret_env",
+                Http,
+                self.secret_env != SecretEnv::One(String::new()),
+            ),
+            ("urls", Nats, !self.urls.is_empty()),
+            ("subject", Nats, !self.subject.is_empty()),
+            ("stream", Nats, !self.stream.is_empty()),
+            ("token_env", Nats, self.token_env.is_some()),
+            ("user_env", Nats, self.user_env.is_some()),
+            ("password_env", Nats, self.password_env.is_some()),
+            ("creds_file_env", Nats, self.creds_file_env.is_some()),
+            ("url_env", Rabbitmq, self.url_env.is_some()),
+            ("exchange", Rabbitmq, !self.exchange.is_empty()),
+            ("routing_key", Rabbitmq, !self.routing_key.is_empty()),
         ]
-    }
-
-    fn validate_nats(&self, table: &str) -> Result<(), ConfigError> {
-        let bad = |msg: String| Err(ConfigError::Invalid(msg));
-        if !self.url.is_empty() || self.secret_env != SecretEnv::One(String::new()) {
-            return bad(format!(
-                "{table}: url and secret_env are keys of kind \"http\"; a nats destination \
-                 takes urls, subject and stream (and optional credentials)"
-            ));
-        }
-        if self.urls.is_empty() {
-            return bad(format!(
-                "{table}.urls is required: the NATS servers, e.g. [\"nats://127.0.0.1:4222\"]"
-            ));
-        }
-        for u in &self.urls {
-            match url::Url::parse(u) {
-                Ok(parsed)
-                    if matches!(parsed.scheme(), "nats" | "tls") && parsed.host().is_some() => {}
-                _ => {
-                    return bad(format!(
-                        "{table}.urls holds {u:?}, which is not a nats:// or tls:// URL"
-                    ))
-                }
-            }
-        }
-        if let Err(e) = super::subject::Template::parse(&self.subject) {
-            return bad(format!("{table}.subject = {:?}: {e}", self.subject));
-        }
-        let stream_ok = !self.stream.is_empty()
-            && self.stream.len() <= 255
-            && !self.stream.chars().any(|c| {
-                c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\')
-            });
-        if !stream_ok {
-            return bad(format!(
-                "{table}.stream = {:?} is required and must be a JetStream stream name (no \
-                 spaces, '.', '*', '>', '/' or '\\')",
-                self.stream
-            ));
-        }
-        let user = self.user_env.is_some() || self.password_env.is_some();
-        if self.user_env.is_some() != self.password_env.is_some() {
-            return bad(format!("{table}: user_env and password_env go together"));
-        }
-        let ways = [
-            self.token_env.is_some(),
-            user,
-            self.creds_file_env.is_some(),
-        ];
-        if ways.iter().filter(|w| **w).count() > 1 {
-            return bad(format!(
-                "{table}: name one way to authenticate: token_env, user_env + password_env, or \
-                 creds_file_env"
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -268,7 +244,7 @@ mod tests {
             url: "http://x".into(),
             ..nats()
         };
-        assert!(refused(with_url).contains("keys of kind \"http\""));
+        assert!(refused(with_url).contains("t.url is a key of kind \"http\""));
         let http_with_stream = ForwardConfig {
             url: "http://x".into(),
             secret_env: SecretEnv::One("S".into()),
@@ -276,6 +252,34 @@ mod tests {
             ..ForwardConfig::default()
         };
         assert!(refused(http_with_stream).contains("t.stream is a key of kind \"nats\""));
+        let rabbit = ForwardConfig {
+            kind: DestinationKind::Rabbitmq,
+            url_env: Some("AMQP_URL".into()),
+            exchange: "webhooks".into(),
+            routing_key: "{source}.{type}".into(),
+            ..ForwardConfig::default()
+        };
+        assert!(rabbit.validate_named("t").is_ok());
+        assert!(refused(ForwardConfig {
+            stream: "S".into(),
+            ..rabbit.clone()
+        })
+        .contains("t.stream is a key of kind \"nats\"; this destination's kind is \"rabbitmq\""));
+        assert!(refused(ForwardConfig {
+            exchange: String::new(),
+            ..rabbit.clone()
+        })
+        .contains("t.exchange"));
+        assert!(refused(ForwardConfig {
+            url_env: None,
+            ..rabbit.clone()
+        })
+        .contains("t.url_env is required"));
+        assert!(refused(ForwardConfig {
+            routing_key: "a.{x}".into(),
+            ..rabbit
+        })
+        .contains("t.routing_key"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 pub use migration::limits::{MAX_KEY_PART_BYTES, MAX_SOURCE_BYTES};
 
+mod brokers;
 #[cfg(test)]
 mod documented;
 mod forward;

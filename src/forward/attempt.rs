@@ -49,6 +49,22 @@ pub enum Fault {
 }
 
 impl Answer {
+    /// A broker took it (no HTTP status).
+    pub fn taken() -> Self {
+        Self::failed(Class::Success, String::new(), Fault::None)
+    }
+
+    /// An attempt that did not deliver, without an HTTP status (a broker's answer, or none).
+    pub fn failed(class: Class, error: String, fault: Fault) -> Self {
+        Self {
+            class,
+            status: None,
+            retry_after: None,
+            error,
+            fault,
+        }
+    }
+
     pub fn delivered(&self) -> bool {
         self.class == Class::Success
     }
@@ -63,6 +79,14 @@ impl Answer {
             _ => false,
         }
     }
+}
+
+/// What a check of a broker's setup (a stream, an exchange) found.
+pub enum Verdict {
+    /// A definite answer that the destination is set up wrong.
+    Misconfigured(String),
+    /// No answer (the broker is down, or did not answer in time).
+    Unreachable(String),
 }
 
 /// How one kind of destination carries a delivery. Called with no transaction and no

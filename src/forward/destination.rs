@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use super::attempt::Transport;
-use super::{http, nats};
+use super::{http, nats, rabbitmq};
 use crate::config::{destination_table, DestinationKind, Environment, ForwardConfig, Settings};
 
 /// A destination of a source, resolved at launch.
@@ -111,6 +111,9 @@ pub async fn targets(settings: &Settings, env: &Environment) -> Result<Vec<Targe
                         poll,
                     };
                     Box::new(nats::Nats::new(forward, at, env).await?)
+                }
+                DestinationKind::Rabbitmq => {
+                    Box::new(rabbitmq::Rabbitmq::new(forward, name, &table, env)?)
                 }
             };
             targets.push(Target {

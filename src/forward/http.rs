@@ -21,11 +21,16 @@ use crate::providers::signature::hmac;
 
 /// Everything but RFC 3986's unreserved characters is escaped, so any UTF-8 id (spaces,
 /// control characters, non-ASCII) survives a header and decodes to the exact bytes.
-pub(super) const HEADER_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+const HEADER_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// A header value that decodes to `s`'s exact bytes (see [`HEADER_VALUE`]).
+pub(super) fn header_value(s: &str) -> String {
+    utf8_percent_encode(s, HEADER_VALUE).to_string()
+}
 
 /// How much of a failed answer's body is kept as `last_error`.
 const ERROR_EXCERPT: usize = 200;
@@ -110,7 +115,7 @@ async fn post(target: &Http, row: &delivery::Model, now: DateTime<Utc>) -> Answe
     let client = &target.client;
     let id = idempotency_key(row.event_key());
     let timestamp = now.timestamp();
-    let encode = |s: &str| utf8_percent_encode(s, HEADER_VALUE).to_string();
+    let encode = header_value;
     let request = client
         .post(target.url.clone())
         .timeout(target.timeout)

@@ -31,6 +31,7 @@ pub mod handler;
 pub mod http;
 pub mod metrics;
 pub mod nats;
+pub mod rabbitmq;
 mod recorder;
 pub mod worker;
 

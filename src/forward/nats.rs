@@ -32,10 +32,9 @@ use async_nats::jetstream::{self, ErrorCode};
 use async_nats::HeaderMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use percent_encoding::utf8_percent_encode;
 
-use super::attempt::{idempotency_key, Answer, Fault, Transport};
-use super::http::HEADER_VALUE;
+use super::attempt::{idempotency_key, Answer, Fault, Transport, Verdict};
+use super::http::header_value;
 use super::metrics::Class;
 use crate::config::subject::{covers, Template};
 use crate::config::{Environment, ForwardConfig};
@@ -260,7 +259,7 @@ impl Nats {
     }
 
     fn headers(&self, row: &delivery::Model) -> HeaderMap {
-        let encode = |s: &str| utf8_percent_encode(s, HEADER_VALUE).to_string();
+        let encode = header_value;
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", message_id(row).as_str());
         headers.insert("Nats-Expected-Stream", self.stream.as_str());
@@ -282,10 +281,14 @@ impl Nats {
             match self.verify().await {
                 Ok(()) => self.passed(),
                 Err(Verdict::Misconfigured(why)) => {
-                    return answer(Class::Rejected, why, Fault::Misconfigured)
+                    return Answer::failed(Class::Rejected, why, Fault::Misconfigured)
                 }
                 Err(Verdict::Unreachable(why)) => {
-                    return answer(Class::Connect, format!("connection: {why}"), Fault::None)
+                    return Answer::failed(
+                        Class::Connect,
+                        format!("connection: {why}"),
+                        Fault::None,
+                    )
                 }
             }
         }
@@ -302,15 +305,9 @@ impl Nats {
             Err(e) => return self.refused(e.kind(), e.to_string(), false).await,
         };
         match tokio::time::timeout(self.timeout, ack.into_future()).await {
-            Ok(Ok(_ack)) => Answer {
-                class: Class::Success,
-                status: None,
-                retry_after: None,
-                error: String::new(),
-                fault: Fault::None,
-            },
+            Ok(Ok(_ack)) => Answer::taken(),
             Ok(Err(e)) => self.refused(e.kind(), e.to_string(), true).await,
-            Err(_) => answer(
+            Err(_) => Answer::failed(
                 Class::Timeout,
                 "timeout: no ack from the stream (the retry publishes the same message id)"
                     .to_owned(),
@@ -322,7 +319,7 @@ impl Nats {
     /// A publish that failed: `sent` says whether the message may have reached the broker.
     async fn refused(&self, kind: PublishErrorKind, error: String, sent: bool) -> Answer {
         match kind {
-            PublishErrorKind::MaxPayloadExceeded => answer(
+            PublishErrorKind::MaxPayloadExceeded => Answer::failed(
                 Class::Rejected,
                 format!(
                     "larger than the NATS server's max_payload ({} bytes): {error}",
@@ -330,13 +327,13 @@ impl Nats {
                 ),
                 Fault::Undeliverable,
             ),
-            PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe if sent => answer(
+            PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe if sent => Answer::failed(
                 Class::Timeout,
                 format!("{error} (the retry publishes the same message id)"),
                 Fault::InDoubt,
             ),
             PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => {
-                answer(Class::Connect, format!("connection: {error}"), Fault::None)
+                Answer::failed(Class::Connect, format!("connection: {error}"), Fault::None)
             }
             // No stream took the subject, or another stream did: is it the setup or a moment
             // of a cluster electing a leader? Asked again before the next attempt.
@@ -344,31 +341,13 @@ impl Nats {
                 self.checked.store(false, Ordering::Relaxed);
                 match self.verify().await {
                     Err(Verdict::Misconfigured(why)) => {
-                        answer(Class::Rejected, why, Fault::Misconfigured)
+                        Answer::failed(Class::Rejected, why, Fault::Misconfigured)
                     }
-                    _ => answer(Class::Rejected, error, Fault::None),
+                    _ => Answer::failed(Class::Rejected, error, Fault::None),
                 }
             }
-            _ => answer(Class::Rejected, error, Fault::None),
+            _ => Answer::failed(Class::Rejected, error, Fault::None),
         }
-    }
-}
-
-/// What a stream check found.
-enum Verdict {
-    /// A definite answer that the destination is set up wrong.
-    Misconfigured(String),
-    /// No answer (the broker is down, or did not answer in time).
-    Unreachable(String),
-}
-
-fn answer(class: Class, error: String, fault: Fault) -> Answer {
-    Answer {
-        class,
-        status: None,
-        retry_after: None,
-        error,
-        fault,
     }
 }
 
