@@ -187,6 +187,8 @@ struct AppState {
     clock: Clock,
     /// Every operator action (admin routes, console, job runner).
     operator: operator::Operator,
+    /// The `pull` destinations' consumers' requests.
+    pull: forward::pull::Pull,
     /// The console's overview reads it.
     activity: Arc<activity::Activity>,
     /// To sweep now (an operator's or a test's `sweep_once`).
@@ -207,6 +209,7 @@ impl AppState {
             .manage(self.admin_token)
             .manage(self.clock)
             .manage(self.operator)
+            .manage(self.pull)
             .manage(self.activity)
             .manage(self.sweeper)
             .manage(self.tasks)
@@ -306,7 +309,7 @@ async fn ignite(
         db.clone(),
         clock.clone(),
         &metrics,
-        wake,
+        wake.clone(),
     );
     let cache = engine.cache().clone();
     let (sweeper, sweeping) = sweeper::start(&settings, db.clone(), cache, clock.clone(), metrics);
@@ -328,8 +331,10 @@ async fn ignite(
             .filter(|t| !t.is_empty())
             .map(str::to_owned),
     );
+    let pull = forward::pull::Pull::new(&settings, env, db.clone(), clock.clone(), wake.clone())?;
     Ok(AppState {
         settings,
+        pull,
         db,
         engine,
         sources,

@@ -1,5 +1,5 @@
-//! What a broker destination's table must hold (`kind = "nats"`, `kind = "rabbitmq"`),
-//! checked at launch beside the keys every kind shares (`config::forward`).
+//! What a broker or pull destination's table must hold (`kind = "nats"`, `"rabbitmq"`,
+//! `"pull"`), checked at launch beside the keys every kind shares (`config::forward`).
 
 use super::forward::ForwardConfig;
 use super::ConfigError;
@@ -76,6 +76,20 @@ impl ForwardConfig {
         }
         if let Err(e) = super::subject::Template::parse(&self.routing_key) {
             return bad(format!("{table}.routing_key = {:?}: {e}", self.routing_key));
+        }
+        Ok(())
+    }
+
+    pub(super) fn validate_pull(&self, table: &str) -> Result<(), ConfigError> {
+        if self
+            .token_env
+            .as_deref()
+            .is_none_or(|v| v.trim().is_empty())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "{table}.token_env is required: the variable holding the consumer's bearer \
+                 token (not the admin token)"
+            )));
         }
         Ok(())
     }

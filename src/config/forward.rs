@@ -84,6 +84,10 @@ pub struct ForwardConfig {
     #[default = 60]
     #[validate(range(min = 1, max = 3600))]
     pub probe_secs: u64,
+    /// `pull`: how long a consumer holds a leased delivery before it may be leased again (an
+    /// attempt counted); default 30.
+    #[validate(range(min = 1, max = 3600))]
+    pub lease_secs: Option<u64>,
 }
 
 /// A destination's kind: how its deliveries are carried.
@@ -97,6 +101,8 @@ pub enum DestinationKind {
     Nats,
     /// A publish to a RabbitMQ exchange with publisher confirms: at least once.
     Rabbitmq,
+    /// Held for a consumer that leases deliveries over HTTP (`POST /pull/…`) and acks them.
+    Pull,
 }
 
 impl DestinationKind {
@@ -105,6 +111,7 @@ impl DestinationKind {
             DestinationKind::Http => "http",
             DestinationKind::Nats => "nats",
             DestinationKind::Rabbitmq => "rabbitmq",
+            DestinationKind::Pull => "pull",
         }
     }
 }
@@ -115,7 +122,7 @@ impl ForwardConfig {
     /// (JetStream's default: 2 minutes) for the stream to drop the second copy.
     pub fn timeout_secs(&self) -> u64 {
         self.timeout_secs.unwrap_or(match self.kind {
-            DestinationKind::Http | DestinationKind::Rabbitmq => 10,
+            DestinationKind::Http | DestinationKind::Rabbitmq | DestinationKind::Pull => 10,
             DestinationKind::Nats => 5,
         })
     }
@@ -123,7 +130,7 @@ impl ForwardConfig {
     /// The longest wait between two attempts (shorter for `nats`, as for the timeout).
     pub fn backoff_max_secs(&self) -> u64 {
         self.backoff_max_secs.unwrap_or(match self.kind {
-            DestinationKind::Http | DestinationKind::Rabbitmq => 3600,
+            DestinationKind::Http | DestinationKind::Rabbitmq | DestinationKind::Pull => 3600,
             DestinationKind::Nats => 30,
         })
     }
@@ -136,11 +143,13 @@ impl ForwardConfig {
     pub(super) fn validate_named(&self, table: &str) -> Result<(), ConfigError> {
         Validate::validate(self).map_err(|e| invalid(table, &e))?;
         let bad = |msg: String| Err(ConfigError::Invalid(msg));
-        for (key, kind, set) in self.kind_keys() {
-            if set && kind != self.kind {
+        for (key, kinds, set) in self.kind_keys() {
+            if set && !kinds.contains(&self.kind) {
+                let kinds: Vec<String> =
+                    kinds.iter().map(|k| format!("{:?}", k.as_str())).collect();
                 return bad(format!(
-                    "{table}.{key} is a key of kind \"{}\"; this destination's kind is \"{}\"",
-                    kind.as_str(),
+                    "{table}.{key} is a key of kind {}; this destination's kind is \"{}\"",
+                    kinds.join(" or "),
                     self.kind.as_str()
                 ));
             }
@@ -149,6 +158,7 @@ impl ForwardConfig {
             DestinationKind::Http => self.validate_http(table)?,
             DestinationKind::Nats => self.validate_nats(table)?,
             DestinationKind::Rabbitmq => self.validate_rabbitmq(table)?,
+            DestinationKind::Pull => self.validate_pull(table)?,
         }
         if !self.ordering.is_empty() && !self.ordering.starts_with('/') {
             return bad(format!(
@@ -192,25 +202,26 @@ impl ForwardConfig {
     }
 
     /// The keys only one kind takes: (key, kind, whether it is set).
-    fn kind_keys(&self) -> [(&'static str, DestinationKind, bool); 12] {
-        use DestinationKind::{Http, Nats, Rabbitmq};
+    fn kind_keys(&self) -> [(&'static str, &'static [DestinationKind], bool); 13] {
+        use DestinationKind::{Http, Nats, Pull, Rabbitmq};
         [
-            ("url", Http, !self.url.is_empty()),
+            ("url", &[Http], !self.url.is_empty()),
             (
                 "secret_env",
-                Http,
+                &[Http],
                 self.secret_env != SecretEnv::One(String::new()),
             ),
-            ("urls", Nats, !self.urls.is_empty()),
-            ("subject", Nats, !self.subject.is_empty()),
-            ("stream", Nats, !self.stream.is_empty()),
-            ("token_env", Nats, self.token_env.is_some()),
-            ("user_env", Nats, self.user_env.is_some()),
-            ("password_env", Nats, self.password_env.is_some()),
-            ("creds_file_env", Nats, self.creds_file_env.is_some()),
-            ("url_env", Rabbitmq, self.url_env.is_some()),
-            ("exchange", Rabbitmq, !self.exchange.is_empty()),
-            ("routing_key", Rabbitmq, !self.routing_key.is_empty()),
+            ("urls", &[Nats], !self.urls.is_empty()),
+            ("subject", &[Nats], !self.subject.is_empty()),
+            ("stream", &[Nats], !self.stream.is_empty()),
+            ("token_env", &[Nats, Pull], self.token_env.is_some()),
+            ("user_env", &[Nats], self.user_env.is_some()),
+            ("password_env", &[Nats], self.password_env.is_some()),
+            ("creds_file_env", &[Nats], self.creds_file_env.is_some()),
+            ("url_env", &[Rabbitmq], self.url_env.is_some()),
+            ("exchange", &[Rabbitmq], !self.exchange.is_empty()),
+            ("routing_key", &[Rabbitmq], !self.routing_key.is_empty()),
+            ("lease_secs", &[Pull], self.lease_secs.is_some()),
         ]
     }
 }
@@ -260,6 +271,22 @@ mod tests {
             ..ForwardConfig::default()
         };
         assert!(rabbit.validate_named("t").is_ok());
+        let pull = ForwardConfig {
+            kind: DestinationKind::Pull,
+            token_env: Some("PULL_TOKEN".into()),
+            ..ForwardConfig::default()
+        };
+        assert!(pull.validate_named("t").is_ok());
+        assert!(refused(ForwardConfig {
+            token_env: None,
+            ..pull.clone()
+        })
+        .contains("t.token_env is required"));
+        assert!(refused(ForwardConfig {
+            lease_secs: Some(30),
+            ..nats()
+        })
+        .contains("t.lease_secs is a key of kind \"pull\""));
         assert!(refused(ForwardConfig {
             stream: "S".into(),
             ..rabbit.clone()

@@ -115,6 +115,8 @@ pub async fn targets(settings: &Settings, env: &Environment) -> Result<Vec<Targe
                 DestinationKind::Rabbitmq => {
                     Box::new(rabbitmq::Rabbitmq::new(forward, name, &table, env)?)
                 }
+                // Its consumer leases its deliveries (`forward::pull`): no worker pushes them.
+                DestinationKind::Pull => continue,
             };
             targets.push(Target {
                 source: source.to_owned(),

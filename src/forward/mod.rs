@@ -31,6 +31,7 @@ pub mod handler;
 pub mod http;
 pub mod metrics;
 pub mod nats;
+pub mod pull;
 pub mod rabbitmq;
 mod recorder;
 pub mod worker;
@@ -56,16 +57,28 @@ use crate::task::TaskGuard;
 /// the commit → delivered time at moderate rates (BENCHMARKS.md). A nudge given while the
 /// worker is busy is kept (one, however many arrive) and ends its next wait at once, so none is
 /// lost. Rows committed by another instance are still found by the poll.
+///
+/// Pull consumers waiting in a long poll (`forward::pull`) are woken too, all of them.
 #[derive(Clone, Default)]
-pub struct Wake(Arc<Notify>);
+pub struct Wake {
+    worker: Arc<Notify>,
+    pullers: Arc<Notify>,
+}
 
 impl Wake {
     pub fn notify(&self) {
-        self.0.notify_one();
+        self.worker.notify_one();
+        self.pullers.notify_waiters();
     }
 
     pub async fn wait(&self) {
-        self.0.notified().await;
+        self.worker.notified().await;
+    }
+
+    /// The pull consumers' wake-up: create it before looking for deliveries, so that a
+    /// commit in between is not missed.
+    pub fn pulled(&self) -> tokio::sync::futures::Notified<'_> {
+        self.pullers.notified()
     }
 }
 

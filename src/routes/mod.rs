@@ -4,6 +4,7 @@
 //! - [`admin`]: the operators' API behind a bearer token (search, replay, redrive, jobs).
 //! - [`console`]: the operators' web pages (`/`, `/console/…`), over the same functions.
 //! - [`auth`]: who may use either (the admin token, the console's cookie, CSRF).
+//! - [`pull`]: a `pull` destination's consumer leases, acks and nacks its deliveries.
 //! - [`health`]: liveness and readiness.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`openapi`]: the OpenAPI document of all of the above.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod pull;
 pub mod webhooks;
 
 pub fn all() -> Vec<Route> {
@@ -32,6 +34,7 @@ pub fn all() -> Vec<Route> {
     routes.extend(health::routes());
     routes.extend(metrics::routes());
     routes.extend(openapi::routes());
+    routes.extend(pull::routes());
     routes
 }
 

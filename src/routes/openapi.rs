@@ -7,7 +7,7 @@ use rocket::{get, routes, Route};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, health, metrics, webhooks};
+use super::{admin, health, metrics, pull, webhooks};
 
 pub fn routes() -> Vec<Route> {
     routes![openapi]
@@ -33,6 +33,9 @@ pub fn routes() -> Vec<Route> {
         admin::jobs::redrive,
         admin::jobs::job,
         admin::orders::order,
+        pull::lease,
+        pull::ack,
+        pull::nack,
         health::live,
         health::ready,
         metrics::metrics,
@@ -44,6 +47,7 @@ pub fn routes() -> Vec<Route> {
     tags(
         (name = "webhooks", description = "Ingest: what providers call"),
         (name = "admin", description = "Operators: search, replay, redrive, jobs"),
+        (name = "pull", description = "A pull destination's consumer, with its own token"),
         (name = "health"), (name = "metrics"),
     )
 )]

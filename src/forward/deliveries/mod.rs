@@ -10,6 +10,7 @@
 pub mod backlog;
 pub mod bodies;
 pub mod claim;
+pub mod pull;
 pub mod reschedule;
 pub mod settle;
 

@@ -34,7 +34,7 @@ pub enum Settle {
 }
 
 /// An UPDATE that ends a lease (every way an attempt ends, and a release).
-fn without_lease() -> sea_orm::UpdateMany<delivery::Entity> {
+pub(super) fn without_lease() -> sea_orm::UpdateMany<delivery::Entity> {
     delivery::Entity::update_many()
         .col_expr(Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
         .col_expr(Column::LeaseToken, Expr::val(None::<Vec<u8>>))

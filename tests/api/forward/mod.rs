@@ -243,6 +243,7 @@ mod nats;
 mod outage;
 mod pause;
 mod plans;
+mod pull;
 mod rabbitmq;
 mod rate;
 mod removed;
