@@ -19,8 +19,18 @@ status=0
 for url in "$@"; do
   work=$(mktemp -d)
   cp "$ROOT/Rocket.toml" "$work/"
+  # A pull destination whose consumer token is the admin token, so that schemathesis's one
+  # Authorization header reaches past the pull routes' 401 (.ci/schemathesis.toml names it
+  # and pins wait_secs to 0: a long poll per example would not fit CI's budget).
+  cat >>"$work/Rocket.toml" <<'TOML'
+[default.idemhook.sources.pulled]
+handlers = ["forward"]
+[default.idemhook.sources.pulled.destinations.warehouse]
+kind = "pull"
+token_env = "SCHEMATHESIS_PULL_TOKEN"
+TOML
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  (cd "$work" && DATABASE_URL="$url" IDEMHOOK_ADMIN_TOKEN=$TOKEN ROCKET_PORT=$port \
+  (cd "$work" && DATABASE_URL="$url" IDEMHOOK_ADMIN_TOKEN=$TOKEN SCHEMATHESIS_PULL_TOKEN=$TOKEN ROCKET_PORT=$port \
     ROCKET_LOG_LEVEL=critical RUST_LOG=warn exec "$BIN" serve >"$work/server.log" 2>&1) &
   pid=$!
   base="http://127.0.0.1:$port"
@@ -28,6 +38,10 @@ for url in "$@"; do
   # An event to find, replay and look up (the config file names it).
   curl -sf -X POST "$base/webhooks/demo" \
     -d '{"id":"e1","type":"payment_succeeded","data":{"order_id":"o1","amount":5,"currency":"eur"}}' >/dev/null
+  # Deliveries for the pull routes to lease.
+  for i in 1 2 3; do
+    curl -sf -X POST "$base/webhooks/pulled" -d "{\"id\":\"p$i\",\"type\":\"t\"}" >/dev/null
+  done
   run() {
     (cd "$work" && timeout 300 "$VENV/bin/st" "$@" run "$base/openapi.json" \
       -H "Authorization: Bearer $TOKEN" \
