@@ -7,7 +7,10 @@
 # Environment: FORWARD_CONCURRENCY (the source's `concurrency`, default 32), DESTINATIONS (how
 # many destinations every event fans out to, all to the same receiver, default 1), HANDLERS
 # (the source's handlers, default "forward"; '"payments", "forward"' applies each payment too),
-# RATES (below),
+# RATES (below), KIND (http, the default, or nats: the destination publishes into the
+# JetStream stream BENCH of the machine's NATS on 4222, made afresh; the drain is then
+# followed by a plain async-nats publisher of as many messages on the same broker, and the
+# stream is checked to hold exactly one message per delivery),
 # DRAIN_SQL (run before the drain), DB (postgres or mariadb), IDEMHOOK_BIN (the binary to
 # measure, for interleaved pairs), SLOWLOG=1 (MariaDB: every statement's time, below).
 # Each phase prints the machine's busy share and the CPU per event of idemhook, the database
@@ -46,7 +49,20 @@ export FORWARD_SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
 
 config() { # poll_ms [worker: true|false]
   local source handlers=${HANDLERS:-'"forward"'}
-  source=$(cat <<TOML
+  if [ "${KIND:-http}" = nats ]; then
+    source=$(cat <<TOML
+[default.idemhook.sources.demo]
+handlers = [$handlers]
+[default.idemhook.sources.demo.forward]
+kind = "nats"
+urls = ["nats://127.0.0.1:4222"]
+subject = "bench.{source}.{type}"
+stream = "BENCH"
+concurrency = ${FORWARD_CONCURRENCY:-32}
+TOML
+    )
+  else
+    source=$(cat <<TOML
 [default.idemhook.sources.demo]
 handlers = [$handlers]
 [default.idemhook.sources.demo.forward]
@@ -54,7 +70,8 @@ url = "http://127.0.0.1:8001/webhooks/app"
 secret_env = "FORWARD_SECRET"
 concurrency = ${FORWARD_CONCURRENCY:-32}
 TOML
-  )
+    )
+  fi
   local n
   for n in $(seq 2 "${DESTINATIONS:-1}"); do
     source+=$(printf '\n[default.idemhook.sources.demo.destinations.d%s]\nurl = "http://127.0.0.1:8001/webhooks/app"\nsecret_env = "FORWARD_SECRET"\nconcurrency = %s' "$n" "${FORWARD_CONCURRENCY:-32}")
@@ -133,6 +150,7 @@ PY
 # The backlog every 0.5 s while a phase runs, in the background: `seconds pending`.
 watch_backlog() { (T=$(now); while :; do echo "$(python3 -c "print(f'{$(now) - $T:.1f}')") $(sql "SELECT count(*) FROM deliveries WHERE status = 'pending'")"; sleep 0.5; done) > "$WORK/backlog" 2>/dev/null & WATCHER=$!; }
 
+[ "${KIND:-http}" = nats ] && "$BENCH" nats reset
 echo "== ingest $EVENTS new events at $CONNS connections (an ingest-only instance: no worker)"
 config 60000 false
 launch_idemhook "$BIN" error
@@ -143,9 +161,14 @@ echo "pending: $DELIVERIES (${DESTINATIONS:-1} destination(s) per event)"
 
 # DRAIN_SQL: statements to run before the drain (to compare index sets on one binary).
 [ -n "${DRAIN_SQL:-}" ] && sql "$DRAIN_SQL" >/dev/null
-echo "== drain the backlog to a bare receiver, ingestion idle"
-start_baseline 8001
-RECEIVER=$BASELINE
+if [ "${KIND:-http}" = nats ]; then
+  echo "== drain the backlog into the NATS stream BENCH, ingestion idle"
+  RECEIVER=$(pgrep -x nats-server | head -n 1)
+else
+  echo "== drain the backlog to a bare receiver, ingestion idle"
+  start_baseline 8001
+  RECEIVER=$BASELINE
+fi
 config 50 true
 T0=$(now)
 launch_idemhook "$BIN" error
@@ -159,6 +182,13 @@ print(f"drained {n} deliveries in {t1 - t0:.1f} s (from launch): {n / (t1 - t0):
 PY
 cpu_report "$DELIVERIES"
 echo "attempts: $(sql "SELECT sum(attempts), sum(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END) FROM deliveries")"
+if [ "${KIND:-http}" = nats ]; then
+  STORED=$("$BENCH" nats count)
+  echo "the stream holds $STORED messages for $DELIVERIES deliveries"
+  [ "$STORED" = "$DELIVERIES" ] || { echo "ERROR: not one message per delivery" >&2; exit 1; }
+  echo "== the same number of messages from a plain async-nats publisher, the same broker"
+  "$BENCH" nats publish --n "$DELIVERIES" --in-flight "${FORWARD_CONCURRENCY:-32}"
+fi
 
 HALF=$(python3 -c "import json; print(int(json.load(open('$WORK/ingest.json'))['throughput_per_sec'] / 2))")
 # RATES: the paced rates to measure latency at ("half" = half the ingest rate above).

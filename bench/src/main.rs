@@ -6,6 +6,7 @@
 //! idemhook-bench http     --url http://127.0.0.1:8000 --source demo -c 16 --duration 10 --duplicates 50
 //! idemhook-bench db-limit --database-url postgres://… -c 16 --duration 10
 //! idemhook-bench baseline-server --port 8001      # then `http` against it with --expect-processed none
+//! idemhook-bench nats publish --n 100000 --in-flight 32   # the broker's own rate (bench/forward.sh)
 //! ```
 //!
 //! Every mode prints a short table and, with `--json FILE`, writes its result as JSON.
@@ -14,6 +15,7 @@ mod baseline;
 mod db_limit;
 mod load;
 mod measure;
+mod nats;
 mod report;
 mod scrape;
 mod summary;
@@ -37,6 +39,8 @@ enum Mode {
     BaselineServer(baseline::BaselineArgs),
     /// Print a directory of results as one table, with the ratios.
     Summarize(summary::SummaryArgs),
+    /// The NATS JetStream side of `bench/forward.sh` with `KIND=nats`.
+    Nats(nats::NatsArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize)]
@@ -58,5 +62,6 @@ fn main() -> Result<(), String> {
         Mode::DbLimit(args) => runtime.block_on(db_limit::run(args)),
         Mode::BaselineServer(args) => runtime.block_on(baseline::serve(args)),
         Mode::Summarize(args) => summary::run(args),
+        Mode::Nats(args) => runtime.block_on(nats::run(args)),
     }
 }

@@ -34,6 +34,32 @@ pub struct Target {
     pub probe: Duration,
     /// Attempts a second, across the fleet (`None`: no limit).
     pub rate_per_sec: Option<u32>,
+    /// Rows this instance settled in doubt (`Fault::InDoubt`), with when each retry is due:
+    /// the worker claims them by id when due, past the brakes and the rate limit, so that a
+    /// destination that dedupes within a window sees the retry in time.
+    pub doubts: std::sync::Mutex<Vec<(i64, chrono::DateTime<chrono::Utc>)>>,
+}
+
+impl Target {
+    /// Notes a row settled in doubt, its retry due `at`.
+    pub fn doubt(&self, id: i64, at: chrono::DateTime<chrono::Utc>) {
+        if let Ok(mut doubts) = self.doubts.lock() {
+            doubts.push((id, at));
+        }
+    }
+
+    /// Takes the rows in doubt whose retry is due (their lease, kept until then, ran out).
+    pub fn due_doubts(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<i64> {
+        let Ok(mut doubts) = self.doubts.lock() else {
+            return Vec::new();
+        };
+        if doubts.is_empty() {
+            return Vec::new();
+        }
+        let (due, later): (Vec<_>, Vec<_>) = doubts.drain(..).partition(|(_, at)| *at < now);
+        *doubts = later;
+        due.into_iter().map(|(id, _)| id).collect()
+    }
 }
 
 /// The configured destinations, (source, name): each source's forward table (named
@@ -131,6 +157,7 @@ pub async fn targets(settings: &Settings, env: &Environment) -> Result<Vec<Targe
                 pause_after_failures: forward.pause_after_failures,
                 probe: Duration::from_secs(forward.probe_secs),
                 rate_per_sec: forward.rate_per_sec,
+                doubts: Default::default(),
             });
         }
     }

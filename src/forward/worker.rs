@@ -175,6 +175,18 @@ impl Forwarder {
             let now = self.clock.now();
             let token: [u8; 16] = rand::random();
             let lease_until = now + TimeDelta::from_std(target.lease).unwrap_or(TimeDelta::MAX);
+            let doubts = target.due_doubts(now);
+            if !doubts.is_empty() {
+                // Retries in doubt first, past the brakes and the rate limit.
+                let who = (target.source.as_str(), target.name.as_str());
+                let only = Brakes::Only(&doubts);
+                let rows =
+                    deliveries::claim(&self.db, who, free as u64, now, lease_until, &token, only);
+                let rows = rows.await.unwrap_or_default();
+                claimed += rows.len();
+                self.start_attempts(target, slots, rows, token, attempts);
+                continue;
+            }
             let want = match target.rate_per_sec {
                 None => free as u64,
                 Some(rate) => {
@@ -218,17 +230,28 @@ impl Forwarder {
                     tracing::warn!(source = %target.source, destination = %target.name, error = %e, "forwarding: cannot give back rate tokens");
                 }
             }
-            for row in rows {
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    break; // cannot happen: at most `free` rows were claimed
-                };
-                self.leases.insert(row.id, token);
-                let (this, target) = (self.clone(), target.clone());
-                attempts
-                    .spawn(async move { this.deliver(&target, row, token, permit, false).await });
-            }
+            self.start_attempts(target, slots, rows, token, attempts);
         }
         Ok(claimed)
+    }
+
+    /// Starts an attempt for each claimed row, each holding one of the target's slots.
+    fn start_attempts(
+        self: &Arc<Self>,
+        target: &Arc<Target>,
+        slots: &Arc<Semaphore>,
+        rows: Vec<delivery::Model>,
+        token: [u8; 16],
+        attempts: &mut JoinSet<()>,
+    ) {
+        for row in rows {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break; // cannot happen: at most `free` rows were claimed
+            };
+            self.leases.insert(row.id, token);
+            let (this, target) = (self.clone(), target.clone());
+            attempts.spawn(async move { this.deliver(&target, row, token, permit, false).await });
+        }
     }
 
     /// One attempt, then its row settled: a delivery by the recorder, with the others that
@@ -269,8 +292,18 @@ impl Forwarder {
             }
             return;
         }
+        let doubt = match &settle {
+            Settle::Retry {
+                at, in_doubt: true, ..
+            } => Some(*at),
+            _ => None,
+        };
         match deliveries::settle(&self.db, &row, &token, settle, now).await {
-            Ok(true) => {}
+            Ok(true) => {
+                if let Some(at) = doubt {
+                    target.doubt(row.id, at);
+                }
+            }
             Ok(false) => tracing::warn!(
                 source = %row.source,
                 destination = %row.destination,

@@ -30,7 +30,7 @@ use crate::status::DeliveryStatus;
 
 /// What a claim makes of the destination's brakes (a pause, a hold: `forward::brakes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Brakes {
+pub enum Brakes<'a> {
     /// Only rows of a destination neither paused nor held back.
     Respect,
     /// As `Respect`, but a row in doubt (pending, its lease run out: an attempt whose outcome
@@ -39,6 +39,9 @@ pub enum Brakes {
     InDoubtPast,
     /// Past the brakes: the circuit breaker's probe.
     Ignore,
+    /// Only these rows, past the brakes: this instance's retries in doubt, due now (primary
+    /// key lookups: no scan of the backlog for them).
+    Only(&'a [i64]),
 }
 
 /// Claims up to `limit` due deliveries of the destination `(source, name)` until
@@ -52,7 +55,7 @@ pub async fn claim(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     token: &[u8; 16],
-    brakes: Brakes,
+    brakes: Brakes<'_>,
 ) -> Result<Vec<delivery::Model>, DbErr> {
     let take = |update: sea_orm::UpdateMany<delivery::Entity>| {
         update
@@ -129,7 +132,7 @@ pub fn candidates(
     destination: (&str, &str),
     limit: u64,
     now: DateTime<Utc>,
-    brakes: Brakes,
+    brakes: Brakes<'_>,
 ) -> Select<delivery::Entity> {
     let due = delivery::Entity::find()
         .filter(claimable(destination, now, brakes))
@@ -161,7 +164,7 @@ fn unleased(now: DateTime<Utc>) -> Condition {
 
 /// Pending, due, not leased (or the lease ran out), its destination neither paused nor held
 /// back by its app ([`available`], as `brakes` says), and first of its ordering key.
-fn claimable((source, name): (&str, &str), now: DateTime<Utc>, brakes: Brakes) -> Condition {
+fn claimable((source, name): (&str, &str), now: DateTime<Utc>, brakes: Brakes<'_>) -> Condition {
     let earlier = Alias::new("earlier");
     let table = Alias::new("deliveries");
     let earlier_pending = Query::select()
@@ -186,6 +189,7 @@ fn claimable((source, name): (&str, &str), now: DateTime<Utc>, brakes: Brakes) -
                     .add(Column::LeaseUntil.is_not_null()),
             ),
             Brakes::Ignore => None,
+            Brakes::Only(ids) => Some(Condition::all().add(Column::Id.is_in(ids.iter().copied()))),
         })
         .add(
             Condition::any()

@@ -16,6 +16,7 @@ on_every_backend!(
     every_event_lands_once_in_the_stream_through_a_broker_outage,
     a_crash_after_the_ack_publishes_again_and_the_stream_keeps_one,
     a_misconfigured_stream_pauses_the_destination_and_a_large_body_is_dead_at_once,
+    a_retry_in_doubt_goes_past_a_pause,
 );
 /// Several instances need a database server.
 mod cluster {
@@ -359,5 +360,52 @@ async fn three_instances_and_a_three_node_cluster_losing_a_node_store_each_event
     let js = jetstream(&cluster.urls()[1..]).await;
     assert_exactly_once(&stream_messages(&js, "WEBHOOKS").await, 300);
     drop(servers);
+    db.drop_db().await;
+}
+
+/// A publish whose ack never came (the broker frozen) is in doubt: its retry must reach the
+/// stream inside the duplicate window, so it goes even while an operator has paused the
+/// destination, and nothing else does. The stream still holds the event once.
+async fn a_retry_in_doubt_goes_past_a_pause(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let node = NatsNode::start().await;
+    let js = jetstream(&[node.url()]).await;
+    create_stream(&js, "WEBHOOKS", &["webhooks.>"], 1).await;
+    let extra = "timeout_secs = 1\nbackoff_base_ms = 1000\npause_after_failures = 0";
+    let cfg = nats_config(&db.url, &format!("[\"{}\"]", node.url()), "").replace(
+        "backoff_base_ms = 50\nbackoff_max_secs = 2\ntimeout_secs = 2\n",
+        &format!("{extra}\nbackoff_max_secs = 2\n"),
+    );
+    let server = start(&cfg).await;
+    node.signal("STOP");
+    post_events(&server, 0..1).await;
+    let conn = db.connect().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = query_row(&conn, "SELECT COALESCE(last_error, '') FROM deliveries").await;
+        let error: String = row.try_get_by_index(0).unwrap();
+        if error.contains("the retry publishes the same message id") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no attempt timed out: {error:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ops = Ops::new(&server);
+    let (status, answer) = ops.post("/destinations/fan/bus/pause").await;
+    assert_eq!(status, 200, "{answer}");
+    post_events(&server, 1..2).await;
+    node.signal("CONT");
+    await_delivered(&db, 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        delivered(&db).await,
+        1,
+        "only the retry in doubt went while paused"
+    );
+    assert_exactly_once(&stream_messages(&js, "WEBHOOKS").await, 1);
+    drop(server);
     db.drop_db().await;
 }

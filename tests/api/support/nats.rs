@@ -88,6 +88,21 @@ impl NatsNode {
         }
     }
 
+    /// Sends the process a signal (`STOP` freezes it: connections stay open, nothing is
+    /// answered; `CONT` thaws it).
+    pub fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("a running nats-server");
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
     /// Kills the process (SIGKILL) and waits for it.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
