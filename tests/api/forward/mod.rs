@@ -239,6 +239,7 @@ mod filters;
 mod fleet;
 mod galera;
 mod hold;
+mod kinds;
 mod nats;
 mod outage;
 mod pause;

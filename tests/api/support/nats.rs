@@ -218,6 +218,8 @@ pub struct Stored {
     pub msg_id: String,
     pub headers: Vec<(String, String)>,
     pub payload: Vec<u8>,
+    /// When the stream stored it, in nanoseconds since the epoch.
+    pub stored_at_ns: i128,
 }
 
 impl Stored {
@@ -281,6 +283,7 @@ pub async fn stream_messages(js: &jetstream::Context, name: &str) -> Vec<Stored>
             msg_id,
             headers,
             payload: message.payload.to_vec(),
+            stored_at_ns: message.time.unix_timestamp_nanos(),
         });
     }
     out
