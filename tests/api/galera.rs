@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use sea_orm::Database;
+use sea_orm::{ConnectionTrait, Database, Statement};
 use tokio::sync::Semaphore;
 
 use crate::support::*;
@@ -177,6 +177,28 @@ async fn three_instances_on_three_galera_nodes_apply_every_event_once() {
         let conn = Database::connect(url).await.unwrap();
         let r = rows(&conn).await;
         assert_eq!((r.processed, r.inbox), (600, 600), "on {url}");
+        // An event paid twice leaves two payments rows of one key (the table has no unique
+        // key on it): named, with their ids (Galera's auto-increment offset tells the node
+        // that wrote each) and times, before the totals' assertion fails on it.
+        let twice = conn
+            .query_all_raw(Statement::from_string(
+                conn.get_database_backend(),
+                "SELECT HEX(key_digest), order_id, COUNT(*), GROUP_CONCAT(id), \
+                 GROUP_CONCAT(created_at) FROM payments GROUP BY key_digest, order_id \
+                 HAVING COUNT(*) > 1",
+            ))
+            .await
+            .unwrap();
+        for row in &twice {
+            let text = |i: usize| row.try_get_by_index::<String>(i).unwrap_or_default();
+            eprintln!(
+                "galera: on {url}, key {} paid into {} more than once: ids {}, at {}",
+                text(0),
+                text(1),
+                text(3),
+                text(4)
+            );
+        }
         assert_orders_exact(&conn, 600, 40, |e| (e % 9 + 1) as i64).await;
     }
     let conflicts = retries(&servers).await;
