@@ -240,6 +240,17 @@ impl Environment {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
     }
+
+    /// The variable `name` that a table's `key` names, trimmed; an error naming both when it
+    /// is not set or empty (a destination's token, URL or credential, which it cannot do
+    /// without).
+    pub fn required(&self, table: &str, key: &str, name: &str) -> Result<String, String> {
+        self.get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{table}.{key} names {name}, which is not set or empty"))
+    }
 }
 
 #[cfg(test)]

@@ -89,6 +89,29 @@ pub enum Verdict {
     Unreachable(String),
 }
 
+/// How long a launch waits for a broker to answer its check before it starts the destination
+/// unchecked (checked, then, on its first attempt once connected).
+const LAUNCH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A broker destination's check at launch (`check`: its stream's or exchange's): a definite
+/// misconfiguration refuses to launch; a broker that does not answer, or not in time, lets
+/// the destination start (ingestion never waits for a broker), with a warning.
+pub async fn launch_check(
+    destination: &str,
+    check: impl std::future::Future<Output = Result<(), Verdict>>,
+) -> Result<(), String> {
+    let why = match tokio::time::timeout(LAUNCH_WAIT, check).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(Verdict::Misconfigured(why))) => return Err(why),
+        Ok(Err(Verdict::Unreachable(why))) => why,
+        Err(_) => format!("no answer within {} s", LAUNCH_WAIT.as_secs()),
+    };
+    tracing::warn!(destination, error = %why,
+        "forwarding: the broker cannot be reached now; the destination starts, retries, and \
+         checks its setup once connected");
+    Ok(())
+}
+
 /// How one kind of destination carries a delivery. Called with no transaction and no
 /// ingest connection held; an attempt that outlives the target's `timeout` is cut off
 /// by the kind itself (the row's lease lasts a little longer, see `Target::lease`).

@@ -33,15 +33,12 @@ use async_nats::HeaderMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::attempt::{idempotency_key, Answer, Fault, Transport, Verdict};
+use super::attempt::{self, idempotency_key, Answer, Fault, Transport, Verdict};
 use super::http::header_value;
 use super::metrics::Class;
 use crate::config::subject::{covers, Template};
 use crate::config::{Environment, ForwardConfig};
 use crate::entities::delivery;
-
-/// How long the launch waits for the broker before it starts the destination unchecked.
-const LAUNCH_WAIT: Duration = Duration::from_secs(3);
 
 /// `Nats-Msg-Id`: the same for every attempt of one round of one delivery, on every instance;
 /// different per destination (two destinations on one stream must not dedupe each other),
@@ -95,13 +92,6 @@ impl Nats {
         env: &Environment,
     ) -> Result<Self, String> {
         let table = at.table;
-        let var = |name: &str| -> Result<String, String> {
-            env.get(name)
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .ok_or_else(|| format!("{table}: the variable {name} is not set or empty"))
-        };
         let mut options = async_nats::ConnectOptions::new()
             .name(format!("idemhook {}/{}", at.source, at.destination))
             .retry_on_initial_connect()
@@ -111,13 +101,17 @@ impl Nats {
                 tracing::info!(event = %event, "forwarding: NATS connection");
             });
         if let Some(name) = &config.token_env {
-            options = options.token(var(name)?);
+            options = options.token(env.required(table, "token_env", name)?);
         }
         if let (Some(user), Some(password)) = (&config.user_env, &config.password_env) {
-            options = options.user_and_password(var(user)?, var(password)?);
+            let (user, password) = (
+                env.required(table, "user_env", user)?,
+                env.required(table, "password_env", password)?,
+            );
+            options = options.user_and_password(user, password);
         }
         if let Some(name) = &config.creds_file_env {
-            let path = var(name)?;
+            let path = env.required(table, "creds_file_env", name)?;
             options = options
                 .credentials_file(&path)
                 .await
@@ -172,25 +166,8 @@ impl Nats {
     /// the same check on its first attempt once connected.
     pub async fn check_at_launch(&self, max_body: u64) -> Result<(), String> {
         self.max_body.store(max_body, Ordering::Relaxed);
-        match tokio::time::timeout(LAUNCH_WAIT, self.verify()).await {
-            Ok(Ok(())) => {
-                self.passed();
-                Ok(())
-            }
-            Ok(Err(Verdict::Misconfigured(why))) => Err(why),
-            Ok(Err(Verdict::Unreachable(why))) => {
-                tracing::warn!(source = %self.source, destination = %self.destination, error = %why,
-                    "forwarding: the NATS stream cannot be checked now; the destination starts \
-                     and checks it once the broker answers");
-                Ok(())
-            }
-            Err(_) => {
-                tracing::warn!(source = %self.source, destination = %self.destination,
-                    "forwarding: the NATS servers do not answer; the destination starts, \
-                     retries, and checks its stream once connected");
-                Ok(())
-            }
-        }
+        let check = async { self.verify().await.map(|()| self.passed()) };
+        attempt::launch_check(&self.destination, check).await
     }
 
     /// The stream passed its check, on this connection: not checked again until a publish is

@@ -79,13 +79,7 @@ impl Pull {
                 }
                 let table = destination_table(&format!("idemhook.sources.{source}"), name);
                 let var = d.token_env.as_deref().unwrap_or_default();
-                let token = env
-                    .get(var)
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| {
-                        format!("{table}.token_env names {var}, which is not set or empty")
-                    })?;
+                let token = env.required(&table, "token_env", var)?;
                 let target = PullTarget {
                     source: source.clone(),
                     name: name.to_owned(),

@@ -29,15 +29,13 @@ use lapin::{
 };
 use tokio::sync::Mutex;
 
-use super::attempt::{idempotency_key, Answer, Fault, Transport, Verdict};
+use super::attempt::{self, idempotency_key, Answer, Fault, Transport, Verdict};
 use super::http::header_value;
 use super::metrics::Class;
 use crate::config::subject::Template;
 use crate::config::{Environment, ForwardConfig};
 use crate::entities::delivery;
 
-/// How long the launch waits for the broker before it starts the destination unchecked.
-const LAUNCH_WAIT: Duration = Duration::from_secs(3);
 /// AMQP's reply code for a missing exchange (and 403: not allowed to use it).
 const NOT_FOUND: u16 = 404;
 const ACCESS_REFUSED: u16 = 403;
@@ -66,12 +64,7 @@ impl Rabbitmq {
         env: &Environment,
     ) -> Result<Self, String> {
         let var = config.url_env.as_deref().unwrap_or_default();
-        let url = env
-            .get(var)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("{table}.url_env names {var}, which is not set or empty"))?
-            .to_owned();
+        let url = env.required(table, "url_env", var)?;
         if !url.starts_with("amqp://") && !url.starts_with("amqps://") {
             return Err(format!(
                 "{table}.url_env: {var} does not hold an amqp:// or amqps:// URL"
@@ -94,22 +87,8 @@ impl Rabbitmq {
     /// The launch's check: a broker that answers and has no such exchange refuses to launch;
     /// one that does not answer lets the destination start (checked once it connects).
     async fn launch_check(&self) -> Result<(), String> {
-        match tokio::time::timeout(LAUNCH_WAIT, self.channel()).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(Verdict::Misconfigured(why))) => Err(why),
-            Ok(Err(Verdict::Unreachable(why))) => {
-                tracing::warn!(destination = %self.destination, error = %why,
-                    "forwarding: RabbitMQ cannot be reached now; the destination starts, retries, \
-                     and checks its exchange once connected");
-                Ok(())
-            }
-            Err(_) => {
-                tracing::warn!(destination = %self.destination,
-                    "forwarding: RabbitMQ does not answer; the destination starts, retries, and \
-                     checks its exchange once connected");
-                Ok(())
-            }
-        }
+        let check = async { self.channel().await.map(|_| ()) };
+        attempt::launch_check(&self.destination, check).await
     }
 
     /// The channel to publish on: the open one, or a new connection (its exchange checked
