@@ -251,6 +251,10 @@ async fn handle(
         });
         reply
     };
+    let answering = Answering {
+        state: state.clone(),
+        key,
+    };
     let response = match reply {
         Answer::Ok => Response::new(Full::new(Bytes::from_static(b"ok"))),
         Answer::Status(code) => {
@@ -278,8 +282,25 @@ async fn handle(
             unreachable!()
         }
     };
-    if let Some(n) = state.lock().unwrap().in_flight.get_mut(&key) {
-        *n -= 1;
-    }
+    drop(answering);
     Ok(response)
+}
+
+/// A request being answered, counted in `in_flight` until this drops: when the answer is
+/// written, or when the sender's connection closes mid-answer (hyper then drops the handler's
+/// future: an instance killed while its request slept here is no longer delivering it, and
+/// must not be counted as overlapping the next instance's attempt at that key).
+struct Answering {
+    state: Arc<Mutex<State>>,
+    key: String,
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.state.lock() {
+            if let Some(n) = s.in_flight.get_mut(&self.key) {
+                *n -= 1;
+            }
+        }
+    }
 }
