@@ -95,7 +95,7 @@ use engine::Engine;
 use handlers::{Handler, Registry};
 use metrics::Metrics;
 use providers::Sources;
-use routes::auth::AdminToken;
+use routes::auth::{Guessing, Operators};
 use sweeper::Sweeper;
 use task::Tasks;
 
@@ -183,7 +183,10 @@ struct AppState {
     db: sea_orm::DatabaseConnection,
     engine: Arc<Engine>,
     sources: Arc<Sources>,
-    admin_token: AdminToken,
+    /// Who may use the admin API and the console.
+    operators: Operators,
+    /// Limits on guessing their tokens (and pull consumers').
+    guessing: Guessing,
     clock: Clock,
     /// Every operator action (admin routes, console, job runner).
     operator: operator::Operator,
@@ -206,7 +209,8 @@ impl AppState {
             .manage(self.db)
             .manage(self.engine)
             .manage(self.sources)
-            .manage(self.admin_token)
+            .manage(self.operators)
+            .manage(self.guessing)
             .manage(self.clock)
             .manage(self.operator)
             .manage(self.pull)
@@ -269,6 +273,8 @@ async fn ignite(
     let settings = Settings::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
     settings.validate().map_err(|e| e.to_string())?;
     let metrics = Arc::new(Metrics::new());
+    let operators = Operators::from_settings(&settings, env)?;
+    let guessing = Guessing::new(&settings.auth, metrics.registry())?;
     // `forward` needs each source's ordering pointer and filter, so it is built with the
     // settings.
     let wake = forward::Wake::default();
@@ -326,11 +332,6 @@ async fn ignite(
     );
     let jobs = operator::runner::start(operator.clone());
     let (activity, reading) = activity::start(&sources, clock.clone());
-    let admin_token = AdminToken(
-        env.get("IDEMHOOK_ADMIN_TOKEN")
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned),
-    );
     let pull = forward::pull::Pull::new(&settings, env, db.clone(), clock.clone(), wake.clone())?;
     Ok(AppState {
         settings,
@@ -338,7 +339,8 @@ async fn ignite(
         db,
         engine,
         sources,
-        admin_token,
+        operators,
+        guessing,
         clock,
         operator,
         activity,

@@ -1,5 +1,6 @@
 //! The operator commands: each one request (or a job followed to its end) to a running
-//! server's admin API, with the token from `IDEMHOOK_ADMIN_TOKEN`.
+//! server's admin API, with the token from `IDEMHOOK_TOKEN` (an operator's), else
+//! `IDEMHOOK_ADMIN_TOKEN`.
 
 use std::time::Duration;
 
@@ -21,11 +22,16 @@ struct Api {
 
 impl Api {
     fn new(remote: &Remote) -> Result<Api, Failure> {
-        let token = std::env::var("IDEMHOOK_ADMIN_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())
+        // An operator's own token first; the admin token for those who have only that.
+        let token = ["IDEMHOOK_TOKEN", "IDEMHOOK_ADMIN_TOKEN"]
+            .iter()
+            .find_map(|var| std::env::var(var).ok().filter(|t| !t.trim().is_empty()))
             .ok_or_else(|| {
-                Failure("set IDEMHOOK_ADMIN_TOKEN to the server's admin token".into())
+                Failure(
+                    "set IDEMHOOK_TOKEN to your operator's token (or IDEMHOOK_ADMIN_TOKEN to the \
+                     server's admin token)"
+                        .into(),
+                )
             })?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))

@@ -169,8 +169,8 @@ pub struct FilterArgs {
     pub destination: Option<String>,
 }
 
-/// Where the server is. The token is read from `IDEMHOOK_ADMIN_TOKEN` only, never from the
-/// command line, where other users of the machine could read it.
+/// Where the server is. The token is read from `IDEMHOOK_TOKEN` or `IDEMHOOK_ADMIN_TOKEN`
+/// only, never from the command line, where other users of the machine could read it.
 #[derive(Debug, Args)]
 pub struct Remote {
     /// The server's base URL.

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{ForwardConfig, Settings, SourceConfig};
+use super::{AuthConfig, ForwardConfig, Settings, SourceConfig};
 
 const ROCKET_TOML: &str = include_str!("../../Rocket.toml");
 
@@ -37,13 +37,23 @@ fn every_key_the_config_accepts_is_in_rocket_toml() {
             "[default.idemhook.sources.<name>.forward]",
             keys(&ForwardConfig::default()),
         ),
+        ("[default.idemhook.auth]", keys(&AuthConfig::default())),
+        (
+            "[default.idemhook.operators.<name>]",
+            vec!["token_env".to_owned(), "role".to_owned()],
+        ),
     ];
     let missing: Vec<String> = tables
         .iter()
         .flat_map(|(table, keys)| {
             keys.iter()
                 // Tables of their own, documented by their keys.
-                .filter(|key| !matches!(key.as_str(), "sources" | "forward" | "destinations"))
+                .filter(|key| {
+                    !matches!(
+                        key.as_str(),
+                        "sources" | "forward" | "destinations" | "operators" | "auth"
+                    )
+                })
                 .filter(|key| !documented(key))
                 .map(move |key| format!("{table} {key}"))
         })

@@ -14,6 +14,7 @@ use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 pub use migration::limits::{MAX_KEY_PART_BYTES, MAX_SOURCE_BYTES};
 
+mod access;
 mod brokers;
 #[cfg(test)]
 mod documented;
@@ -24,6 +25,7 @@ pub mod subject;
 
 pub use forward::{DestinationKind, ForwardConfig, FORWARD_HANDLER};
 
+pub use access::{AuthConfig, OperatorConfig, Role, ADMIN_OPERATOR};
 pub use secret_env::SecretEnv;
 pub use source::{
     destination_table, valid_destination_name, OnMissingId, OnPayloadMismatch, ProviderKind,
@@ -128,6 +130,10 @@ pub struct Settings {
     #[default(LogFormat::Text)]
     pub log_format: LogFormat,
     pub sources: BTreeMap<String, SourceConfig>,
+    /// Named operators of the admin API and the console, with their roles.
+    pub operators: BTreeMap<String, OperatorConfig>,
+    /// Limits on guessing credentials.
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +159,10 @@ impl Settings {
         for (name, source) in &self.sources {
             source.validate_named(name)?;
         }
-        Ok(())
+        for (name, operator) in &self.operators {
+            access::validate_operator(name, operator)?;
+        }
+        self.auth.validate_table()
     }
 
     /// The database actually used: `IDEMPOTENCY_STORE=in-memory` first, then `DATABASE_URL`,

@@ -26,7 +26,7 @@ pub enum ApiError {
     /// 401: missing or wrong credentials (admin token; webhook signatures).
     #[error("{0}")]
     Unauthorized(String),
-    /// 403: the endpoint is disabled.
+    /// 403: the endpoint is disabled, or the operator's role may not do this.
     #[error("{0}")]
     Forbidden(String),
     /// 404: unknown source, event or order.
@@ -45,6 +45,12 @@ pub enum ApiError {
     /// 431: more header bytes than a webhook needs.
     #[error("the request headers are larger than {limit} bytes")]
     HeadersTooLarge { limit: usize },
+    /// 429 with `Retry-After`: this address failed to authenticate too often.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u32,
+    },
     /// 503 with `Retry-After`: try again later (database down, shard queue full).
     #[error("{message}")]
     Unavailable {
@@ -70,6 +76,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => Status::UnprocessableEntity,
             ApiError::PayloadTooLarge { .. } => Status::PayloadTooLarge,
             ApiError::HeadersTooLarge { .. } => Status::RequestHeaderFieldsTooLarge,
+            ApiError::TooManyRequests { .. } => Status::TooManyRequests,
             ApiError::Unavailable { .. } => Status::ServiceUnavailable,
             ApiError::Internal { .. } => Status::InternalServerError,
         }
@@ -250,6 +257,9 @@ impl<'r> Responder<'r, 'static> for ApiError {
         }
         let mut response = JsonError::new(status, self.to_string()).into_response();
         if let ApiError::Unavailable {
+            retry_after_secs, ..
+        }
+        | ApiError::TooManyRequests {
             retry_after_secs, ..
         } = self
         {

@@ -5,6 +5,7 @@
 use rocket::http::ContentType;
 use rocket::{get, routes, Route};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Header, Object, Ref, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
 use super::{admin, health, metrics, pull, webhooks};
@@ -17,7 +18,7 @@ pub fn routes() -> Vec<Route> {
 #[openapi(
     info(
         title = "idemhook",
-        description = "Exactly-once webhook receiver. The admin API needs `Authorization: Bearer <IDEMHOOK_ADMIN_TOKEN>`; without that variable it answers 403."
+        description = "Exactly-once webhook receiver. The admin API needs `Authorization: Bearer <token>`: an operator's token (`[idemhook.operators.<name>]`, role `read` or `operate`) or `IDEMHOOK_ADMIN_TOKEN` (the operator `admin`, role `operate`); with neither configured it answers 403, and a `read` operator changing state gets 403. An address that presents too many wrong tokens in a minute is answered 429 with `Retry-After` until the minute ends."
     ),
     paths(
         webhooks::ingest,
@@ -62,6 +63,28 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // Every route behind a token may answer 429 (its address guessed too often): said once
+        // here rather than on each route.
+        let too_many = ResponseBuilder::new()
+            .description("Too many wrong tokens from this address: retry after `Retry-After`")
+            .header("Retry-After", Header::new(Object::with_type(Type::Integer)))
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    op.responses
+                        .responses
+                        .entry("429".to_owned())
+                        .or_insert_with(|| too_many.clone().into());
+                }
+            }
+        }
     }
 }
 

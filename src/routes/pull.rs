@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 use crate::forward::attempt::idempotency_key;
 use crate::forward::pull::{parse_token, Leased, Pull, PullTarget};
 use crate::operator::filter::pairs;
+use crate::routes::auth::{Credential, Guard};
 use crate::routes::error::{ApiError, ErrorBody};
 
 pub fn routes() -> Vec<Route> {
@@ -33,40 +34,53 @@ const MAX_WAIT_SECS: u64 = 30;
 /// The longest a nack may put a delivery off.
 const MAX_DELAY_SECS: u64 = 86_400;
 
-/// The bearer token a request carries, if any.
-pub struct Bearer(Option<String>);
+/// The bearer token a request carries, if any, and the limits on guessing it.
+pub struct Bearer<'r> {
+    token: Option<String>,
+    guard: Guard<'r>,
+}
 
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for Bearer {
-    type Error = ();
+impl<'r> FromRequest<'r> for Bearer<'r> {
+    type Error = std::convert::Infallible;
 
-    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let token = req
             .headers()
             .get_one("Authorization")
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(|t| t.trim().to_owned());
-        Outcome::Success(Bearer(token))
+        Guard::from_request(req)
+            .await
+            .map(|guard| Bearer { token, guard })
     }
 }
 
-/// The destination, once the request proved it may use it.
+/// The destination, once the request proved it may use it. An address past its limit of
+/// wrong tokens is answered 429 whatever it presents; a wrong token counts towards it.
 fn authorized<'a>(
     pull: &'a Pull,
     source: &str,
     name: &str,
-    bearer: &Bearer,
+    bearer: &Bearer<'_>,
 ) -> Result<&'a PullTarget, ApiError> {
     let target = pull.find(source, name).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no pull destination {name:?} of source {source:?} is configured"
         ))
     })?;
-    match bearer.0.as_deref() {
+    bearer.guard.check(Credential::Pull)?;
+    match bearer.token.as_deref() {
         Some(token) if target.authorized(token) => Ok(target),
-        _ => Err(ApiError::Unauthorized(
-            "this destination's consumer token is required: Authorization: Bearer <token>".into(),
-        )),
+        presented => {
+            if presented.is_some() {
+                bearer.guard.failed(Credential::Pull);
+            }
+            Err(ApiError::Unauthorized(
+                "this destination's consumer token is required: Authorization: Bearer <token>"
+                    .into(),
+            ))
+        }
     }
 }
 
@@ -164,7 +178,7 @@ fn number(
 pub async fn lease(
     source: &str,
     destination: &str,
-    bearer: Bearer,
+    bearer: Bearer<'_>,
     uri: &Origin<'_>,
     pull: &State<Pull>,
 ) -> Result<Json<PulledDeliveries>, ApiError> {
@@ -257,7 +271,7 @@ fn tokens(
 pub async fn ack(
     source: &str,
     destination: &str,
-    bearer: Bearer,
+    bearer: Bearer<'_>,
     data: Data<'_>,
     pull: &State<Pull>,
 ) -> Result<Json<Acked>, ApiError> {
@@ -285,7 +299,7 @@ pub async fn ack(
 pub async fn nack(
     source: &str,
     destination: &str,
-    bearer: Bearer,
+    bearer: Bearer<'_>,
     data: Data<'_>,
     pull: &State<Pull>,
 ) -> Result<Json<Nacked>, ApiError> {

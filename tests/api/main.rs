@@ -44,6 +44,8 @@ mod mismatch;
 mod operations;
 /// Search, replay, redrive, jobs, the OpenAPI document and the CLI.
 mod operator;
+/// Named operators with roles, and the limits on guessing tokens.
+mod operators;
 /// A database outage through a proxy, and recovery.
 mod outage;
 /// Events that can never succeed, settled as rejected.

@@ -276,7 +276,7 @@ def test_replaying_a_rejected_event(page, server):
     sql("UPDATE orders SET currency = 'usd' WHERE order_id = 'o9'")
     page.click("#replay")
     expect(page.locator("#status")).to_have_text("processed")  # the page reloads
-    expect(page.locator("table.replays tbody tr td").nth(3)).to_have_text("console")
+    expect(page.locator("table.replays tbody tr td").nth(3)).to_have_text("admin")
     page.screenshot(path=str(SHOTS / "event.png"), full_page=True)
 
 

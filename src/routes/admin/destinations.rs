@@ -4,7 +4,7 @@
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
 
-use super::Admin;
+use super::{Admin, Operate};
 use crate::operator::destinations::{DestinationList, DestinationView};
 use crate::operator::Operator;
 use crate::routes::error::{ApiError, ErrorBody};
@@ -50,7 +50,7 @@ pub async fn list(
     security(("bearer" = [])))]
 #[post("/destinations/<source>/<name>/pause")]
 pub async fn pause(
-    admin: Result<Admin, ApiError>,
+    admin: Result<Operate, ApiError>,
     source: &str,
     name: &str,
     operator: &State<Operator>,
@@ -73,7 +73,7 @@ pub async fn pause(
     security(("bearer" = [])))]
 #[post("/destinations/<source>/<name>/resume")]
 pub async fn resume(
-    admin: Result<Admin, ApiError>,
+    admin: Result<Operate, ApiError>,
     source: &str,
     name: &str,
     operator: &State<Operator>,
@@ -98,7 +98,7 @@ pub async fn resume(
     security(("bearer" = [])))]
 #[post("/destinations/<source>/<name>/discard")]
 pub async fn discard(
-    admin: Result<Admin, ApiError>,
+    admin: Result<Operate, ApiError>,
     source: &str,
     name: &str,
     operator: &State<Operator>,
@@ -108,7 +108,7 @@ pub async fn discard(
 }
 
 async fn set_paused(
-    admin: Result<Admin, ApiError>,
+    admin: Result<Operate, ApiError>,
     source: &str,
     name: &str,
     pause: bool,

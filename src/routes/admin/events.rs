@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::jobs::start_job;
-use super::Admin;
+use super::{Admin, Operate};
 use crate::engine::store::ReplayRequest;
 use crate::event::key::EventKey;
 use crate::operator::filter::{pairs, ListQuery, Status};
@@ -136,7 +136,7 @@ pub struct ReplayAnswer {
     security(("bearer" = [])))]
 #[post("/webhooks/<source>/events/<event_id>/replay")]
 pub async fn replay_one(
-    admin: Result<Admin, ApiError>,
+    admin: Result<Operate, ApiError>,
     source: &str,
     event_id: &str,
     uri: &Origin<'_>,
@@ -159,7 +159,7 @@ pub async fn replay_one(
         status: EventStatus::Processed.to_string(),
         previous_status: done.previous.to_string(),
         forced: done.previous == EventStatus::Processed,
-        operator: admin.operator,
+        operator: admin.0.operator,
     }))
 }
 
@@ -190,7 +190,7 @@ pub struct Redelivered {
     security(("bearer" = [])))]
 #[post("/webhooks/<source>/events/<event_id>/redeliver")]
 pub async fn redeliver(
-    admin: Result<Admin, ApiError>,
+    admin: Result<Operate, ApiError>,
     source: &str,
     event_id: &str,
     uri: &Origin<'_>,
@@ -232,7 +232,7 @@ pub async fn redeliver(
     security(("bearer" = [])))]
 #[post("/events/replay")]
 pub async fn replay_many(
-    admin: Result<Admin, ApiError>,
+    admin: Result<Operate, ApiError>,
     uri: &Origin<'_>,
     operator: &State<Operator>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {

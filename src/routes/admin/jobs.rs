@@ -7,7 +7,7 @@ use rocket::response::status;
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
 
-use super::Admin;
+use super::{Admin, Operate};
 use crate::operator::filter::{pairs, Filters, FILTER_PARAMS};
 use crate::operator::jobs::{JobView, REDRIVE};
 use crate::operator::Operator;
@@ -19,7 +19,7 @@ pub fn routes() -> Vec<Route> {
 
 /// Starts a `kind` job over the filters in the query string.
 pub async fn start_job(
-    admin: Admin,
+    admin: Operate,
     kind: &str,
     uri: &Origin<'_>,
     operator: &State<Operator>,
@@ -49,7 +49,7 @@ pub async fn start_job(
     security(("bearer" = [])))]
 #[post("/deliveries/redrive")]
 pub async fn redrive(
-    admin: Result<Admin, ApiError>,
+    admin: Result<Operate, ApiError>,
     uri: &Origin<'_>,
     operator: &State<Operator>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {

@@ -18,7 +18,7 @@ pub mod orders;
 
 use rocket::Route;
 
-pub use super::auth::Admin;
+pub use super::auth::{Admin, Operate};
 
 pub fn routes() -> Vec<Route> {
     let mut routes = events::routes();

@@ -18,13 +18,14 @@ pub async fn page(
 ) -> Result<Page, Gate> {
     let session = session?;
     let body = match operator.destinations().await {
-        Ok(list) => table(&list),
+        Ok(list) => table(&list, session.may_operate()),
         Err(err) => html! { p.error role="alert" { "The destinations cannot be read: " (err) } },
     };
     Ok(Page::ok(layout("Destinations", Some(&session), body)))
 }
 
-fn table(list: &[DestinationView]) -> Markup {
+/// `operate`: whether the buttons are shown (a `read` operator's would only be refused).
+fn table(list: &[DestinationView], operate: bool) -> Markup {
     if list.is_empty() {
         return html! { p.empty { "No source forwards: no destination is configured." } };
     }
@@ -55,7 +56,7 @@ fn table(list: &[DestinationView]) -> Markup {
                             (d.oldest_pending_age_secs.map_or_else(|| "—".to_owned(), age))
                         }
                         td { (d.held_until.map(when).unwrap_or_default()) }
-                        td {
+                        td { @if operate {
                             @match d.state {
                                 DestinationState::Active => button.action.pause type="button"
                                     data-post={ (path) "/pause" }
@@ -68,7 +69,7 @@ fn table(list: &[DestinationView]) -> Markup {
                                     data-confirm={ "Discard the pending deliveries of " (d.name) " of " (d.source) "? They become dead, kept and redeliverable." }
                                     { "Discard pending" },
                             }
-                        }
+                        } }
                     }
                 }
             }

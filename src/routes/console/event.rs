@@ -34,12 +34,17 @@ pub async fn event(
             .ok_or_else(|| ApiError::NotFound("no such event".into()))
     };
     Ok(match found.await {
-        Ok(detail) => Page::ok(layout("Event", Some(&session), event_body(&detail))),
+        Ok(detail) => Page::ok(layout(
+            "Event",
+            Some(&session),
+            event_body(&detail, session.may_operate()),
+        )),
         Err(err) => failure(&session, "Event", &err),
     })
 }
 
-fn event_body(d: &EventDetail) -> Markup {
+/// `operate`: whether the buttons are shown (a `read` operator's would only be refused).
+fn event_body(d: &EventDetail, operate: bool) -> Markup {
     let s = &d.summary;
     let api = api_path(&s.source, &s.event_id);
     let type_q = format!("type={}", encode(&s.event_type));
@@ -65,7 +70,7 @@ fn event_body(d: &EventDetail) -> Markup {
                 }
             }
         }
-        p.actions {
+        @if operate { p.actions {
             @match s.status {
                 EventStatus::Rejected | EventStatus::Failed => {
                     button.action #replay type="button" data-post={ (api) "/replay?" (type_q) } { "Replay" }
@@ -83,9 +88,9 @@ fn event_body(d: &EventDetail) -> Markup {
                 }
             }
             output #action-result {}
-        }
+        } }
         @if s.deliveries.len() > 1 {
-            (deliveries(&s.deliveries, &api, &type_q))
+            (deliveries(&s.deliveries, &api, &type_q, operate))
         } @else if let Some(del) = s.deliveries.first() {
             h2 { "Delivery to " (del.destination) }
             dl.delivery {
@@ -123,7 +128,7 @@ fn event_body(d: &EventDetail) -> Markup {
 }
 
 /// An event's deliveries to several destinations: one row each, with its own Redeliver.
-fn deliveries(list: &[DeliverySummary], api: &str, type_q: &str) -> Markup {
+fn deliveries(list: &[DeliverySummary], api: &str, type_q: &str, operate: bool) -> Markup {
     html! {
         h2 { "Deliveries" }
         table #deliveries {
@@ -138,7 +143,7 @@ fn deliveries(list: &[DeliverySummary], api: &str, type_q: &str) -> Markup {
                 td.num { (d.last_status.map(|c| c.to_string()).unwrap_or_default()) }
                 td { (d.last_error.as_deref().unwrap_or_default()) }
                 td { (d.next_attempt_at.or(d.delivered_at).map(when).unwrap_or_default()) }
-                td { @if d.status != DeliveryStatus::Pending {
+                td { @if operate && d.status != DeliveryStatus::Pending {
                     button.action type="button"
                         data-post={ (api) "/redeliver?" (type_q) "&destination=" (encode(&d.destination)) }
                         { "Redeliver" }

@@ -107,6 +107,7 @@ fn events_table(page: &EventPage, action: &str, query: &str) -> Markup {
 pub(super) fn failure(session: &Session, title: &str, err: &ApiError) -> Page {
     Page {
         status: err.status(),
+        retry_after: None,
         markup: layout(
             title,
             Some(session),
@@ -156,7 +157,7 @@ async fn listing(
     let redrive = format!("/deliveries/redrive?{}", with(&shown, &fixed));
     let body = html! {
         (filter_form(action, &shown, status.is_none()))
-        @if status.is_some() && !page.events.is_empty() {
+        @if status.is_some() && !page.events.is_empty() && session.may_operate() {
             p.actions {
                 button.action #redrive type="button" data-post=(redrive) data-job="true"
                     data-confirm="Schedule a new round of attempts for every dead delivery these filters match?" {

@@ -24,6 +24,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub struct Page {
     pub status: Status,
     pub markup: Markup,
+    /// `Retry-After`, for a 429.
+    pub retry_after: Option<u32>,
 }
 
 impl Page {
@@ -31,6 +33,7 @@ impl Page {
         Page {
             status: Status::Ok,
             markup,
+            retry_after: None,
         }
     }
 }
@@ -38,7 +41,11 @@ impl Page {
 impl<'r> Responder<'r, 'static> for Page {
     fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
         let body = self.markup.into_string();
-        Response::build()
+        let mut response = Response::build();
+        if let Some(secs) = self.retry_after {
+            response.raw_header("Retry-After", secs.to_string());
+        }
+        response
             .status(self.status)
             .header(ContentType::HTML)
             .raw_header("Content-Security-Policy", CSP)
@@ -71,6 +78,7 @@ impl From<NoSession> for Gate {
 pub fn disabled() -> Page {
     Page {
         status: Status::Forbidden,
+        retry_after: None,
         markup: layout(
             "Admin API disabled",
             None,
@@ -80,7 +88,8 @@ pub fn disabled() -> Page {
                     "To enable them, set " code { "IDEMHOOK_ADMIN_TOKEN" }
                     " to a long random secret in idemhook's environment and restart it, e.g. "
                     code { "IDEMHOOK_ADMIN_TOKEN=$(openssl rand -hex 32)" } ". "
-                    "Then sign in here with that token."
+                    "Then sign in here with that token. Named operators with roles are "
+                    code { "[default.idemhook.operators.<name>]" } " tables in Rocket.toml."
                 }
             },
         ),
@@ -111,6 +120,9 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                             a href="/console/events" { "Events" }
                             a href="/console/dead" { "Dead deliveries" }
                             a href="/console/destinations" { "Destinations" }
+                            span.who title="Signed in" {
+                                (session.operator) " (" (session.role.as_str()) ")"
+                            }
                             form.signout method="post" action="/console/logout" {
                                 input type="hidden" name="csrf" value=(session.csrf);
                                 button type="submit" { "Sign out" }

@@ -1,4 +1,6 @@
-//! Signing in and out of the console with the admin token.
+//! Signing in and out of the console with an operator's token (the token names the
+//! operator: no user name is asked for). A wrong token counts towards the address's limit on
+//! guessing; past it, sign-in answers 429 whatever the token.
 
 use maud::html;
 use rocket::form::{Form, FromForm};
@@ -9,7 +11,7 @@ use rocket::{get, post, Either, State};
 use super::page::{disabled, layout, Page};
 use crate::clock::Clock;
 use crate::routes::auth::{
-    over_https, session_cookie, AdminToken, NoSession, Session, SESSION_COOKIE,
+    over_https, session_cookie, Credential, Guard, NoSession, Operators, Session, SESSION_COOKIE,
 };
 
 #[derive(FromForm)]
@@ -25,6 +27,7 @@ pub struct SignOut<'r> {
 fn form(status: Status, error: Option<&str>) -> Page {
     Page {
         status,
+        retry_after: None,
         markup: layout(
             "Sign in",
             None,
@@ -33,14 +36,14 @@ fn form(status: Status, error: Option<&str>) -> Page {
                     p.error role="alert" { (error) }
                 }
                 form.signin method="post" action="/console/login" {
-                    label for="token" { "Admin token" }
+                    label for="token" { "Operator token" }
                     input #token type="password" name="token" autocomplete="current-password" required autofocus;
                     button type="submit" { "Sign in" }
                 }
                 p.hint {
-                    "The value of " code { "IDEMHOOK_ADMIN_TOKEN" } " in idemhook's environment. "
-                    "It is kept in an HttpOnly cookie for 12 hours; rotating the token signs "
-                    "every session out."
+                    "Your operator's token (the variable its " code { "token_env" } " names), or "
+                    code { "IDEMHOOK_ADMIN_TOKEN" } ". The session is kept in an HttpOnly cookie "
+                    "for 12 hours; removing the token signs its sessions out."
                 }
             },
         ),
@@ -59,26 +62,33 @@ pub fn login_form(session: Result<Session, NoSession>) -> Either<Page, Redirect>
 #[post("/console/login", data = "<form_data>")]
 pub fn login(
     form_data: Form<SignIn<'_>>,
-    token: &State<AdminToken>,
+    operators: &State<Operators>,
+    guard: Guard<'_>,
     clock: &State<Clock>,
     cookies: &CookieJar<'_>,
     https: Https,
 ) -> Either<Page, Redirect> {
-    if token.0.is_none() {
+    if !operators.enabled() {
         return Either::Left(disabled());
     }
-    let issued = token
-        .matches(form_data.token)
-        .then(|| token.issue(clock.now().timestamp()))
-        .flatten();
-    match issued {
-        Some(value) => {
+    if let Err(e) = guard.check(Credential::SignIn) {
+        let mut page = form(Status::TooManyRequests, Some(&e.to_string()));
+        if let crate::routes::error::ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = e
+        {
+            page.retry_after = Some(retry_after_secs);
+        }
+        return Either::Left(page);
+    }
+    match operators.issue(form_data.token, clock.now().timestamp()) {
+        Some((who, value)) => {
             cookies.add(session_cookie(https.0, value));
-            tracing::info!("console: an operator signed in");
+            tracing::info!(operator = %who.name, role = who.role.as_str(), "console: signed in");
             Either::Right(Redirect::to("/console"))
         }
         None => {
-            tracing::warn!("console: a sign-in with a wrong token");
+            guard.failed(Credential::SignIn);
             Either::Left(form(Status::Unauthorized, Some("Wrong token.")))
         }
     }
@@ -89,11 +99,13 @@ pub fn login(
 #[post("/console/logout", data = "<form_data>")]
 pub fn logout(
     form_data: Form<SignOut<'_>>,
-    token: &State<AdminToken>,
+    operators: &State<Operators>,
+    clock: &State<Clock>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Page> {
+    let now = clock.now().timestamp();
     let session = cookies.get(SESSION_COOKIE).map(|c| c.value().to_owned());
-    let ok = session.is_some_and(|s| token.valid_csrf(&s, form_data.csrf));
+    let ok = session.is_some_and(|s| operators.valid_csrf(&s, form_data.csrf, now));
     if !ok {
         return Err(form(
             Status::Forbidden,

@@ -57,14 +57,24 @@ async fn every_change_by_cookie_needs_the_csrf_token(backend: Backend) {
     console.stop().await;
 }
 
-/// A cookie whose signed time was changed is signed out, as is no cookie.
+/// A cookie whose signed time or operator was changed is signed out, as is no cookie.
 async fn a_tampered_cookie_is_signed_out(backend: Backend) {
     let (mut console, _) = Console::signed_in(backend).await;
     let real = console.browser.cookie.clone().unwrap();
-    let (name_issued, mac) = real.split_once('.').unwrap();
-    let (name, issued) = name_issued.split_once('=').unwrap();
+    // `idemhook_session=<operator>.<issued>.<mac>`
+    let (name, value) = real.split_once('=').unwrap();
+    let mut parts = value.splitn(3, '.');
+    let (operator, issued, mac) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    assert_eq!(operator, "admin");
     let later = issued.parse::<i64>().unwrap() + 60;
-    console.browser.cookie = Some(format!("{name}={later}.{mac}"));
+    console.browser.cookie = Some(format!("{name}={operator}.{later}.{mac}"));
+    assert_eq!(console.browser.get("/console").await.status, 303);
+    // Another operator's name on admin's signature.
+    console.browser.cookie = Some(format!("{name}=alice.{issued}.{mac}"));
     assert_eq!(console.browser.get("/console").await.status, 303);
     assert_eq!(console.browser.get("/events").await.status, 401);
     console.browser.cookie = None;
