@@ -95,7 +95,7 @@ use engine::Engine;
 use handlers::{Handler, Registry};
 use metrics::Metrics;
 use providers::Sources;
-use routes::auth::{Guessing, Operators};
+use routes::auth::{FailureLog, Guessing, Operators};
 use sweeper::Sweeper;
 use task::Tasks;
 
@@ -286,6 +286,7 @@ async fn ignite(
     let mut targets = forward::targets(&settings, env).await?;
     let url = settings.database_url(env).map_err(|e| e.to_string())?;
     let db = db::open(&url, &settings).await?;
+    let guessing = guessing.audited(FailureLog::new(db.clone(), clock.clone()));
     forward::warn_removed(&db, &forward::destinations(&settings)).await;
     // What one statement can store bounds every body limit, the group commits and the budgets.
     let max_statement = db::max_statement_bytes(&db)

@@ -26,8 +26,8 @@ use crate::config::Settings;
 use crate::db::Limits;
 use crate::engine::cache::CommittedKeys;
 use crate::entities::{
-    attempt, delivery, delivery_body, event_payload, failed_attempt, inbox, job, processed_event,
-    replay,
+    attempt, audit, delivery, delivery_body, event_payload, failed_attempt, inbox, job,
+    processed_event, replay,
 };
 use crate::event::key::Sha256Digest;
 use crate::forward::deliveries;
@@ -46,6 +46,7 @@ const SWEEP_LIMITS: Limits = Limits {
 pub struct SweeperConfig {
     pub retention_days: u32,
     pub inbox_retention_days: u32,
+    pub audit_retention_days: u32,
     pub batch: u64,
     pub pause: Duration,
     pub interval: Duration,
@@ -69,6 +70,8 @@ pub struct SweepReport {
     pub delivery_bodies: u64,
     /// The operators' records past the retention: attempt history, replays, finished jobs.
     pub history: u64,
+    /// Audit rows past `audit_retention_days`.
+    pub audit: u64,
 }
 
 /// The sweeper as the settings configure it, started: see [`Sweeper::spawn`].
@@ -82,6 +85,7 @@ pub fn start(
     let config = SweeperConfig {
         retention_days: settings.retention_days,
         inbox_retention_days: settings.inbox_retention_days,
+        audit_retention_days: settings.audit_retention_days,
         batch: settings.sweep_batch,
         pause: Duration::from_millis(settings.sweep_pause_ms),
         interval: Duration::from_secs(settings.sweep_interval_secs),
@@ -145,6 +149,8 @@ impl Sweeper {
                         event_payloads = r.event_payloads,
                         deliveries = r.deliveries,
                         delivery_bodies = r.delivery_bodies,
+                        history = r.history,
+                        audit = r.audit,
                         "retention sweep done"
                     ),
                     Err(e) => {
@@ -262,6 +268,16 @@ impl Sweeper {
                 |_| None,
             )
             .await?;
+        let audit = self
+            .sweep_table::<audit::Entity, i64>(
+                "audit",
+                audit::Column::Id,
+                audit::Column::At,
+                now - TimeDelta::days(i64::from(self.config.audit_retention_days)),
+                Condition::all(),
+                |_| None,
+            )
+            .await?;
         self.metrics
             .sweeper_last_run
             .set(self.clock.now().timestamp() as f64);
@@ -273,6 +289,7 @@ impl Sweeper {
             deliveries,
             delivery_bodies,
             history,
+            audit,
         })
     }
 

@@ -62,6 +62,24 @@ impl TaskGuard {
         }
     }
 
+    /// A task that runs `tick` every `every`, and once more when told to stop (a recorder's
+    /// last flush: [`OnStop::AwaitEnd`]).
+    pub fn every<F, Fut>(name: &'static str, every: std::time::Duration, tick: F) -> Self
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        TaskGuard::spawn(name, OnStop::AwaitEnd, |mut stopped| async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => tick().await,
+                    _ = stopped.changed() => break,
+                }
+            }
+            tick().await;
+        })
+    }
+
     /// Tells the task to stop and, for [`OnStop::AwaitEnd`], waits for its end. A second call
     /// returns at once.
     pub async fn stop(&self) {

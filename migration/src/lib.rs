@@ -25,6 +25,7 @@ mod m20261202_000002_payload_mismatches;
 mod m20261205_000001_destinations;
 mod m20261206_000001_fan_out;
 mod m20261207_000001_delivery_round;
+mod m20261208_000001_audit;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_destinations::Migration),
             Box::new(m20261206_000001_fan_out::Migration),
             Box::new(m20261207_000001_delivery_round::Migration),
+            Box::new(m20261208_000001_audit::Migration),
         ]
     }
 }

@@ -9,7 +9,7 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use super::render;
-use super::{DestinationsAction, EventsAction, Failure, FilterArgs, Remote, ReplayArgs};
+use super::{AuditArgs, DestinationsAction, EventsAction, Failure, FilterArgs, Remote, ReplayArgs};
 
 /// How often a followed job is asked for its progress.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -285,5 +285,27 @@ pub async fn destinations(action: DestinationsAction) -> Result<(), Failure> {
         destination["name"].as_str().unwrap_or_default(),
         destination["state"].as_str().unwrap_or_default(),
     );
+    Ok(())
+}
+
+pub async fn audit(args: AuditArgs) -> Result<(), Failure> {
+    let api = Api::new(&args.remote)?;
+    let limit = args.limit.to_string();
+    let pairs = [
+        ("operator", args.operator.as_deref()),
+        ("action", args.action.as_deref()),
+        ("since", args.since.as_deref()),
+        ("until", args.until.as_deref()),
+        ("limit", Some(limit.as_str())),
+        ("cursor", args.cursor.as_deref()),
+    ];
+    let page = api
+        .send(reqwest::Method::GET, &format!("/audit{}", query(&pairs)))
+        .await?;
+    if args.json {
+        println!("{page}");
+    } else {
+        print!("{}", render::audit_table(&page));
+    }
     Ok(())
 }

@@ -52,6 +52,36 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Who changed what: the audit, newest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this operator's entries.
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// replay, forced_replay, redeliver, replay_job, redrive_job, pause, resume, discard,
+    /// sign_in, sign_out or auth_failed.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// RFC 3339: entries at or after.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// RFC 3339: entries before.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Page size (1 to 500).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// The `next_cursor` a previous page printed.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +226,7 @@ pub async fn run(command: Command) -> ExitCode {
             remote,
             no_wait,
         } => client::redrive(filters, remote, no_wait).await,
+        Command::Audit(args) => client::audit(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

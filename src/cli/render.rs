@@ -1,5 +1,5 @@
-//! The tables `idemhook events list` and `idemhook destinations list` print (`--json` prints
-//! the API's answer instead).
+//! The tables `idemhook events list`, `idemhook destinations list` and `idemhook audit` print
+//! (`--json` prints the API's answer instead).
 
 use serde_json::Value;
 
@@ -122,6 +122,41 @@ pub fn destinations_table(list: &Value) -> String {
         ],
         &rows,
     )
+}
+
+pub fn audit_table(page: &Value) -> String {
+    let empty = Vec::new();
+    let rows: Vec<[String; 8]> = page["entries"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|e| {
+            [
+                cell(&e["at"]),
+                cell(&e["operator"]),
+                cell(&e["on_behalf_of"]),
+                cell(&e["action"]),
+                cell(&e["target"]),
+                cell(&e["outcome"]),
+                cell(&e["client"]),
+                cell(&e["count"]),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        [
+            "AT", "OPERATOR", "FOR", "ACTION", "TARGET", "OUTCOME", "CLIENT", "COUNT",
+        ],
+        &rows,
+    );
+    match page["next_cursor"].as_str() {
+        Some(cursor) => out.push_str(&format!(
+            "({} entries; more: --cursor {cursor})\n",
+            rows.len()
+        )),
+        None => out.push_str(&format!("({} entries)\n", rows.len())),
+    }
+    out
 }
 
 #[cfg(test)]

@@ -103,6 +103,10 @@ pub struct Settings {
     #[default = 30]
     #[validate(range(min = 1))]
     pub inbox_retention_days: u32,
+    /// How long the audit of operators' changes and sign-ins is kept.
+    #[default = 365]
+    #[validate(range(min = 1))]
+    pub audit_retention_days: u32,
     #[default = 3600]
     #[validate(range(min = 1))]
     pub sweep_interval_secs: u64,

@@ -24,7 +24,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use crate::clock::Clock;
 use crate::entities::processed_event;
 use crate::event::key::Sha256Digest;
-use crate::task::{OnStop, TaskGuard};
+use crate::task::TaskGuard;
 
 /// How often pending mismatches are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -121,20 +121,11 @@ impl Mismatches {
     }
 
     /// Starts the task that flushes every second; it flushes once more when stopped, and the
-    /// guard's `stop` waits for that flush ([`OnStop::AwaitEnd`]).
+    /// guard's `stop` waits for that flush ([`crate::task::OnStop::AwaitEnd`]).
     pub fn spawn(self: Arc<Self>) -> TaskGuard {
-        TaskGuard::spawn(
-            "mismatch recorder",
-            OnStop::AwaitEnd,
-            |mut stopped| async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(FLUSH_EVERY) => self.flush().await,
-                        _ = stopped.changed() => break,
-                    }
-                }
-                self.flush().await;
-            },
-        )
+        TaskGuard::every("mismatch recorder", FLUSH_EVERY, move || {
+            let this = self.clone();
+            async move { this.flush().await }
+        })
     }
 }

@@ -4,6 +4,7 @@
 //! Digests are stored as raw 32-byte binaries; the API renders them as lowercase hex.
 
 pub mod attempt;
+pub mod audit;
 pub mod delivery;
 pub mod delivery_body;
 pub mod destination;

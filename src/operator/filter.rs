@@ -250,21 +250,22 @@ impl ListQuery {
         };
         for (name, value) in pairs {
             match name.as_str() {
-                "limit" => {
-                    list.limit = value
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=MAX_LIMIT).contains(n))
-                        .ok_or_else(|| {
-                            FilterError(format!("`limit` must be an integer from 1 to {MAX_LIMIT}"))
-                        })?
-                }
+                "limit" => list.limit = limit(&value)?,
                 "cursor" => list.cursor = Some(Cursor::decode(&value)?),
                 _ => unreachable!("pairs() admits only the allowed names"),
             }
         }
         Ok(list)
     }
+}
+
+/// A page size: 1 to [`MAX_LIMIT`].
+pub(crate) fn limit(value: &str) -> Result<u64, FilterError> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| FilterError(format!("`limit` must be an integer from 1 to {MAX_LIMIT}")))
 }
 
 fn non_empty(name: &str, value: String) -> Result<String, FilterError> {
@@ -275,7 +276,7 @@ fn non_empty(name: &str, value: String) -> Result<String, FilterError> {
 }
 
 /// An RFC 3339 instant (`2026-11-29T09:00:00Z`, any offset).
-fn instant(name: &str, value: &str) -> Result<DateTime<Utc>, FilterError> {
+pub(crate) fn instant(name: &str, value: &str) -> Result<DateTime<Utc>, FilterError> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {

@@ -5,6 +5,7 @@
 //! [`runner`] call; none of it speaks HTTP: [`OperatorError`] says what went wrong and
 //! `routes::error` maps it to a status.
 
+pub mod audit;
 pub mod delivery_view;
 pub mod destinations;
 pub mod filter;

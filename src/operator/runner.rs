@@ -234,6 +234,7 @@ impl JobRunner {
             force: false,
             operator: format!("job {id}"),
             job_id: Some(id),
+            audit: None,
         };
         for (i, &(at, digest)) in hits.iter().enumerate() {
             if *stopped.borrow() {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use tokio::sync::Notify;
 
+use super::audit::{self, AuditPage, AuditQuery, Change};
 use super::destinations::{self, DestinationView};
 use super::filter::{Filters, ListQuery};
 use super::jobs::{self, JobView};
@@ -112,9 +113,12 @@ impl Operator {
         &self,
         key: &EventKey,
         destination: Option<&str>,
+        change: &Change,
     ) -> Result<(String, BTreeMap<String, Redelivery>), OperatorError> {
         let digest = key.digest();
-        let done = deliveries::redeliver(&self.db, &digest, destination, self.clock.now()).await?;
+        let now = self.clock.now();
+        let txn = self.begin().await?;
+        let done = deliveries::redeliver(&txn, &digest, destination, now).await?;
         if done.is_empty() {
             return Err(OperatorError::NotFound(match destination {
                 Some(name) => format!(
@@ -132,6 +136,8 @@ impl Operator {
                 "every delivery of this event is already pending".into(),
             ));
         }
+        change.record(&txn, "ok", now).await?;
+        txn.commit().await?;
         let scheduled: Vec<&str> = done
             .iter()
             .filter(|(_, r)| **r == Redelivery::Scheduled)
@@ -141,28 +147,25 @@ impl Operator {
         Ok((idempotency_key(&digest), done))
     }
 
-    /// Starts a `kind` job over `filters` on behalf of `operator`, and wakes this instance's
-    /// runner for it.
+    /// Starts a `kind` job over `filters` for the change's operator, and wakes this
+    /// instance's runner for it. The job and its audit row commit together.
     pub async fn start_job(
         &self,
         kind: &str,
         filters: Filters,
-        operator: &str,
+        change: &Change,
     ) -> Result<JobView, OperatorError> {
         let filters = jobs::job_filters(kind, filters)?;
         // Counting what matches is a read like a list's, bounded the same way.
         let txn = self.begin().await?;
         let matched = jobs::count(&txn, &filters).await?;
         txn.commit().await?;
-        let job = jobs::create(
-            &self.db,
-            kind,
-            &filters,
-            matched,
-            operator,
-            self.clock.now(),
-        )
-        .await?;
+        let now = self.clock.now();
+        let operator = &change.actor.operator;
+        let txn = self.begin().await?;
+        let job = jobs::create(&txn, kind, &filters, matched, operator, now).await?;
+        change.record(&txn, "ok", now).await?;
+        txn.commit().await?;
         tracing::info!(job = job.id, kind, operator = %operator, matched = job.matched, "job started");
         self.jobs_created.notify_one();
         Ok(job.into())
@@ -203,17 +206,24 @@ impl Operator {
         source: &str,
         name: &str,
         pause: bool,
-        operator: &str,
+        change: &Change,
     ) -> Result<DestinationView, OperatorError> {
         self.configured(source, name)?;
         let now = self.clock.now();
+        let operator = &change.actor.operator;
+        let txn = self.begin().await?;
         if pause {
-            brakes::pause(&self.db, source, name, PauseReason::Operator, now).await?;
-            tracing::warn!(source, destination = name, operator, reason = %PauseReason::Operator,
+            brakes::pause(&txn, source, name, PauseReason::Operator, now).await?;
+        } else {
+            brakes::resume(&txn, source, name, now).await?;
+        }
+        change.record(&txn, "ok", now).await?;
+        txn.commit().await?;
+        if pause {
+            tracing::warn!(source, destination = name, %operator, reason = %PauseReason::Operator,
                 "destination paused: its deliveries wait until it is resumed");
         } else {
-            brakes::resume(&self.db, source, name, now).await?;
-            tracing::warn!(source, destination = name, operator, "destination resumed");
+            tracing::warn!(source, destination = name, %operator, "destination resumed");
         }
         self.destination(source, name).await
     }
@@ -225,25 +235,44 @@ impl Operator {
         &self,
         source: &str,
         name: &str,
-        operator: &str,
+        change: &Change,
     ) -> Result<DestinationView, OperatorError> {
         if self.configured(source, name).is_ok() {
             return Err(OperatorError::Conflict(format!(
                 "destination {name:?} of source {source:?} is configured: pause it instead"
             )));
         }
-        let removed = self.destination(source, name).await?;
-        if removed.pending > 0 {
-            let discarded = deliveries::discard(&self.db, (source, name), self.clock.now()).await?;
+        self.destination(source, name).await?;
+        let now = self.clock.now();
+        let txn = self.begin().await?;
+        let discarded = deliveries::discard(&txn, (source, name), now).await?;
+        change.record(&txn, "ok", now).await?;
+        txn.commit().await?;
+        if discarded > 0 {
             tracing::warn!(
                 source,
                 destination = name,
-                operator,
+                operator = %change.actor.operator,
                 discarded,
                 "pending deliveries of a removed destination discarded: dead, kept, redeliverable"
             );
         }
         self.destination(source, name).await
+    }
+
+    /// Writes `change`'s row with `outcome`, on its own. Best effort.
+    pub async fn record(&self, change: &Change, outcome: &str) {
+        if let Err(err) = change.record(&self.db, outcome, self.clock.now()).await {
+            tracing::warn!(error = %err, action = change.action.as_str(), "could not audit an operator's action");
+        }
+    }
+
+    /// One page of the audit, newest first.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, DbErr> {
+        let txn = self.begin().await?;
+        let page = audit::page(&txn, query).await?;
+        txn.commit().await?;
+        Ok(page)
     }
 
     fn configured(&self, source: &str, name: &str) -> Result<(), OperatorError> {

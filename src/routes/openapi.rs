@@ -34,6 +34,7 @@ pub fn routes() -> Vec<Route> {
         admin::jobs::redrive,
         admin::jobs::job,
         admin::orders::order,
+        admin::audit::audit,
         pull::lease,
         pull::ack,
         pull::nack,
@@ -47,7 +48,7 @@ pub fn routes() -> Vec<Route> {
     modifiers(&BearerAuth),
     tags(
         (name = "webhooks", description = "Ingest: what providers call"),
-        (name = "admin", description = "Operators: search, replay, redrive, jobs"),
+        (name = "admin", description = "Operators: search, replay, redrive, jobs, the audit"),
         (name = "pull", description = "A pull destination's consumer, with its own token"),
         (name = "health"), (name = "metrics"),
     )

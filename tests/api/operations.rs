@@ -58,6 +58,7 @@ async fn the_sweeper_deletes_what_is_older_than_the_retention_and_nothing_else(b
             delivery_bodies: 0,
             // ...and so does its attempt history.
             history: 1,
+            audit: 0,
         }
     );
     let conn = db.connect().await;

@@ -2,9 +2,11 @@
 //! (Rocket's local client, each request given the peer address it came from).
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 
 use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
+use sea_orm::ConnectionTrait;
 use serde_json::Value;
 
 use crate::support::*;
@@ -215,6 +217,176 @@ async fn each_operator_acts_in_their_role_and_is_named_by_their_token(backend: B
     }
     let r = sign_in(&app, ip, "carol-token").await;
     assert_eq!(r.status, Status::Unauthorized);
+    // alice again, refused: the event is processed and this is not forced.
+    let unforced = replay.replace("&force=true", "");
+    let r = call(&app, true, &unforced, ip, Some("alice-new-token"), &[]).await;
+    assert_eq!(r.status, Status::Conflict, "{}", r.body);
+
+    // A change and its row commit together: a replay whose handler fails again leaves no
+    // replay and no `ok` row, only the refusal's; once the handler works, both.
+    app.faults.fail.store(true, Ordering::SeqCst);
+    let r = app.post("flaky", &payment("evt_flaky", "o2", 1), &[]).await;
+    assert_eq!(r.status, Status::InternalServerError);
+    let flaky = "/webhooks/flaky/events/evt_flaky/replay?type=payment_succeeded";
+    let r = call(&app, true, flaky, ip, Some("alice-new-token"), &[]).await;
+    assert_eq!(r.status, Status::UnprocessableEntity, "{}", r.body);
+    let view = "/webhooks/flaky/events/evt_flaky?type=payment_succeeded";
+    let v = call(&app, false, view, ip, Some("alice-new-token"), &[])
+        .await
+        .json();
+    assert_eq!(v["replays"], serde_json::json!([]), "{v}");
+    app.faults.fail.store(false, Ordering::SeqCst);
+    let r = call(&app, true, flaky, ip, Some("alice-new-token"), &[]).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    let v = call(&app, false, view, ip, Some("alice-new-token"), &[])
+        .await
+        .json();
+    assert_eq!(v["replays"].as_array().unwrap().len(), 1, "{v}");
+
+    // The audit, read by bob (read): newest first.
+    let audit = call(&app, false, "/audit?limit=500", ip, Some("bob-token"), &[]).await;
+    assert_eq!(audit.status, Status::Ok, "{}", audit.body);
+    let entries = audit.json()["entries"].as_array().unwrap().clone();
+    let seen: Vec<(String, String, String)> = entries
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e["operator"].as_str().unwrap_or("-").to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let t = |o: &str, a: &str, r: &str| (o.to_owned(), a.to_owned(), r.to_owned());
+    assert_eq!(
+        seen,
+        [
+            t("bob", "forced_replay", "forbidden"),
+            t("bob", "redeliver", "forbidden"),
+            t("bob", "replay_job", "forbidden"),
+            t("bob", "redrive_job", "forbidden"),
+            t("bob", "pause", "forbidden"),
+            t("alice", "forced_replay", "ok"),
+            t("bob", "sign_in", "ok"),
+            t("bob", "forced_replay", "forbidden"),
+            t("alice", "sign_in", "ok"),
+            t("alice", "replay", "conflict"),
+            t("alice", "replay", "not_applied"),
+            t("alice", "replay", "ok"),
+        ],
+        "{entries:#?}"
+    );
+    let forced = entries
+        .iter()
+        .find(|e| e["action"] == "forced_replay" && e["outcome"] == "ok")
+        .unwrap();
+    assert_eq!(forced["role"], "operate");
+    assert_eq!(forced["on_behalf_of"], "bob", "the note, beside the name");
+    assert_eq!(forced["client"], ip);
+    assert_eq!(forced["target"], "demo/evt_op");
+    assert_eq!(forced["count"], 1);
+    // Filters and pages.
+    let only = call(
+        &app,
+        false,
+        "/audit?operator=alice&action=sign_in",
+        ip,
+        Some("bob-token"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        only.json()["entries"].as_array().unwrap().len(),
+        1,
+        "{}",
+        only.body
+    );
+    let first = call(&app, false, "/audit?limit=4", ip, Some("bob-token"), &[])
+        .await
+        .json();
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let next = call(
+        &app,
+        false,
+        &format!("/audit?limit=4&cursor={cursor}"),
+        ip,
+        Some("bob-token"),
+        &[],
+    )
+    .await
+    .json();
+    assert_eq!(next["entries"][0]["id"], entries[4]["id"], "{next}");
+    for bad in [
+        "/audit?actor=bob",
+        "/audit?action=delete",
+        "/audit?cursor=zz",
+    ] {
+        let r = call(&app, false, bad, ip, Some("bob-token"), &[]).await;
+        assert_eq!(r.status, Status::BadRequest, "{bad}");
+    }
+    // The console's page of it, and a sign-out, audited too.
+    let cookie = sign_in(&app, ip, "bob-token").await.cookie.unwrap();
+    let page = call(
+        &app,
+        false,
+        "/console/audit?action=pause",
+        ip,
+        None,
+        &[("Cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(page.status, Status::Ok);
+    assert!(
+        page.body.contains("id=\"audit\"") && page.body.contains("forbidden"),
+        "{}",
+        page.body
+    );
+    let csrf = page
+        .body
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .unwrap();
+    let csrf = &csrf[..csrf.find('"').unwrap()];
+    let out = app
+        .client
+        .post("/console/logout")
+        .remote(addr(ip))
+        .cookie(Cookie::new(
+            "idemhook_session",
+            cookie.split_once('=').unwrap().1.to_owned(),
+        ))
+        .header(ContentType::Form)
+        .body(format!("csrf={csrf}"))
+        .dispatch()
+        .await;
+    assert_eq!(out.status(), Status::SeeOther);
+    drop(out);
+    let latest = call(&app, false, "/audit?limit=1", ip, Some("bob-token"), &[])
+        .await
+        .json();
+    assert_eq!(latest["entries"][0]["action"], "sign_out", "{latest}");
+    assert_eq!(latest["entries"][0]["operator"], "bob");
+
+    // Kept audit_retention_days (365 by default): a row a year and a day old is swept.
+    let conn = db.connect().await;
+    let old = (chrono::Utc::now() - chrono::TimeDelta::days(366)).format("%Y-%m-%d %H:%M:%S");
+    execute(
+        &conn,
+        &format!(
+            "INSERT INTO audit (at, operator, role, action, target, params, outcome, count) \
+             VALUES ('{old}', 'alice', 'operate', 'pause', 'x', '{{}}', 'ok', 1)"
+        ),
+    )
+    .await;
+    let report = app.sweeper().sweep_once().await.unwrap();
+    assert_eq!(report.audit, 1);
+    let left = call(&app, false, "/audit?limit=500", ip, Some("bob-token"), &[]).await;
+    // The rows read above, bob's second sign-in and his sign-out; not the swept one.
+    assert_eq!(
+        left.json()["entries"].as_array().unwrap().len(),
+        entries.len() + 2
+    );
     drop(app);
     db.drop_db().await;
 }
@@ -326,6 +498,45 @@ async fn wrong_tokens_are_limited_per_address_and_a_proxy_is_believed_only_when_
     ] {
         assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }
+    // The failures' audit: one row per address (and credential) with its count, written
+    // once a minute and when the app stops, never once per request.
+    let conn = db.connect().await;
+    let count_rows = || async {
+        let rows = conn
+            .query_all_raw(sea_orm::Statement::from_string(
+                conn.get_database_backend(),
+                "SELECT client, target, count FROM audit WHERE action = 'auth_failed' ORDER BY client",
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| {
+                (
+                    r.try_get_by_index::<String>(0).unwrap(),
+                    r.try_get_by_index::<String>(1).unwrap(),
+                    r.try_get_by_index::<i64>(2).unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(count_rows().await.is_empty(), "not written per request");
     drop(app);
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = count_rows().await;
+        if !rows.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let s = |c: &str, n: i64| (c.to_owned(), "bearer".to_owned(), n);
+    assert_eq!(
+        rows,
+        [
+            s("198.51.100.7", 3),
+            s("203.0.113.1", 3),
+            s("203.0.113.4", 3)
+        ]
+    );
     db.drop_db().await;
 }

@@ -44,6 +44,9 @@ pub struct ReplayRequest {
     pub operator: String,
     /// The bulk job this replay belongs to.
     pub job_id: Option<i64>,
+    /// The operator's audit row, written in the replay's transaction (none for a job's
+    /// replays: the job's start is the audited change).
+    pub audit: Option<crate::entities::audit::ActiveModel>,
 }
 
 /// How a replay ended.
@@ -146,6 +149,11 @@ impl Store {
             replay::Entity::insert(audit)
                 .exec_without_returning(&txn)
                 .await?;
+            if let Some(row) = request.audit.clone() {
+                crate::entities::audit::Entity::insert(row)
+                    .exec_without_returning(&txn)
+                    .await?;
+            }
             txn.commit().await
         };
         written.await.map_err(engine_error)?;

@@ -4,7 +4,8 @@
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
 
-use super::{Admin, Operate};
+use super::{audited, Admin, Operate};
+use crate::operator::audit::Action;
 use crate::operator::destinations::{DestinationList, DestinationView};
 use crate::operator::Operator;
 use crate::routes::error::{ApiError, ErrorBody};
@@ -103,8 +104,15 @@ pub async fn discard(
     name: &str,
     operator: &State<Operator>,
 ) -> Result<Json<DestinationView>, ApiError> {
-    let admin = admin?;
-    Ok(Json(operator.discard(source, name, &admin.operator).await?))
+    let change = admin?.change(
+        Action::Discard,
+        format!("{source}/{name}"),
+        serde_json::json!({}),
+    );
+    let done = audited(operator, &change, async {
+        Ok(operator.discard(source, name, &change).await?)
+    });
+    Ok(Json(done.await?))
 }
 
 async fn set_paused(
@@ -114,9 +122,10 @@ async fn set_paused(
     pause: bool,
     operator: &Operator,
 ) -> Result<Json<DestinationView>, ApiError> {
-    let admin = admin?;
-    let view = operator
-        .set_paused(source, name, pause, &admin.operator)
-        .await?;
-    Ok(Json(view))
+    let action = if pause { Action::Pause } else { Action::Resume };
+    let change = admin?.change(action, format!("{source}/{name}"), serde_json::json!({}));
+    let done = audited(operator, &change, async {
+        Ok(operator.set_paused(source, name, pause, &change).await?)
+    });
+    Ok(Json(done.await?))
 }

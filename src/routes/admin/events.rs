@@ -9,9 +9,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::jobs::start_job;
-use super::{Admin, Operate};
+use super::{audited, Admin, Operate};
 use crate::engine::store::ReplayRequest;
 use crate::event::key::EventKey;
+use crate::operator::audit::Action;
 use crate::operator::filter::{pairs, ListQuery, Status};
 use crate::operator::jobs::{JobView, REPLAY};
 use crate::operator::view::{EventDetail, EventPage};
@@ -143,18 +144,31 @@ pub async fn replay_one(
     operator: &State<Operator>,
 ) -> Result<Json<ReplayAnswer>, ApiError> {
     let admin = admin?;
-    let (key, params) = key_of(source, event_id, uri, &["force"])?;
-    let force = match params.first().map(|(_, v)| v.as_str()) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(ApiError::BadRequest("`force` must be true or false".into())),
+    let query = uri.query().map(|q| q.as_str());
+    let forced = query.is_some_and(|q| q.split('&').any(|p| p == "force=true"));
+    let action = if forced {
+        Action::ForcedReplay
+    } else {
+        Action::Replay
     };
-    let request = ReplayRequest {
-        force,
-        operator: admin.operator.clone(),
-        job_id: None,
-    };
-    let done = operator.replay(&key.digest(), &request).await?;
+    let target = format!("{source}/{event_id}");
+    let change = admin.change(action, target, serde_json::json!({ "query": query }));
+    let done = audited(operator, &change, async {
+        let (key, params) = key_of(source, event_id, uri, &["force"])?;
+        let force = match params.first().map(|(_, v)| v.as_str()) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(ApiError::BadRequest("`force` must be true or false".into())),
+        };
+        let request = ReplayRequest {
+            force,
+            operator: admin.operator.clone(),
+            job_id: None,
+            audit: Some(change.row("ok", operator.now())),
+        };
+        Ok(operator.replay(&key.digest(), &request).await?)
+    })
+    .await?;
     Ok(Json(ReplayAnswer {
         status: EventStatus::Processed.to_string(),
         previous_status: done.previous.to_string(),
@@ -196,15 +210,24 @@ pub async fn redeliver(
     uri: &Origin<'_>,
     operator: &State<Operator>,
 ) -> Result<status::Accepted<Json<Redelivered>>, ApiError> {
-    admin?;
-    let (key, params) = key_of(source, event_id, uri, &["destination"])?;
-    let destination = params
-        .into_iter()
-        .next()
-        .map(|(_, v)| crate::operator::filter::destination(v))
-        .transpose()?;
-    let destination = destination.as_deref();
-    let (idempotency_key, done) = operator.redeliver(&key, destination).await?;
+    let query = uri.query().map(|q| q.as_str());
+    let change = admin?.change(
+        Action::Redeliver,
+        format!("{source}/{event_id}"),
+        serde_json::json!({ "query": query }),
+    );
+    let (idempotency_key, done) = audited(operator, &change, async {
+        let (key, params) = key_of(source, event_id, uri, &["destination"])?;
+        let destination = params
+            .into_iter()
+            .next()
+            .map(|(_, v)| crate::operator::filter::destination(v))
+            .transpose()?;
+        Ok(operator
+            .redeliver(&key, destination.as_deref(), &change)
+            .await?)
+    })
+    .await?;
     Ok(status::Accepted(Json(Redelivered {
         status: "scheduled".into(),
         idempotency_key,

@@ -7,7 +7,8 @@ use rocket::response::status;
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
 
-use super::{Admin, Operate};
+use super::{audited, Admin, Operate};
+use crate::operator::audit::Action;
 use crate::operator::filter::{pairs, Filters, FILTER_PARAMS};
 use crate::operator::jobs::{JobView, REDRIVE};
 use crate::operator::Operator;
@@ -24,9 +25,23 @@ pub async fn start_job(
     uri: &Origin<'_>,
     operator: &State<Operator>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
-    let mut params = pairs(uri.query().map(|q| q.as_str()), &FILTER_PARAMS)?;
-    let filters = Filters::take(&mut params)?;
-    let job = operator.start_job(kind, filters, &admin.operator).await?;
+    let query = uri.query().map(|q| q.as_str());
+    let action = if kind == REDRIVE {
+        Action::RedriveJob
+    } else {
+        Action::ReplayJob
+    };
+    let change = admin.change(
+        action,
+        kind.to_owned(),
+        serde_json::json!({ "query": query }),
+    );
+    let job = audited(operator, &change, async {
+        let mut params = pairs(query, &FILTER_PARAMS)?;
+        let filters = Filters::take(&mut params)?;
+        Ok(operator.start_job(kind, filters, &change).await?)
+    })
+    .await?;
     Ok(status::Custom(Status::Accepted, Json(job)))
 }
 

@@ -22,7 +22,9 @@ use ipnet::IpNet;
 use prometheus::{IntCounterVec, Opts, Registry};
 use rocket::Request;
 
+use super::failure_log::FailureLog;
 use crate::config::AuthConfig;
+use crate::task::TaskGuard;
 
 /// The window a count of failures is kept for.
 const WINDOW: Duration = Duration::from_secs(60);
@@ -63,6 +65,8 @@ pub struct Guessing {
     header: String,
     failures: IntCounterVec,
     throttled: IntCounterVec,
+    /// The audit of failures, and the task that writes it.
+    log: Option<(Arc<FailureLog>, TaskGuard)>,
 }
 
 impl Guessing {
@@ -91,7 +95,16 @@ impl Guessing {
                 "idemhook_auth_throttled_total",
                 "Requests answered 429 because their address failed to authenticate too often",
             )?,
+            log: None,
         })
+    }
+
+    /// Audits the failures through `log` (one row per address and minute).
+    pub fn audited(mut self, log: FailureLog) -> Self {
+        let log = Arc::new(log);
+        let task = log.clone().spawn();
+        self.log = Some((log, task));
+        self
     }
 
     /// The seconds until `client`'s window ends, if it has used up its failures.
@@ -117,6 +130,9 @@ impl Guessing {
             })
         });
         window.failures.fetch_add(1, Ordering::Relaxed);
+        if let Some((log, _)) = &self.log {
+            log.note(client, credential.label());
+        }
         tracing::warn!(
             client = %client,
             credential = credential.label(),

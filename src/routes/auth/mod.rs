@@ -22,6 +22,7 @@
 //! Wrong tokens are counted per client address ([`guessing`]): past the limit the address is
 //! answered 429 until its minute ends.
 
+mod failure_log;
 mod guessing;
 mod operators;
 
@@ -30,11 +31,14 @@ use std::net::IpAddr;
 use rocket::http::{Cookie, Method, SameSite, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 
+pub use failure_log::FailureLog;
 pub use guessing::{Credential, Guessing};
 pub use operators::{Identity, Operators, SESSION_SECS};
 
 use crate::clock::Clock;
 use crate::config::Role;
+use crate::operator::audit::{Action, Actor, Change};
+use crate::operator::Operator;
 use crate::routes::error::ApiError;
 
 /// The console's session cookie.
@@ -55,6 +59,30 @@ pub struct Admin {
     pub operator: String,
     pub role: Role,
     pub on_behalf_of: Option<String>,
+    /// The client address (see [`guessing`]), for the audit.
+    pub client: Option<IpAddr>,
+}
+
+impl Admin {
+    /// Who this is, for the audit.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            operator: self.operator.clone(),
+            role: self.role,
+            on_behalf_of: self.on_behalf_of.clone(),
+            client: self.client,
+        }
+    }
+
+    /// The change `action` on `target` with `params`, as this operator asks for it.
+    pub fn change(&self, action: Action, target: String, params: serde_json::Value) -> Change {
+        Change {
+            actor: self.actor(),
+            action,
+            target,
+            params,
+        }
+    }
 }
 
 /// An [`Admin`] whose role may change state (`operate`); a `read` operator is refused 403.
@@ -128,6 +156,11 @@ pub struct Guard<'r> {
 }
 
 impl Guard<'_> {
+    /// The client address, when the request has a peer.
+    pub fn client(&self) -> Option<IpAddr> {
+        self.client
+    }
+
     /// 429 when the client has used up its failures.
     pub fn check(&self, credential: Credential) -> Result<(), ApiError> {
         match (self.guessing, self.client) {
@@ -224,6 +257,7 @@ impl<'r> FromRequest<'r> for Admin {
             operator: identity.name,
             role: identity.role,
             on_behalf_of,
+            client: guard.client,
         })
     }
 }
@@ -239,6 +273,17 @@ impl<'r> FromRequest<'r> for Operate {
             Outcome::Forward(f) => return Outcome::Forward(f),
         };
         if admin.role != Role::Operate {
+            // Audited as that operator, one row per attempt.
+            if let (Some(action), Some(operator)) =
+                (attempted(req), req.rocket().state::<Operator>())
+            {
+                let target = req.uri().path().to_string();
+                let params =
+                    serde_json::json!({ "query": req.uri().query().map(|q| q.to_string()) });
+                operator
+                    .record(&admin.change(action, target, params), "forbidden")
+                    .await;
+            }
             return refuse(ApiError::Forbidden(format!(
                 "operator {:?} has role {}: this needs role operate",
                 admin.operator,
@@ -255,6 +300,24 @@ impl<'r> FromRequest<'r> for Operate {
         );
         Outcome::Success(Operate(admin))
     }
+}
+
+/// The change a state-changing route makes, by the route's name.
+fn attempted(req: &Request<'_>) -> Option<Action> {
+    let name = req.route()?.name.as_deref()?;
+    Some(match name {
+        "replay_one" if req.query_value::<&str>("force").and_then(Result::ok) == Some("true") => {
+            Action::ForcedReplay
+        }
+        "replay_one" => Action::Replay,
+        "redeliver" => Action::Redeliver,
+        "replay_many" => Action::ReplayJob,
+        "redrive" => Action::RedriveJob,
+        "pause" => Action::Pause,
+        "resume" => Action::Resume,
+        "discard" => Action::Discard,
+        _ => return None,
+    })
 }
 
 /// Why a console page cannot be shown to this request.

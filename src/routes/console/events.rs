@@ -16,7 +16,7 @@ use crate::routes::error::ApiError;
 
 /// The query without its empty parameters (a submitted filter form sends every field), and
 /// without `drop`.
-fn filled(query: Option<&str>, drop: &[&str]) -> String {
+pub(super) fn filled(query: Option<&str>, drop: &[&str]) -> String {
     let kept: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .filter(|(name, value)| !value.is_empty() && !drop.contains(&name.as_ref()))
         .map(|(n, v)| (n.into_owned(), v.into_owned()))
@@ -27,14 +27,14 @@ fn filled(query: Option<&str>, drop: &[&str]) -> String {
 }
 
 /// The value of `name` in an (already filled) query.
-fn value_of(query: &str, name: &str) -> String {
+pub(super) fn value_of(query: &str, name: &str) -> String {
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
 }
 
-fn with(query: &str, extra: &str) -> String {
+pub(super) fn with(query: &str, extra: &str) -> String {
     match (query.is_empty(), extra.is_empty()) {
         (true, _) => extra.to_owned(),
         (_, true) => query.to_owned(),

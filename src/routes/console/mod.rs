@@ -7,6 +7,7 @@
 //!   Redeliver, per destination).
 //! - [`destinations`]: `/console/destinations`, each destination's state and backlog, with
 //!   Pause / Resume.
+//! - [`audit`]: `/console/audit`, who changed what.
 //! - [`page`]: the layout and the headers every page carries.
 //!
 //! Server-rendered HTML, so every table is there before any script runs; one small script
@@ -14,6 +15,7 @@
 //! buttons call the admin API with the session's CSRF token. Both files are compiled into the
 //! binary.
 
+pub mod audit;
 pub mod destinations;
 pub mod event;
 pub mod events;
@@ -37,6 +39,7 @@ pub fn routes() -> Vec<Route> {
         events::dead,
         event::event,
         destinations::page,
+        audit::page,
         script,
         stylesheet,
     ]

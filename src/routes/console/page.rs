@@ -120,6 +120,7 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                             a href="/console/events" { "Events" }
                             a href="/console/dead" { "Dead deliveries" }
                             a href="/console/destinations" { "Destinations" }
+                            a href="/console/audit" { "Audit" }
                             span.who title="Signed in" {
                                 (session.operator) " (" (session.role.as_str()) ")"
                             }

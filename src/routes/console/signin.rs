@@ -10,8 +10,11 @@ use rocket::{get, post, Either, State};
 
 use super::page::{disabled, layout, Page};
 use crate::clock::Clock;
+use crate::operator::audit::{Action, Actor, Change};
+use crate::operator::Operator;
 use crate::routes::auth::{
-    over_https, session_cookie, Credential, Guard, NoSession, Operators, Session, SESSION_COOKIE,
+    over_https, session_cookie, Credential, Guard, Identity, NoSession, Operators, Session,
+    SESSION_COOKIE,
 };
 
 #[derive(FromForm)]
@@ -60,9 +63,10 @@ pub fn login_form(session: Result<Session, NoSession>) -> Either<Page, Redirect>
 }
 
 #[post("/console/login", data = "<form_data>")]
-pub fn login(
+pub async fn login(
     form_data: Form<SignIn<'_>>,
     operators: &State<Operators>,
+    operator: &State<Operator>,
     guard: Guard<'_>,
     clock: &State<Clock>,
     cookies: &CookieJar<'_>,
@@ -85,6 +89,9 @@ pub fn login(
         Some((who, value)) => {
             cookies.add(session_cookie(https.0, value));
             tracing::info!(operator = %who.name, role = who.role.as_str(), "console: signed in");
+            operator
+                .record(&session_change(who, guard.client(), Action::SignIn), "ok")
+                .await;
             Either::Right(Redirect::to("/console"))
         }
         None => {
@@ -97,23 +104,47 @@ pub fn login(
 /// Signs out: the cookie is removed from this browser. (A copied cookie stays valid until it
 /// expires; rotate the token to end every session.)
 #[post("/console/logout", data = "<form_data>")]
-pub fn logout(
+pub async fn logout(
     form_data: Form<SignOut<'_>>,
     operators: &State<Operators>,
+    operator: &State<Operator>,
+    guard: Guard<'_>,
     clock: &State<Clock>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Page> {
     let now = clock.now().timestamp();
     let session = cookies.get(SESSION_COOKIE).map(|c| c.value().to_owned());
-    let ok = session.is_some_and(|s| operators.valid_csrf(&s, form_data.csrf, now));
-    if !ok {
+    let who = session
+        .as_deref()
+        .filter(|s| operators.valid_csrf(s, form_data.csrf, now))
+        .and_then(|s| operators.session(s, now))
+        .map(|s| s.identity);
+    let Some(who) = who else {
         return Err(form(
             Status::Forbidden,
             Some("Sign-out refused: a wrong CSRF token."),
         ));
-    }
+    };
     cookies.remove(SESSION_COOKIE);
+    operator
+        .record(&session_change(who, guard.client(), Action::SignOut), "ok")
+        .await;
     Ok(Redirect::to("/console/login"))
+}
+
+/// A sign-in or sign-out, for the audit.
+fn session_change(who: Identity, client: Option<std::net::IpAddr>, action: Action) -> Change {
+    Change {
+        actor: Actor {
+            operator: who.name,
+            role: who.role,
+            on_behalf_of: None,
+            client,
+        },
+        action,
+        target: "console".to_owned(),
+        params: serde_json::json!({}),
+    }
 }
 
 /// Whether the request came over https (for the cookie's `Secure`).

@@ -126,6 +126,19 @@ async fn the_cli_lists_shows_replays_redrives_and_migrates(backend: Backend) {
         .await;
     // The token's operator, not the "$USER (cli)" note the CLI sends beside it.
     assert_eq!(view["replays"][0]["operator"], "admin", "{view}");
+    // …and the audit says who, and for whom.
+    let run = idemhook(&dir, &base, true, &["audit", "--action", "forced_replay"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("forced_replay"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        line.contains("admin") && line.contains("bob (cli)") && line.contains("demo/c1"),
+        "{line}"
+    );
+    assert!(run.stdout.contains("(1 entries)"), "{}", run.stdout);
 
     // A bulk replay whose one event is refused again: the job ends, the command fails.
     let run = idemhook(&dir, &base, true, &["replay", "--all", "--source", "demo"]).await;
