@@ -48,7 +48,7 @@ pub use handler::Forward;
 pub use worker::Forwarder;
 
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{DestinationKind, Settings};
 use crate::task::TaskGuard;
 
 /// A nudge to the delivery worker: "there may be something to claim now". The `forward`
@@ -94,12 +94,21 @@ pub fn start(
     metrics: &crate::metrics::Metrics,
     wake: Wake,
 ) -> Option<TaskGuard> {
-    if targets.is_empty() || !settings.forward_worker {
+    // Pull destinations are leased by their consumers, not pushed: the worker only keeps
+    // their backlog gauges (a consumer that stopped pulling shows, and alerts, like an app
+    // that stopped answering).
+    let pulled: Vec<(String, String)> = kinds(settings)
+        .into_iter()
+        .filter(|(_, kind)| *kind == DestinationKind::Pull)
+        .map(|(key, _)| key)
+        .collect();
+    if (targets.is_empty() && pulled.is_empty()) || !settings.forward_worker {
         return None;
     }
     let worker = Forwarder::new(
         db,
         targets,
+        pulled,
         clock,
         metrics::ForwardMetrics::new(metrics.registry()),
         Duration::from_millis(settings.forward_poll_ms),

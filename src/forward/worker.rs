@@ -37,6 +37,8 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 pub struct Forwarder {
     db: DatabaseConnection,
     targets: Vec<(Arc<Target>, Arc<Semaphore>)>,
+    /// The pull destinations, (source, name): only their gauges are kept here.
+    pulled: Vec<(String, String)>,
     clock: Clock,
     metrics: ForwardMetrics,
     poll: Duration,
@@ -55,6 +57,7 @@ impl Forwarder {
     pub fn new(
         db: DatabaseConnection,
         targets: Vec<Target>,
+        pulled: Vec<(String, String)>,
         clock: Clock,
         metrics: ForwardMetrics,
         poll: Duration,
@@ -73,6 +76,7 @@ impl Forwarder {
         Self {
             db,
             targets,
+            pulled,
             clock,
             metrics,
             poll,
@@ -125,6 +129,9 @@ impl Forwarder {
                     Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
                     _ = this.wake.wait() => {}
                     _ = stopped.changed() => {}
+                    // The gauges stay fresh while nothing else happens (only pull
+                    // destinations, or every slot held by attempts that hang).
+                    _ = tokio::time::sleep_until(gauges_at + GAUGE_INTERVAL) => {}
                 }
                 continue;
             }

@@ -77,7 +77,8 @@ impl Forwarder {
         let destinations = self
             .targets
             .iter()
-            .map(|(t, _)| (t.source.as_str(), t.name.as_str()));
+            .map(|(t, _)| (t.source.as_str(), t.name.as_str()))
+            .chain(self.pulled.iter().map(|(s, n)| (s.as_str(), n.as_str())));
         self.metrics
             .refresh(&self.db, destinations, self.clock.now())
             .await

@@ -243,6 +243,32 @@ async fn leases_that_run_out_nacks_and_stale_tokens(backend: Backend) {
     .try_get_by_index(0)
     .unwrap();
     assert!(error.contains("leases all ran out"), "{error}");
+
+    // The backlog gauges cover pull destinations (a consumer that stops pulling alerts like
+    // an app that stops answering): warehouse's two dead, other's three never pulled.
+    let want = [
+        ("idemhook_deliveries_dead", "warehouse", "2"),
+        ("idemhook_deliveries_pending", "other", "3"),
+    ];
+    let shown = |text: &str, (name, destination, value): &(&str, &str, &str)| {
+        text.lines().any(|l| {
+            l.starts_with(&format!("{name}{{"))
+                && l.contains(&format!("destination=\"{destination}\""))
+                && l.ends_with(&format!(" {value}"))
+        })
+    };
+    let http = reqwest::Client::new();
+    let mut text = String::new();
+    for _ in 0..150 {
+        let metrics = http.get(format!("{}/metrics", server.base)).send().await;
+        text = metrics.unwrap().text().await.unwrap();
+        if want.iter().all(|w| shown(&text, w)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missing: Vec<_> = want.iter().filter(|w| !shown(&text, w)).collect();
+    assert!(missing.is_empty(), "{missing:?} in:\n{text}");
     drop(server);
     db.drop_db().await;
 }
