@@ -367,6 +367,38 @@ async fn ordering_tokens_and_parameters(backend: Backend) {
         )
         .await;
     assert_eq!(status, 400, "{answer}");
+
+    // Guessing tokens is limited per address (10 wrong ones a minute by default, three spent
+    // above): past it, even the right token is 429 until the minute ends.
+    let guesser = Consumer::with_token(&server, "guess");
+    let mut wrong = 0;
+    let throttled = loop {
+        let (status, answer) = guesser.call("/lease", None).await;
+        if status == 429 {
+            break answer;
+        }
+        assert_eq!(status, 401, "{answer}");
+        wrong += 1;
+        assert!(wrong <= 10, "never throttled");
+    };
+    assert!(throttled["error"]
+        .as_str()
+        .unwrap()
+        .contains("too many failed"));
+    assert_eq!(wrong, 7, "three wrong tokens above, seven here");
+    let right = client
+        .post(format!("{}/pull/fan/warehouse/lease", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status().as_u16(), 429);
+    let wait: u64 = right.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
     drop(server);
     db.drop_db().await;
 }
