@@ -34,6 +34,7 @@ DB = os.environ.get("IDEMHOOK_BROWSER_DB", "")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "target/browser"
 TOKEN = "browser-test-admin-token-0123456789"
+VIEWER_TOKEN = "browser-test-viewer-token-0123456789"
 SECRET = "whsec_" + base64.b64encode(b"browser-test-forward-secret").decode()
 TIMEOUT_MS = 15_000
 
@@ -114,6 +115,9 @@ backoff_base_ms = 50
 backoff_max_secs = 1
 [default.idemhook.sources.crm]
 handlers = ["inbox"]
+[default.idemhook.operators.viewer]
+token_env = "VIEWER_TOKEN"
+role = "read"
 """
     )
     port = free_port()
@@ -124,6 +128,7 @@ handlers = ["inbox"]
         "ROCKET_ADDRESS": "127.0.0.1",
         "RUST_LOG": "warn",
         "IDEMHOOK_ADMIN_TOKEN": TOKEN,
+        "VIEWER_TOKEN": VIEWER_TOKEN,
         "FWD_SECRET": SECRET,
     }
     log = open(work / "idemhook.log", "wb")
@@ -341,5 +346,39 @@ def test_sign_out(page):
     page.click("text=Sign out")
     expect(page.locator("h1")).to_have_text("Sign in")
     page.goto("/console/events")
+    expect(page.locator("h1")).to_have_text("Sign in")
+    assert page.errors == []
+
+
+def test_a_read_operator_sees_everything_and_no_button_and_the_audit_says_who_did_what(page):
+    page.goto("/console/login")
+    page.fill("#token", VIEWER_TOKEN)
+    page.click("button[type=submit]")
+    expect(page.locator("header .who")).to_have_text("viewer (read)")
+    page.goto("/console/events/shop/evt_1?type=payment_succeeded")
+    expect(page.locator("#event-id")).to_have_text("evt_1")
+    assert page.locator("button.action").count() == 0
+    page.goto("/console/destinations")
+    expect(page.locator('#destinations tr[data-destination="shop/forward"]')).to_be_visible()
+    assert page.locator("button.action").count() == 0
+    # The admin API refuses the change a read operator's page does not offer, CSRF token and all.
+    status = page.evaluate(
+        """async () => (await fetch('/destinations/shop/forward/pause', {method: 'POST',
+            headers: {'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content}})).status"""
+    )
+    assert status == 403
+    # The audit: admin's pause and resume from the earlier pages, this refusal, the sign-ins.
+    page.click("text=Audit")
+    rows = page.locator("#audit tbody tr")
+    expect(rows.first).to_contain_text("viewer")
+    expect(rows.first).to_contain_text("forbidden")
+    text = page.locator("#audit").inner_text()
+    for action in ["pause", "resume", "sign_in", "sign_out"]:
+        assert action in text, action
+    page.select_option("select[name=action]", "resume")
+    page.click("form.filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("admin")
+    page.click("text=Sign out")
     expect(page.locator("h1")).to_have_text("Sign in")
     assert page.errors == []
