@@ -139,6 +139,8 @@ async fn each_operator_acts_in_their_role_and_is_named_by_their_token(backend: B
         "/events/replay?source=demo",
         "/deliveries/redrive",
         "/destinations/demo/x/pause",
+        "/destinations/demo/x/resume",
+        "/destinations/demo/x/discard",
     ] {
         let r = call(&app, true, path, ip, Some("bob-token"), &[]).await;
         assert_eq!(r.status, Status::Forbidden, "{path}: {}", r.body);
@@ -267,6 +269,8 @@ async fn each_operator_acts_in_their_role_and_is_named_by_their_token(backend: B
             t("bob", "replay_job", "forbidden"),
             t("bob", "redrive_job", "forbidden"),
             t("bob", "pause", "forbidden"),
+            t("bob", "resume", "forbidden"),
+            t("bob", "discard", "forbidden"),
             t("alice", "forced_replay", "ok"),
             t("bob", "sign_in", "ok"),
             t("bob", "forced_replay", "forbidden"),
