@@ -5,6 +5,7 @@
 # events are applied with valid signatures. Run from the repository root after
 # `cargo build --release` (or set IDEMHOOK_BIN to another build, as CI does).
 set -euo pipefail
+. examples/lib.sh
 python3 -c 'import standardwebhooks' 2>/dev/null || pip install -q standardwebhooks
 DIR=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
@@ -26,18 +27,6 @@ secret_env = "FORWARD_SECRET"
 TOML
 python3 examples/forward/receiver.py "$APP_PORT" --expect 20 --timeout 60 &
 RECEIVER=$!
-BIN=$(realpath "${IDEMHOOK_BIN:-target/release/idemhook}")
-(cd "$DIR" && RUST_LOG=warn "$BIN") &
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$HOOK_PORT/health/ready" >/dev/null && break
-  sleep 0.1
-done
-for i in $(seq 1 20); do
-  # Each event twice, as a provider retries: the app still applies it once.
-  for _ in 1 2; do
-    curl -sf -X POST "http://127.0.0.1:$HOOK_PORT/webhooks/shop" \
-      -H 'Content-Type: application/json' -H "Webhook-Id: évt $i" \
-      -d "{\"type\":\"order.paid\",\"n\":$i}" >/dev/null
-  done
-done
+start_idemhook "$DIR" "$HOOK_PORT"
+post_twenty_twice "$HOOK_PORT"
 wait "$RECEIVER"

@@ -5,6 +5,7 @@
 # Run from the repository root after `cargo build --release` (or set IDEMHOOK_BIN to another
 # build, as CI does).
 set -euo pipefail
+. examples/lib.sh
 python3 -c 'import requests' 2>/dev/null || pip install -q requests
 DIR=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
@@ -23,17 +24,6 @@ kind = "pull"
 token_env = "PULL_TOKEN"
 lease_secs = 30
 TOML
-BIN=$(realpath "${IDEMHOOK_BIN:-target/release/idemhook}")
-(cd "$DIR" && RUST_LOG=warn "$BIN") &
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break
-  sleep 0.1
-done
-for i in $(seq 1 20); do
-  for _ in 1 2; do
-    curl -sf -X POST "http://127.0.0.1:$PORT/webhooks/shop" \
-      -H 'Content-Type: application/json' -H "Webhook-Id: évt $i" \
-      -d "{\"type\":\"order.paid\",\"n\":$i}" >/dev/null
-  done
-done
+start_idemhook "$DIR" "$PORT"
+post_twenty_twice "$PORT"
 python3 examples/pull/consumer.py "http://127.0.0.1:$PORT" shop warehouse --expect 20 --timeout 60

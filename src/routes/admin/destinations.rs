@@ -5,7 +5,6 @@ use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
 
 use super::{audited, Admin, Operate};
-use crate::operator::audit::Action;
 use crate::operator::destinations::{DestinationList, DestinationView};
 use crate::operator::Operator;
 use crate::routes::error::{ApiError, ErrorBody};
@@ -104,11 +103,7 @@ pub async fn discard(
     name: &str,
     operator: &State<Operator>,
 ) -> Result<Json<DestinationView>, ApiError> {
-    let change = admin?.change(
-        Action::Discard,
-        format!("{source}/{name}"),
-        serde_json::json!({}),
-    );
+    let change = admin?.change(format!("{source}/{name}"), serde_json::json!({}));
     let done = audited(operator, &change, async {
         Ok(operator.discard(source, name, &change).await?)
     });
@@ -122,8 +117,7 @@ async fn set_paused(
     pause: bool,
     operator: &Operator,
 ) -> Result<Json<DestinationView>, ApiError> {
-    let action = if pause { Action::Pause } else { Action::Resume };
-    let change = admin?.change(action, format!("{source}/{name}"), serde_json::json!({}));
+    let change = admin?.change(format!("{source}/{name}"), serde_json::json!({}));
     let done = audited(operator, &change, async {
         Ok(operator.set_paused(source, name, pause, &change).await?)
     });

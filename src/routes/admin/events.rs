@@ -12,7 +12,6 @@ use super::jobs::start_job;
 use super::{audited, Admin, Operate};
 use crate::engine::store::ReplayRequest;
 use crate::event::key::EventKey;
-use crate::operator::audit::Action;
 use crate::operator::filter::{pairs, ListQuery, Status};
 use crate::operator::jobs::{JobView, REPLAY};
 use crate::operator::view::{EventDetail, EventPage};
@@ -145,14 +144,8 @@ pub async fn replay_one(
 ) -> Result<Json<ReplayAnswer>, ApiError> {
     let admin = admin?;
     let query = uri.query().map(|q| q.as_str());
-    let forced = query.is_some_and(|q| q.split('&').any(|p| p == "force=true"));
-    let action = if forced {
-        Action::ForcedReplay
-    } else {
-        Action::Replay
-    };
     let target = format!("{source}/{event_id}");
-    let change = admin.change(action, target, serde_json::json!({ "query": query }));
+    let change = admin.change(target, serde_json::json!({ "query": query }));
     let done = audited(operator, &change, async {
         let (key, params) = key_of(source, event_id, uri, &["force"])?;
         let force = match params.first().map(|(_, v)| v.as_str()) {
@@ -162,7 +155,7 @@ pub async fn replay_one(
         };
         let request = ReplayRequest {
             force,
-            operator: admin.operator.clone(),
+            operator: admin.admin.operator.clone(),
             job_id: None,
             audit: Some(change.row("ok", operator.now())),
         };
@@ -173,7 +166,7 @@ pub async fn replay_one(
         status: EventStatus::Processed.to_string(),
         previous_status: done.previous.to_string(),
         forced: done.previous == EventStatus::Processed,
-        operator: admin.0.operator,
+        operator: admin.admin.operator,
     }))
 }
 
@@ -212,7 +205,6 @@ pub async fn redeliver(
 ) -> Result<status::Accepted<Json<Redelivered>>, ApiError> {
     let query = uri.query().map(|q| q.as_str());
     let change = admin?.change(
-        Action::Redeliver,
         format!("{source}/{event_id}"),
         serde_json::json!({ "query": query }),
     );

@@ -8,7 +8,6 @@ use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
 
 use super::{audited, Admin, Operate};
-use crate::operator::audit::Action;
 use crate::operator::filter::{pairs, Filters, FILTER_PARAMS};
 use crate::operator::jobs::{JobView, REDRIVE};
 use crate::operator::Operator;
@@ -26,16 +25,7 @@ pub async fn start_job(
     operator: &State<Operator>,
 ) -> Result<status::Custom<Json<JobView>>, ApiError> {
     let query = uri.query().map(|q| q.as_str());
-    let action = if kind == REDRIVE {
-        Action::RedriveJob
-    } else {
-        Action::ReplayJob
-    };
-    let change = admin.change(
-        action,
-        kind.to_owned(),
-        serde_json::json!({ "query": query }),
-    );
+    let change = admin.change(kind.to_owned(), serde_json::json!({ "query": query }));
     let job = audited(operator, &change, async {
         let mut params = pairs(query, &FILTER_PARAMS)?;
         let filters = Filters::take(&mut params)?;

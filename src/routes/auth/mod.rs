@@ -85,13 +85,17 @@ impl Admin {
     }
 }
 
-/// An [`Admin`] whose role may change state (`operate`); a `read` operator is refused 403.
-pub struct Operate(pub Admin);
+/// An [`Admin`] whose role may change state (`operate`), and the change its route makes
+/// (named once, by the route: [`attempted`]); a `read` operator is refused 403, and audited.
+pub struct Operate {
+    pub admin: Admin,
+    pub action: Action,
+}
 
-impl std::ops::Deref for Operate {
-    type Target = Admin;
-    fn deref(&self) -> &Admin {
-        &self.0
+impl Operate {
+    /// This request's change on `target` with `params`, for the audit.
+    pub fn change(&self, target: String, params: serde_json::Value) -> Change {
+        self.admin.change(self.action, target, params)
     }
 }
 
@@ -161,14 +165,15 @@ impl Guard<'_> {
         self.client
     }
 
+    /// The seconds until the client may try again, when it has used up its failures.
+    pub fn retry_after(&self, credential: Credential) -> Option<u32> {
+        self.guessing?.throttled(self.client?, credential)
+    }
+
     /// 429 when the client has used up its failures.
     pub fn check(&self, credential: Credential) -> Result<(), ApiError> {
-        match (self.guessing, self.client) {
-            (Some(g), Some(ip)) => g
-                .throttled(ip, credential)
-                .map_or(Ok(()), |s| Err(too_many(s))),
-            _ => Ok(()),
-        }
+        self.retry_after(credential)
+            .map_or(Ok(()), |s| Err(too_many(s)))
     }
 
     /// Counts a wrong token from the client.
@@ -231,7 +236,7 @@ impl<'r> FromRequest<'r> for Admin {
                 let csrf_ok = req
                     .headers()
                     .get_one(CSRF_HEADER)
-                    .is_some_and(|c| operators.valid_csrf(cookie, c, now));
+                    .is_some_and(|c| session.csrf_matches(c));
                 if changes_state && !csrf_ok {
                     return refuse(ApiError::Forbidden(format!(
                         "a signed-in console request that changes state needs its CSRF token \
@@ -272,11 +277,14 @@ impl<'r> FromRequest<'r> for Operate {
             Outcome::Error(e) => return Outcome::Error(e),
             Outcome::Forward(f) => return Outcome::Forward(f),
         };
+        let Some(action) = attempted(req) else {
+            return refuse(ApiError::internal(
+                "a route behind the Operate guard is not named in `attempted`",
+            ));
+        };
         if admin.role != Role::Operate {
             // Audited as that operator, one row per attempt.
-            if let (Some(action), Some(operator)) =
-                (attempted(req), req.rocket().state::<Operator>())
-            {
+            if let Some(operator) = req.rocket().state::<Operator>() {
                 let target = req.uri().path().to_string();
                 let params =
                     serde_json::json!({ "query": req.uri().query().map(|q| q.to_string()) });
@@ -298,7 +306,7 @@ impl<'r> FromRequest<'r> for Operate {
             path = %req.uri().path(),
             "an operator's change"
         );
-        Outcome::Success(Operate(admin))
+        Outcome::Success(Operate { admin, action })
     }
 }
 
@@ -342,7 +350,7 @@ impl<'r> FromRequest<'r> for Session {
         };
         match operators.session(cookie, now_of(req)) {
             Some(session) => Outcome::Success(Session {
-                csrf: operators.csrf(&session, cookie),
+                csrf: session.csrf(),
                 operator: session.identity.name,
                 role: session.identity.role,
             }),

@@ -11,7 +11,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use subtle::ConstantTimeEq;
 
 use crate::config::{Environment, Role, Settings, ADMIN_OPERATOR};
-use crate::event::key::sha256;
+use crate::event::key::{sha256, Sha256Digest};
 
 /// How long a console session lasts.
 pub const SESSION_SECS: i64 = 12 * 3600;
@@ -22,6 +22,20 @@ struct Known {
     name: String,
     role: Role,
     tokens: Vec<String>,
+    /// Each token's SHA-256, computed once: what a presented token's digest is compared with.
+    digests: Vec<Sha256Digest>,
+}
+
+impl Known {
+    fn new(name: String, role: Role, tokens: Vec<String>) -> Self {
+        let digests = tokens.iter().map(|t| sha256(t.as_bytes())).collect();
+        Known {
+            name,
+            role,
+            tokens,
+            digests,
+        }
+    }
 }
 
 /// Who is asking, once proven.
@@ -31,10 +45,24 @@ pub struct Identity {
     pub role: Role,
 }
 
-/// A valid session: who, and the key its CSRF token is made with.
+/// A valid session: who, and what its CSRF token is made of (the token it was signed with,
+/// and the cookie).
 pub struct SessionOf<'a> {
     pub identity: Identity,
     key: &'a str,
+    cookie: &'a str,
+}
+
+impl SessionOf<'_> {
+    /// The session's CSRF token.
+    pub fn csrf(&self) -> String {
+        mac(self.key, "idemhook console csrf v2", &[self.cookie])
+    }
+
+    /// Whether `presented` is the session's CSRF token (compared in constant time).
+    pub fn csrf_matches(&self, presented: &str) -> bool {
+        bool::from(self.csrf().as_bytes().ct_eq(presented.as_bytes()))
+    }
 }
 
 /// Every operator. Empty: the admin API and the console are disabled.
@@ -61,11 +89,11 @@ impl Operators {
                      is set: both name the operator {ADMIN_OPERATOR:?}; keep one"
                 ));
             }
-            known.push(Known {
-                name: ADMIN_OPERATOR.to_owned(),
-                role: Role::Operate,
-                tokens: vec![token.to_owned()],
-            });
+            known.push(Known::new(
+                ADMIN_OPERATOR.to_owned(),
+                Role::Operate,
+                vec![token.to_owned()],
+            ));
         }
         for (name, cfg) in &settings.operators {
             let table = format!("idemhook.operators.{name}");
@@ -75,11 +103,7 @@ impl Operators {
                 .into_iter()
                 .map(|var| env.required(&table, "token_env", var))
                 .collect::<Result<Vec<_>, _>>()?;
-            known.push(Known {
-                name: name.clone(),
-                role: cfg.role,
-                tokens,
-            });
+            known.push(Known::new(name.clone(), cfg.role, tokens));
         }
         for (i, a) in known.iter().enumerate() {
             for b in &known[i + 1..] {
@@ -101,10 +125,9 @@ impl Operators {
         Self {
             known: list
                 .iter()
-                .map(|(name, role, tokens)| Known {
-                    name: (*name).to_owned(),
-                    role: *role,
-                    tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
+                .map(|(name, role, tokens)| {
+                    let tokens = tokens.iter().map(|t| (*t).to_owned()).collect();
+                    Known::new((*name).to_owned(), *role, tokens)
                 })
                 .collect(),
         }
@@ -125,8 +148,8 @@ impl Operators {
         let digest = sha256(presented.as_bytes());
         let mut found = None;
         for known in &self.known {
-            for token in &known.tokens {
-                if bool::from(digest.ct_eq(&sha256(token.as_bytes()))) && found.is_none() {
+            for (token, expected) in known.tokens.iter().zip(&known.digests) {
+                if bool::from(digest.ct_eq(expected)) && found.is_none() {
                     found = Some((known, token.as_str()));
                 }
             }
@@ -149,7 +172,7 @@ impl Operators {
 
     /// The session `cookie` proves, if it was issued by one of its operator's current tokens
     /// no longer than [`SESSION_SECS`] ago.
-    pub fn session(&self, cookie: &str, now: i64) -> Option<SessionOf<'_>> {
+    pub fn session<'a>(&'a self, cookie: &'a str, now: i64) -> Option<SessionOf<'a>> {
         let mut parts = cookie.splitn(3, '.');
         let (name, issued, presented) = (parts.next()?, parts.next()?, parts.next()?);
         let at = issued.parse::<i64>().ok()?;
@@ -164,18 +187,7 @@ impl Operators {
         Some(SessionOf {
             identity: identity(known),
             key: token,
-        })
-    }
-
-    /// The CSRF token of a valid session's `cookie`.
-    pub fn csrf(&self, session: &SessionOf<'_>, cookie: &str) -> String {
-        mac(session.key, "idemhook console csrf v2", &[cookie])
-    }
-
-    /// Whether `presented` is the CSRF token of the session `cookie` (valid at `now`).
-    pub fn valid_csrf(&self, cookie: &str, presented: &str, now: i64) -> bool {
-        self.session(cookie, now).is_some_and(|s| {
-            bool::from(self.csrf(&s, cookie).as_bytes().ct_eq(presented.as_bytes()))
+            cookie,
         })
     }
 }
@@ -251,10 +263,10 @@ mod tests {
         let ops = operators();
         let (_, a) = ops.issue("alice-new", 1).unwrap();
         let (_, b) = ops.issue("bob-token", 2).unwrap();
-        let csrf = ops.csrf(&ops.session(&a, 1).unwrap(), &a);
-        assert!(ops.valid_csrf(&a, &csrf, 1));
-        assert!(!ops.valid_csrf(&b, &csrf, 2));
-        assert!(!ops.valid_csrf(&a, "", 1));
+        let csrf = ops.session(&a, 1).unwrap().csrf();
+        assert!(ops.session(&a, 1).unwrap().csrf_matches(&csrf));
+        assert!(!ops.session(&b, 2).unwrap().csrf_matches(&csrf));
+        assert!(!ops.session(&a, 1).unwrap().csrf_matches(""));
     }
 
     #[test]

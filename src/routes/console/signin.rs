@@ -75,14 +75,12 @@ pub async fn login(
     if !operators.enabled() {
         return Either::Left(disabled());
     }
-    if let Err(e) = guard.check(Credential::SignIn) {
-        let mut page = form(Status::TooManyRequests, Some(&e.to_string()));
-        if let crate::routes::error::ApiError::TooManyRequests {
-            retry_after_secs, ..
-        } = e
-        {
-            page.retry_after = Some(retry_after_secs);
-        }
+    if let Some(secs) = guard.retry_after(Credential::SignIn) {
+        let mut page = form(
+            Status::TooManyRequests,
+            Some(&crate::routes::auth::too_many(secs).to_string()),
+        );
+        page.retry_after = Some(secs);
         return Either::Left(page);
     }
     match operators.issue(form_data.token, clock.now().timestamp()) {
@@ -116,8 +114,8 @@ pub async fn logout(
     let session = cookies.get(SESSION_COOKIE).map(|c| c.value().to_owned());
     let who = session
         .as_deref()
-        .filter(|s| operators.valid_csrf(s, form_data.csrf, now))
         .and_then(|s| operators.session(s, now))
+        .filter(|s| s.csrf_matches(form_data.csrf))
         .map(|s| s.identity);
     let Some(who) = who else {
         return Err(form(
