@@ -98,6 +98,7 @@ use providers::Sources;
 use routes::auth::{FailureLog, Guessing, Operators};
 use sweeper::Sweeper;
 use task::Tasks;
+use telemetry::traces::{Traces, Tracing};
 
 pub use event::Event;
 pub use handlers::HandlerError;
@@ -198,6 +199,8 @@ struct AppState {
     sweeper: Arc<Sweeper>,
     /// Rocket state so that they live, and stop, with the app.
     tasks: Tasks,
+    /// The tracer, when tracing is on.
+    tracing: Tracing,
 }
 
 impl AppState {
@@ -217,6 +220,7 @@ impl AppState {
             .manage(self.activity)
             .manage(self.sweeper)
             .manage(self.tasks)
+            .manage(self.tracing)
             .manage(routes::health::Readiness::default())
     }
 }
@@ -240,6 +244,10 @@ async fn shutdown(rocket: &Rocket<rocket::Orbit>) {
             .await
     };
     let left = tasks.shutdown(drain).await;
+    // Last, once no request or attempt can end a span: the spans still queued are sent.
+    if let Some(traces) = rocket.state::<Tracing>().and_then(|t| t.0.as_ref()) {
+        traces.finish(Duration::from_secs(5)).await;
+    }
     if left == 0 {
         tracing::info!("shards drained; every accepted event was answered");
     } else {
@@ -275,6 +283,7 @@ async fn ignite(
     let metrics = Arc::new(Metrics::new());
     let operators = Operators::from_settings(&settings, env)?;
     let guessing = Guessing::new(&settings.auth, metrics.registry())?;
+    let tracing = Traces::start(&settings.tracing, env, metrics.registry())?;
     // `forward` needs each source's ordering pointer and filter, so it is built with the
     // settings.
     let wake = forward::Wake::default();
@@ -307,6 +316,7 @@ async fn ignite(
         db.clone(),
         clock.clone(),
         metrics.clone(),
+        tracing.clone(),
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -317,6 +327,7 @@ async fn ignite(
         clock.clone(),
         &metrics,
         wake.clone(),
+        tracing.0.clone(),
     );
     let cache = engine.cache().clone();
     let (sweeper, sweeping) = sweeper::start(&settings, db.clone(), cache, clock.clone(), metrics);
@@ -352,5 +363,6 @@ async fn ignite(
             forwarder,
             activity: reading,
         },
+        tracing,
     })
 }

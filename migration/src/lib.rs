@@ -26,6 +26,7 @@ mod m20261205_000001_destinations;
 mod m20261206_000001_fan_out;
 mod m20261207_000001_delivery_round;
 mod m20261208_000001_audit;
+mod m20261209_000001_delivery_trace;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_fan_out::Migration),
             Box::new(m20261207_000001_delivery_round::Migration),
             Box::new(m20261208_000001_audit::Migration),
+            Box::new(m20261209_000001_delivery_trace::Migration),
         ]
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{AuthConfig, ForwardConfig, Settings, SourceConfig};
+use super::{AuthConfig, ForwardConfig, Settings, SourceConfig, TracesConfig};
 
 const ROCKET_TOML: &str = include_str!("../../Rocket.toml");
 
@@ -38,6 +38,7 @@ fn every_key_the_config_accepts_is_in_rocket_toml() {
             keys(&ForwardConfig::default()),
         ),
         ("[default.idemhook.auth]", keys(&AuthConfig::default())),
+        ("[default.idemhook.tracing]", keys(&TracesConfig::default())),
         (
             "[default.idemhook.operators.<name>]",
             vec!["token_env".to_owned(), "role".to_owned()],
@@ -51,7 +52,7 @@ fn every_key_the_config_accepts_is_in_rocket_toml() {
                 .filter(|key| {
                     !matches!(
                         key.as_str(),
-                        "sources" | "forward" | "destinations" | "operators" | "auth"
+                        "sources" | "forward" | "destinations" | "operators" | "auth" | "tracing"
                     )
                 })
                 .filter(|key| !documented(key))

@@ -22,6 +22,7 @@ mod forward;
 mod secret_env;
 mod source;
 pub mod subject;
+mod traces;
 
 pub use forward::{DestinationKind, ForwardConfig, FORWARD_HANDLER};
 
@@ -31,6 +32,7 @@ pub use source::{
     destination_table, valid_destination_name, OnMissingId, OnPayloadMismatch, ProviderKind,
     SignatureAlgorithm, SignatureEncoding, SourceConfig,
 };
+pub use traces::TracesConfig;
 
 /// The database used when none is configured: a file next to the working directory, so that
 /// `cargo run` works on a fresh machine with no server.
@@ -138,6 +140,8 @@ pub struct Settings {
     pub operators: BTreeMap<String, OperatorConfig>,
     /// Limits on guessing credentials.
     pub auth: AuthConfig,
+    /// OpenTelemetry traces (off by default).
+    pub tracing: TracesConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,7 +170,8 @@ impl Settings {
         for (name, operator) in &self.operators {
             access::validate_operator(name, operator)?;
         }
-        self.auth.validate_table()
+        self.auth.validate_table()?;
+        self.tracing.validate_table()
     }
 
     /// The database actually used: `IDEMPOTENCY_STORE=in-memory` first, then `DATABASE_URL`,

@@ -41,6 +41,7 @@ mod tests {
         Job {
             event: Arc::new(event),
             handlers: Arc::new([]),
+            trace: None,
         }
     }
 

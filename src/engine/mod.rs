@@ -37,6 +37,7 @@ use crate::event::Event;
 use crate::handlers::Handler;
 use crate::metrics::Metrics;
 use crate::task::TaskGuard;
+use crate::telemetry::traces::{Committing, Tracing};
 use cache::CommittedKeys;
 use outcome::Settled;
 pub use outcome::{EngineError, Outcome};
@@ -48,6 +49,8 @@ use writers::{WriterContext, Writers};
 pub struct Job {
     pub event: Arc<Event>,
     pub handlers: Arc<[Arc<dyn Handler>]>,
+    /// Where the writers note the event's transaction, when the event is traced.
+    pub trace: Option<Arc<Committing>>,
 }
 
 pub struct EngineConfig {
@@ -64,6 +67,8 @@ pub struct EngineConfig {
     pub writers: usize,
     /// How long one transaction may wait, and take.
     pub bounds: store::Bounds,
+    /// Transactions' spans, when tracing is on.
+    pub traces: Tracing,
 }
 
 /// The engine as the settings configure it, started. `limits` are the per-transaction waits of
@@ -76,8 +81,10 @@ pub async fn start(
     db: DatabaseConnection,
     clock: Clock,
     metrics: Arc<Metrics>,
+    traces: Tracing,
 ) -> Result<Engine, EngineError> {
     let config = EngineConfig {
+        traces,
         shards: settings.shards,
         shard_queue: settings.shard_queue,
         cache_capacity: settings.cache_capacity,
@@ -149,6 +156,7 @@ impl Engine {
                 metrics: metrics.clone(),
                 max_batch: config.max_batch.max(1),
                 max_batch_bytes: config.max_batch_bytes,
+                traces: config.traces.0.clone(),
             },
             config.writers,
             // Room for every delivery the shards may hold: the shards' bound refuses first.

@@ -27,6 +27,7 @@ use super::outcome::{EngineError, Outcome, Settled};
 use super::store::{BatchFailure, Committed, Store, Verdict};
 use super::Job;
 use crate::metrics::Metrics;
+use crate::telemetry::traces::Traces;
 
 /// What a writer needs. Deliberately not the shards' context: writers must not hold the
 /// sender of their own queue, or the queue would never close and they would never stop.
@@ -41,6 +42,8 @@ pub struct WriterContext {
     /// `max_allowed_packet`. A group over it is committed in parts, each within the bound (an
     /// event alone is within it: its source's body limit was lowered to fit at launch).
     pub max_batch_bytes: Option<u64>,
+    /// Each transaction's span, when one of its events is traced.
+    pub traces: Option<Arc<Traces>>,
 }
 
 /// Called once with the event's outcome, after the cache knows of a commit.
@@ -150,9 +153,27 @@ async fn commit_group(ctx: &WriterContext, mut group: Vec<Pending>) {
     }
 }
 
-/// The group in one transaction when every event is new and every handler succeeds; else
-/// each event in its own transaction, which isolates duplicates, failures and retries.
+/// [`commit`] within its span, when one of the events is traced.
 async fn process_batch(ctx: &WriterContext, jobs: &[&Job]) -> Vec<Result<Outcome, EngineError>> {
+    let span = ctx.traces.as_ref().and_then(|traces| {
+        traces.transaction(jobs.iter().filter_map(|job| job.trace.as_ref()))
+    });
+    let mut retries = 0;
+    let (outcome, results) = commit(ctx, jobs, &mut retries).await;
+    if let Some(span) = span {
+        span.finish(jobs.len(), outcome, retries);
+    }
+    results
+}
+
+/// The group in one transaction when every event is new and every handler succeeds; else
+/// each event in its own transaction, which isolates duplicates, failures and retries. Also
+/// says which it was (the transaction span's outcome) and counts reruns into `retries`.
+async fn commit(
+    ctx: &WriterContext,
+    jobs: &[&Job],
+    retries: &mut u32,
+) -> (&'static str, Vec<Result<Outcome, EngineError>>) {
     ctx.metrics.cache_misses.inc_by(jobs.len() as u64);
     if jobs.len() > 1 {
         let events: Vec<_> = jobs
@@ -168,28 +189,45 @@ async fn process_batch(ctx: &WriterContext, jobs: &[&Job]) -> Vec<Result<Outcome
                         .insert(job.event.digest, settled(&job.event.payload_sha256, false))
                         .await;
                 }
-                return jobs.iter().map(|_| Ok(Outcome::Processed)).collect();
+                let committed = jobs.iter().map(|_| Ok(Outcome::Processed)).collect();
+                return ("committed", committed);
             }
             Err(BatchFailure::Unavailable(detail)) => {
-                return jobs
+                let refused = jobs
                     .iter()
                     .map(|_| Err(EngineError::Unavailable(detail.clone())))
                     .collect();
+                return ("unavailable", refused);
             }
             Err(BatchFailure::Redo) => ctx.metrics.batch_fallbacks.inc(),
         }
     }
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
-        results.push(process_one(ctx, job).await);
+        results.push(process_one(ctx, job, retries).await);
     }
-    results
+    let outcome = match &results[..] {
+        [Ok(Outcome::Processed)] if jobs.len() == 1 => "committed",
+        [Ok(_)] => "settled",
+        [Err(_)] => "failed",
+        _ => "per_event",
+    };
+    (outcome, results)
 }
 
 /// One event in its own transaction, with per-event duplicate detection, retries and audit.
-async fn process_one(ctx: &WriterContext, job: &Job) -> Result<Outcome, EngineError> {
+async fn process_one(
+    ctx: &WriterContext,
+    job: &Job,
+    retries: &mut u32,
+) -> Result<Outcome, EngineError> {
     let event = &job.event;
-    let Verdict { committed, check } = ctx.store.process(event, &job.handlers).await?;
+    let Verdict {
+        committed,
+        check,
+        retries: reruns,
+    } = ctx.store.process(event, &job.handlers).await?;
+    *retries += reruns;
     ctx.metrics.check_miss.observe(check.as_secs_f64());
     match committed {
         Committed::Processed => {
@@ -273,6 +311,7 @@ mod tests {
             metrics,
             max_batch_bytes: None,
             max_batch,
+            traces: None,
         };
         Writers::start(ctx, writers, 64)
     }
@@ -288,6 +327,7 @@ mod tests {
                 job: Job {
                     event: Arc::new(Event::payment(id, "o1", 1, "eur")),
                     handlers: handlers.clone(),
+                    trace: None,
                 },
                 done: Box::new(move |result| {
                     let _ = tx.send(result);
@@ -320,6 +360,7 @@ mod tests {
                 job: Job {
                     event: Arc::new(event),
                     handlers: handlers.clone(),
+                    trace: None,
                 },
                 done: Box::new(move |result| {
                     let _ = tx.send(result);

@@ -40,6 +40,8 @@ pub struct Model {
     pub delivered_at: Option<DateTimeUtc>,
     /// Redeliveries and redrives so far: the message id of a broker that dedupes by it.
     pub round: i32,
+    /// The event's W3C `traceparent`, when tracing was on as the row was written.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

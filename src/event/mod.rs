@@ -37,6 +37,9 @@ pub struct Event {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub received_at: DateTime<Utc>,
+    /// The W3C `traceparent` of the event's trace, when tracing is on: stored with its outbox
+    /// rows, so each delivery attempt joins the trace on whichever instance makes it.
+    pub traceparent: Option<String>,
 }
 
 impl Event {
@@ -79,6 +82,7 @@ impl Event {
             headers: Vec::new(),
             body,
             received_at: Utc::now(),
+            traceparent: None,
         }
     }
 }

@@ -125,6 +125,7 @@ impl Forward {
                 created_at: Set(now),
                 round: Set(0),
                 delivered_at: Set(None),
+                traceparent: Set(event.traceparent.clone()),
             });
         }
         Ok(())

@@ -116,7 +116,7 @@ async fn post(target: &Http, row: &delivery::Model, now: DateTime<Utc>) -> Answe
     let id = idempotency_key(row.event_key());
     let timestamp = now.timestamp();
     let encode = header_value;
-    let request = client
+    let mut request = client
         .post(target.url.clone())
         .timeout(target.timeout)
         .header(
@@ -136,6 +136,9 @@ async fn post(target: &Http, row: &delivery::Model, now: DateTime<Utc>) -> Answe
         .header("idemhook-destination", &target.destination)
         .header("idemhook-attempt", row.attempts.to_string())
         .body(row.payload.clone());
+    if let Some(traceparent) = &row.traceparent {
+        request = request.header("traceparent", traceparent);
+    }
     let mut response = match request.send().await {
         Ok(response) => response,
         Err(e) => return failure(e),

@@ -39,7 +39,7 @@ impl Class {
         }
     }
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Class::Success => "2xx",
             Class::Redirect => "3xx",

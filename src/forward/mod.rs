@@ -50,6 +50,7 @@ pub use worker::Forwarder;
 use crate::clock::Clock;
 use crate::config::{DestinationKind, Settings};
 use crate::task::TaskGuard;
+use crate::telemetry::traces::Traces;
 
 /// A nudge to the delivery worker: "there may be something to claim now". The `forward`
 /// handler gives one when its event's transaction commits, and the recorder when it frees
@@ -93,6 +94,7 @@ pub fn start(
     clock: Clock,
     metrics: &crate::metrics::Metrics,
     wake: Wake,
+    traces: Option<Arc<Traces>>,
 ) -> Option<TaskGuard> {
     // Pull destinations are leased by their consumers, not pushed: the worker only keeps
     // their backlog gauges (a consumer that stopped pulling shows, and alerts, like an app
@@ -113,6 +115,7 @@ pub fn start(
         metrics::ForwardMetrics::new(metrics.registry()),
         Duration::from_millis(settings.forward_poll_ms),
         wake,
-    );
+    )
+    .traced(traces);
     Some(worker.spawn(Duration::from_secs(settings.shutdown_grace_secs)))
 }

@@ -250,6 +250,9 @@ impl Nats {
         headers.insert("Idemhook-Event-Id", encode(&row.event_id).as_str());
         headers.insert("Idemhook-Destination", self.destination.as_str());
         headers.insert("Idemhook-Attempt", row.attempts.to_string().as_str());
+        if let Some(traceparent) = &row.traceparent {
+            headers.insert("traceparent", traceparent.as_str());
+        }
         headers
     }
 

@@ -168,6 +168,9 @@ impl Rabbitmq {
         put("Idemhook-Destination", self.destination.clone());
         put("Idemhook-Attempt", row.attempts.to_string());
         put("Idempotency-Key", idempotency_key(row.event_key()));
+        if let Some(traceparent) = &row.traceparent {
+            put("traceparent", traceparent.clone());
+        }
         let content_type = row
             .content_type
             .as_deref()

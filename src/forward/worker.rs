@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::db::error::{classify, DbErrorKind};
 use crate::entities::delivery;
 use crate::task::{OnStop, TaskGuard};
+use crate::telemetry::traces::{Attempt, AttemptSpan, Traces};
 
 mod probes;
 
@@ -51,6 +52,8 @@ pub struct Forwarder {
     wake: Wake,
     /// Destinations that may have failures counted: the next 2xx resets the breaker's count.
     suspects: Suspects,
+    /// Each attempt's span, when tracing is on.
+    traces: Option<Arc<Traces>>,
 }
 
 impl Forwarder {
@@ -85,6 +88,7 @@ impl Forwarder {
             recorder: Some(recorder),
             wake,
             suspects: Default::default(),
+            traces: None,
         }
     }
 
@@ -92,6 +96,23 @@ impl Forwarder {
     /// in flight and gives back the leases of the rest (`shutdown`); the guard's
     /// `stop` awaits all of that ([`OnStop::AwaitEnd`]), and a guard dropped without `stop`
     /// lets it run to its end.
+    /// Makes a span of each attempt of a traced event.
+    pub fn traced(mut self, traces: Option<Arc<Traces>>) -> Self {
+        self.traces = traces;
+        self
+    }
+
+    fn attempt_span(&self, row: &delivery::Model) -> Option<AttemptSpan> {
+        let attempt = Attempt {
+            source: &row.source,
+            destination: &row.destination,
+            event_type: &row.event_type,
+            key_digest: row.event_key(),
+            number: u32::try_from(row.attempts).unwrap_or(0),
+        };
+        self.traces.as_ref()?.attempt(row.traceparent.as_deref(), &attempt)
+    }
+
     pub fn spawn(self, grace: Duration) -> TaskGuard {
         TaskGuard::spawn("forwarder", OnStop::AwaitEnd, move |stopped| {
             self.run(stopped, grace)
@@ -272,7 +293,17 @@ impl Forwarder {
         permit: OwnedSemaphorePermit,
         probe: bool,
     ) {
+        let mut row = row;
+        let span = self.attempt_span(&row);
+        if let Some(span) = &span {
+            // Sent on as the attempt's own context, in the event's trace (the stored one is
+            // the event's request span).
+            row.traceparent = Some(span.traceparent().to_owned());
+        }
         let answer = target.transport.send(&row, self.clock.now()).await;
+        if let Some(span) = span {
+            span.finish(answer.delivered(), answer.status, answer.class.label());
+        }
         #[cfg(feature = "test-handlers")]
         super::attempt::crash_after_delivery(&answer);
         let now = self.clock.now();

@@ -85,6 +85,7 @@ pub async fn replay(
         body,
         received_at,
         key,
+        traceparent: None,
     };
     match engine.replay(&event, &source.handlers, request).await? {
         Replayed::Processed { previous } => Ok(ReplayDone { previous }),

@@ -18,6 +18,8 @@ pub struct Source {
     pub name: String,
     pub provider: Provider,
     pub handlers: Arc<[Arc<dyn Handler>]>,
+    /// Their names, space-separated (a transaction's span names them).
+    pub handler_names: Arc<str>,
     pub metrics: SourceMetrics,
     /// Whether a signed delivery's signed bytes are a second unique key (`dedupe_signed_bytes`).
     pub dedupe_signed_bytes: bool,
@@ -85,6 +87,7 @@ impl Sources {
                     name: name.clone(),
                     provider,
                     handlers: handlers.into(),
+                    handler_names: cfg.handlers.join(" ").into(),
                     metrics: metrics.source(name),
                     dedupe_signed_bytes: cfg.dedupe_signed_bytes,
                     accept_types,

@@ -105,6 +105,9 @@ pub struct PulledDelivery {
     pub attempt: i32,
     /// RFC 3339: ack before then, or it may be leased again.
     pub leased_until: String,
+    /// The event's W3C trace context, when idemhook traces: continue it to join the trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -133,6 +136,7 @@ impl From<Leased> for PulledDelivery {
             body_base64,
             attempt: l.row.attempts,
             leased_until: l.leased_until.to_rfc3339_opts(SecondsFormat::Millis, true),
+            traceparent: l.row.traceparent,
         }
     }
 }

@@ -18,6 +18,7 @@
 //! passwords (URLs are redacted before they are logged).
 
 mod line;
+pub mod traces;
 mod writer;
 
 use std::sync::OnceLock;

@@ -90,6 +90,8 @@ pub enum BatchFailure {
 pub struct Verdict {
     pub committed: Committed,
     pub check: Duration,
+    /// Reruns after lost deadlock or serialization races.
+    pub retries: u32,
 }
 
 /// What bounds an ingest transaction.
@@ -174,7 +176,12 @@ impl Store {
         let mut attempt = 0;
         loop {
             let err = match self.attempt(event, handlers).await {
-                Ok(committed) => return Ok(committed),
+                Ok(verdict) => {
+                    return Ok(Verdict {
+                        retries: attempt,
+                        ..verdict
+                    })
+                }
                 Err(err) => err,
             };
             match err {
@@ -199,6 +206,7 @@ impl Store {
                     return Ok(Verdict {
                         committed,
                         check: started.elapsed(),
+                        retries: attempt,
                     });
                 }
                 AttemptError::Db(db_err) => match classify(&db_err) {
@@ -245,6 +253,7 @@ impl Store {
             return Ok(Verdict {
                 committed: Committed::Duplicate { stored: None },
                 check: started.elapsed(),
+                retries: 0,
             });
         }
         let record = dedupe_record(event, self.clock.now());
@@ -271,7 +280,11 @@ impl Store {
                     stored: found.map(|(settled, _)| settled),
                 }
             };
-            return Ok(Verdict { committed, check });
+            return Ok(Verdict {
+                committed,
+                check,
+                retries: 0,
+            });
         }
         let check = started.elapsed();
         let run = tokio::time::timeout(self.bounds.handlers, run_handlers(event, handlers, &txn));
@@ -297,6 +310,7 @@ impl Store {
         Ok(Verdict {
             committed: Committed::Processed,
             check,
+            retries: 0,
         })
     }
 }

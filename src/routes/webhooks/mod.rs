@@ -13,7 +13,7 @@ use answer::{count, outcome_label};
 use request::{owned_headers, read_body, truncate};
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use rocket::data::Data;
 use rocket::http::{HeaderMap, Status};
@@ -32,6 +32,7 @@ use crate::metrics::Rejection;
 use crate::providers::{Delivery, ProviderError, Source, Sources};
 use crate::routes::error::ErrorBody;
 use crate::routes::error::{ApiError, Counted};
+use crate::telemetry::traces::{EventTrace, Tracing};
 
 pub fn routes() -> Vec<Route> {
     routes![ingest]
@@ -89,14 +90,32 @@ pub async fn ingest(
     engine: &State<Arc<Engine>>,
     clock: &State<Clock>,
     budget: &State<Budget>,
+    tracing: &State<Tracing>,
 ) -> Result<Accepted, ApiError> {
     let started = Instant::now();
     let configured = sources.get(source);
     let counters = configured.map_or(&engine.metrics().unknown_source, |s| &s.metrics);
     counters.received.inc();
     let headers = meta.headers;
+    // Only a configured source's requests are traced: a scan of made-up sources makes none.
+    let mut trace = tracing.0.as_ref().zip(configured).map(|(traces, source)| {
+        let incoming = headers.get_one("traceparent");
+        let handlers = source.handler_names.clone();
+        traces.event(incoming, &source.name, handlers, SystemTime::now())
+    });
     let result = match configured {
-        Some(configured) => receive(configured, meta, body, engine, clock, budget).await,
+        Some(configured) => {
+            receive(
+                configured,
+                meta,
+                body,
+                engine,
+                clock,
+                budget,
+                trace.as_mut(),
+            )
+            .await
+        }
         None => Err(Refused::new(
             Rejection::UnknownSource,
             ApiError::NotFound("unknown source".to_owned()),
@@ -109,6 +128,9 @@ pub async fn ingest(
         }) => {
             let latency = body_read.elapsed();
             count(counters, accepted.outcome, latency.as_secs_f64());
+            if let Some(trace) = trace {
+                trace.finish(outcome_label(accepted.outcome), 200);
+            }
             let key = &accepted.key;
             tracing::info!(
                 source = %key.source,
@@ -130,6 +152,10 @@ pub async fn ingest(
             });
             if let Some(configured) = configured {
                 warn_unretried(configured, &refused.error, headers);
+            }
+            if let Some(trace) = trace {
+                let status = refused.error.status();
+                trace.finish(status.reason().unwrap_or("refused"), status.code);
             }
             tracing::info!(
                 source = %truncate(source, 64),
@@ -173,6 +199,7 @@ async fn receive(
     engine: &Engine,
     clock: &Clock,
     budget: &Budget,
+    mut trace: Option<&mut EventTrace>,
 ) -> Result<Received, Refused> {
     if meta.header_bytes > MAX_HEADER_BYTES {
         return Err(Refused::new(
@@ -212,6 +239,9 @@ async fn receive(
             )
         })?;
     let body_read = Instant::now();
+    if let Some(trace) = trace.as_deref_mut() {
+        trace.phase("read body");
+    }
     let payload_sha256 = sha256(&body);
     let now = clock.now();
     let delivery = Delivery {
@@ -221,15 +251,16 @@ async fn receive(
     };
     // The signature is checked before the body is even parsed: a forged delivery costs a
     // hash, and learns nothing about how we read payloads.
-    let signed = source
-        .provider
-        .verify(&delivery, now.timestamp())
-        .map_err(|e| {
-            Refused::new(
-                Rejection::Unauthorized,
-                ApiError::Unauthorized(e.to_string()),
-            )
-        })?;
+    let verified = source.provider.verify(&delivery, now.timestamp());
+    if let Some(trace) = trace.as_deref_mut() {
+        trace.phase("verify");
+    }
+    let signed = verified.map_err(|e| {
+        Refused::new(
+            Rejection::Unauthorized,
+            ApiError::Unauthorized(e.to_string()),
+        )
+    })?;
     let (event_type, event_id) = source
         .provider
         .extract(&delivery)
@@ -241,6 +272,9 @@ async fn receive(
         return Err(Refused::new(Rejection::BadRequest, refused));
     }
     let digest = key.digest();
+    if let Some(trace) = trace.as_deref() {
+        trace.event(&key.event_type, &digest);
+    }
     if let Some(outcome) = engine.cached(&key, &digest, &payload_sha256).await {
         check_mismatch(source, engine, &digest, &payload_sha256, outcome).await?;
         return Ok(Received {
@@ -259,10 +293,15 @@ async fn receive(
         headers: owned_headers(meta.headers),
         body,
         received_at: now,
+        traceparent: trace.as_deref().map(|t| t.traceparent().to_owned()),
     });
     let job = Job {
         event: event.clone(),
         handlers: source.handlers.clone(),
+        trace: trace.as_deref_mut().map(|t| {
+            t.queued();
+            t.committing()
+        }),
     };
     match engine.submit(job).await {
         Ok(outcome) => {

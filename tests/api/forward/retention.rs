@@ -49,6 +49,7 @@ async fn the_sweeper_keeps_pending_deliveries_and_drops_settled_old_ones(backend
             created_at: Set(*created),
             round: Set(0),
             delivered_at: Set(None),
+            traceparent: Set(None),
         };
         delivery::Entity::insert(row).exec(&conn).await.unwrap();
     }
