@@ -155,9 +155,10 @@ async fn commit_group(ctx: &WriterContext, mut group: Vec<Pending>) {
 
 /// [`commit`] within its span, when one of the events is traced.
 async fn process_batch(ctx: &WriterContext, jobs: &[&Job]) -> Vec<Result<Outcome, EngineError>> {
-    let span = ctx.traces.as_ref().and_then(|traces| {
-        traces.transaction(jobs.iter().filter_map(|job| job.trace.as_ref()))
-    });
+    let span = ctx
+        .traces
+        .as_ref()
+        .and_then(|traces| traces.transaction(jobs.iter().filter_map(|job| job.trace.as_ref())));
     let mut retries = 0;
     let (outcome, results) = commit(ctx, jobs, &mut retries).await;
     if let Some(span) = span {

@@ -110,7 +110,9 @@ impl Forwarder {
             key_digest: row.event_key(),
             number: u32::try_from(row.attempts).unwrap_or(0),
         };
-        self.traces.as_ref()?.attempt(row.traceparent.as_deref(), &attempt)
+        self.traces
+            .as_ref()?
+            .attempt(row.traceparent.as_deref(), &attempt)
     }
 
     pub fn spawn(self, grace: Duration) -> TaskGuard {

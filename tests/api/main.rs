@@ -58,5 +58,7 @@ mod providers;
 mod signed_replay;
 /// Three instances, 10,000 deliveries (slow).
 mod storm;
+/// OpenTelemetry traces exported to a real collector, and carried on to every consumer.
+mod traces;
 /// A database of the previous release migrated in place.
 mod upgrade;

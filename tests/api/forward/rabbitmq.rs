@@ -8,48 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use lapin::options::{
-    BasicGetOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
-
 use crate::support::*;
 
 on_every_backend!(every_event_is_confirmed_into_the_queue_through_a_cut_connection);
-
-/// The machine's RabbitMQ, as the tests reach it directly.
-const BROKER: &str = "127.0.0.1:5672";
-
-async fn broker() -> Channel {
-    let url = format!("amqp://guest:guest@{BROKER}/%2f");
-    let connection = Connection::connect(&url, ConnectionProperties::default())
-        .await
-        .expect("RabbitMQ on 127.0.0.1:5672 (guest/guest)");
-    // Kept open for the test's life: its channel is all the test holds.
-    let channel = connection.create_channel().await.unwrap();
-    std::mem::forget(connection);
-    channel
-}
-
-/// Every message of `queue`, taken off it.
-async fn drain(channel: &Channel, queue: &str) -> Vec<lapin::message::Delivery> {
-    let mut out = Vec::new();
-    let options = BasicGetOptions { no_ack: true };
-    while let Some(message) = channel.basic_get(queue.into(), options).await.unwrap() {
-        out.push(message.delivery);
-    }
-    out
-}
-
-fn header(delivery: &lapin::message::Delivery, name: &str) -> String {
-    let headers = delivery.properties.headers().clone().unwrap_or_default();
-    match headers.inner().get(name) {
-        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        other => panic!("{name}: {other:?}"),
-    }
-}
 
 fn event(i: usize) -> (String, String) {
     let id = format!("evt_{i:04}");
@@ -90,33 +51,7 @@ async fn every_event_is_confirmed_into_the_queue_through_a_cut_connection(backen
         "{logs:#?}"
     );
 
-    channel
-        .exchange_declare(
-            exchange.as_str().into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.as_str().into(),
-            exchange.as_str().into(),
-            "fan.#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    declare(&channel, &exchange, &queue, "fan.#").await;
     let server = Server::start(&cfg, &env).await;
     let client = reqwest::Client::new();
     for i in 0..200 {
@@ -174,7 +109,7 @@ async fn every_event_is_confirmed_into_the_queue_through_a_cut_connection(backen
     let mut by_event: BTreeMap<String, Vec<&lapin::message::Delivery>> = BTreeMap::new();
     for m in &messages {
         by_event
-            .entry(header(m, "Idemhook-Event-Id"))
+            .entry(amqp_header(m, "Idemhook-Event-Id"))
             .or_default()
             .push(m);
     }
@@ -183,14 +118,14 @@ async fn every_event_is_confirmed_into_the_queue_through_a_cut_connection(backen
         let (id, body) = event(i);
         for m in &by_event[&id] {
             assert_eq!(m.data, body.as_bytes(), "{id}'s body");
-            let key = header(m, "Idempotency-Key");
+            let key = amqp_header(m, "Idempotency-Key");
             assert!(key.starts_with("ih_"));
             assert_eq!(
                 m.properties.message_id().as_ref().map(|s| s.as_str()),
                 Some(key.as_str())
             );
             assert_eq!(*m.properties.delivery_mode(), Some(2), "persistent");
-            assert_eq!(header(m, "Idemhook-Destination"), "ledger");
+            assert_eq!(amqp_header(m, "Idemhook-Destination"), "ledger");
             assert!(m.routing_key.as_str().starts_with("fan."));
         }
     }
@@ -199,11 +134,6 @@ async fn every_event_is_confirmed_into_the_queue_through_a_cut_connection(backen
     assert!(messages.len() - 200 <= 16, "{} messages", messages.len());
 
     drop(server);
-    let _ = channel
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await;
-    let _ = channel
-        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-        .await;
+    undeclare(&channel, &exchange, &queue).await;
     db.drop_db().await;
 }

@@ -21,15 +21,18 @@
 //! - [`process`]: the real binary as a child process ([`Server`]), its one configuration
 //!   ([`config`], [`ENV`]) and an HTTP client helper ([`post`]).
 //! - [`socket`]: raw bytes on a fresh connection to it ([`raw`], [`request`]).
+//! - [`rabbitmq`]: the machine's RabbitMQ, an exchange and queue of the test's own.
 //! - [`proxy`]: a TCP proxy between the binary and its database server, to cut it off.
 //! - [`signing`]: deliveries signed as GitHub and Shopify sign them.
 //! - [`receiver`]: the user's app that forwarded events are delivered to ([`Receiver`]).
+//! - [`collector`]: an OpenTelemetry collector (OTLP/HTTP) that keeps the spans it gets.
 //!
 //! The macros below run a scenario on each backend. A variant that cannot run is compiled as
 //! ignored, with the reason (see `build.rs`), so it is reported as skipped, never as passed.
 
 pub mod app;
 pub mod cli;
+pub mod collector;
 pub mod console;
 pub mod db;
 pub mod faults;
@@ -40,12 +43,14 @@ pub mod nats;
 pub mod ops;
 pub mod process;
 pub mod proxy;
+pub mod rabbitmq;
 pub mod receiver;
 pub mod signing;
 pub mod socket;
 
 pub use app::*;
 pub use cli::*;
+pub use collector::*;
 pub use console::*;
 pub use db::*;
 pub use fleet::*;
@@ -55,6 +60,7 @@ pub use nats::*;
 pub use ops::*;
 pub use process::*;
 pub use proxy::*;
+pub use rabbitmq::*;
 pub use receiver::*;
 pub use signing::*;
 pub use socket::*;
