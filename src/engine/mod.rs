@@ -37,7 +37,7 @@ use crate::event::Event;
 use crate::handlers::Handler;
 use crate::metrics::Metrics;
 use crate::task::TaskGuard;
-use crate::telemetry::traces::{Committing, Tracing};
+use crate::telemetry::traces::{Committing, Traces, Tracing};
 use cache::CommittedKeys;
 use outcome::Settled;
 pub use outcome::{EngineError, Outcome};
@@ -125,6 +125,8 @@ pub struct Engine {
     /// Duplicates with another body, written to their event's record once a second.
     mismatches: Arc<mismatches::Mismatches>,
     mismatch_task: TaskGuard,
+    /// The tracer, when tracing is on: the route begins each event's trace with it.
+    traces: Tracing,
 }
 
 impl Engine {
@@ -186,6 +188,7 @@ impl Engine {
             db_down: AtomicBool::new(false),
             mismatches,
             mismatch_task,
+            traces: config.traces,
         })
     }
 
@@ -280,6 +283,11 @@ impl Engine {
 
     pub fn cache(&self) -> &CommittedKeys {
         &self.cache
+    }
+
+    /// The tracer, when tracing is on.
+    pub fn traces(&self) -> Option<&Arc<Traces>> {
+        self.traces.0.as_ref()
     }
 
     fn held(&self, shard: &Shard) -> usize {

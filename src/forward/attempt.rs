@@ -10,6 +10,7 @@ use rand::Rng;
 
 use super::metrics::Class;
 use crate::entities::delivery;
+use crate::telemetry::traces::{Attempt, AttemptSpan, Traces};
 
 /// The `Idempotency-Key` (and `webhook-id`) of the event with this key digest.
 pub fn idempotency_key(key_digest: &[u8]) -> String {
@@ -110,6 +111,18 @@ pub async fn launch_check(
         "forwarding: the broker cannot be reached now; the destination starts, retries, and \
          checks its setup once connected");
     Ok(())
+}
+
+/// The span of an attempt at `row`, when its event is traced and sampled.
+pub fn span(traces: Option<&Traces>, row: &delivery::Model) -> Option<AttemptSpan> {
+    let attempt = Attempt {
+        source: &row.source,
+        destination: &row.destination,
+        event_type: &row.event_type,
+        key_digest: row.event_key(),
+        number: u32::try_from(row.attempts).unwrap_or(0),
+    };
+    traces?.attempt(row.traceparent.as_deref(), &attempt)
 }
 
 /// How one kind of destination carries a delivery. Called with no transaction and no

@@ -26,7 +26,7 @@ use crate::clock::Clock;
 use crate::db::error::{classify, DbErrorKind};
 use crate::entities::delivery;
 use crate::task::{OnStop, TaskGuard};
-use crate::telemetry::traces::{Attempt, AttemptSpan, Traces};
+use crate::telemetry::traces::Traces;
 
 mod probes;
 
@@ -100,19 +100,6 @@ impl Forwarder {
     pub fn traced(mut self, traces: Option<Arc<Traces>>) -> Self {
         self.traces = traces;
         self
-    }
-
-    fn attempt_span(&self, row: &delivery::Model) -> Option<AttemptSpan> {
-        let attempt = Attempt {
-            source: &row.source,
-            destination: &row.destination,
-            event_type: &row.event_type,
-            key_digest: row.event_key(),
-            number: u32::try_from(row.attempts).unwrap_or(0),
-        };
-        self.traces
-            .as_ref()?
-            .attempt(row.traceparent.as_deref(), &attempt)
     }
 
     pub fn spawn(self, grace: Duration) -> TaskGuard {
@@ -296,7 +283,7 @@ impl Forwarder {
         probe: bool,
     ) {
         let mut row = row;
-        let span = self.attempt_span(&row);
+        let span = super::attempt::span(self.traces.as_deref(), &row);
         if let Some(span) = &span {
             // Sent on as the attempt's own context, in the event's trace (the stored one is
             // the event's request span).

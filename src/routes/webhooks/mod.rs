@@ -32,7 +32,7 @@ use crate::metrics::Rejection;
 use crate::providers::{Delivery, ProviderError, Source, Sources};
 use crate::routes::error::ErrorBody;
 use crate::routes::error::{ApiError, Counted};
-use crate::telemetry::traces::{EventTrace, Tracing};
+use crate::telemetry::traces::EventTrace;
 
 pub fn routes() -> Vec<Route> {
     routes![ingest]
@@ -90,7 +90,6 @@ pub async fn ingest(
     engine: &State<Arc<Engine>>,
     clock: &State<Clock>,
     budget: &State<Budget>,
-    tracing: &State<Tracing>,
 ) -> Result<Accepted, ApiError> {
     let started = Instant::now();
     let configured = sources.get(source);
@@ -98,7 +97,7 @@ pub async fn ingest(
     counters.received.inc();
     let headers = meta.headers;
     // Only a configured source's requests are traced: a scan of made-up sources makes none.
-    let mut trace = tracing.0.as_ref().zip(configured).map(|(traces, source)| {
+    let mut trace = engine.traces().zip(configured).map(|(traces, source)| {
         let incoming = headers.get_one("traceparent");
         let handlers = source.handler_names.clone();
         traces.event(incoming, &source.name, handlers, SystemTime::now())
@@ -298,7 +297,7 @@ async fn receive(
     let job = Job {
         event: event.clone(),
         handlers: source.handlers.clone(),
-        trace: trace.as_deref_mut().map(|t| {
+        trace: trace.map(|t| {
             t.queued();
             t.committing()
         }),

@@ -1,7 +1,8 @@
 //! Export off the request path: finished spans go into a bounded queue, and one task sends
 //! them to the collector in batches. A span that finds the queue full is dropped and counted
-//! (`idemhook_trace_spans_dropped_total`), never waited for: a collector that is slow, down or
-//! hanging costs spans, not requests.
+//! (`idemhook_trace_spans_dropped_total`), never waited for, as are the spans of an export
+//! that fails or times out: a collector that is slow, down or hanging costs spans, not
+//! requests.
 //!
 //! The SDK's own batch processor would do the batching too, but it counts its drops only in
 //! its internal log; operators need them as a metric beside the other drops.
@@ -64,12 +65,14 @@ impl Queue {
         let (spans, rx) = mpsc::channel(capacity);
         let flush = Arc::new(Notify::new());
         let closing = Arc::new(AtomicBool::new(false));
+        let lost = dropped.clone();
         let task = tokio::spawn(export(
             exporter,
             rx,
             flush.clone(),
             closing.clone(),
             timeout,
+            lost,
         ));
         let queue = Self {
             spans,
@@ -118,6 +121,7 @@ async fn export<E: SpanExporter>(
     flush: Arc<Notify>,
     closing: Arc<AtomicBool>,
     timeout: Duration,
+    lost: IntCounter,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
@@ -151,7 +155,7 @@ async fn export<E: SpanExporter>(
         }
         if !batch.is_empty() {
             let spans = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            send(&exporter, spans, timeout).await;
+            send(&exporter, spans, timeout, &lost).await;
         }
         if ending && rx.is_empty() {
             return;
@@ -162,9 +166,19 @@ async fn export<E: SpanExporter>(
     }
 }
 
-async fn send<E: SpanExporter>(exporter: &E, spans: Vec<SpanData>, timeout: Duration) {
+/// One export; the spans of one that fails or times out are counted as dropped too.
+async fn send<E: SpanExporter>(
+    exporter: &E,
+    spans: Vec<SpanData>,
+    timeout: Duration,
+    lost: &IntCounter,
+) {
     let count = spans.len();
-    match tokio::time::timeout(timeout, exporter.export(spans)).await {
+    let sent = tokio::time::timeout(timeout, exporter.export(spans)).await;
+    if !matches!(sent, Ok(Ok(()))) {
+        lost.inc_by(count as u64);
+    }
+    match sent {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(spans = count, error = %e, "traces: export failed; the spans are lost")

@@ -69,8 +69,8 @@ impl Traces {
     ) -> Result<Tracing, String> {
         let dropped = IntCounter::new(
             "idemhook_trace_spans_dropped_total",
-            "Finished spans dropped because the export queue was full (the collector is slow \
-             or down)",
+            "Finished spans never exported: dropped because the export queue was full, or lost \
+             with an export that failed or timed out (the collector is slow or down)",
         )
         .map_err(|e| e.to_string())?;
         registry

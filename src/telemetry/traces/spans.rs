@@ -283,7 +283,7 @@ impl AttemptSpan {
     }
 
     /// Ends it with what the attempt got: an HTTP status if any, and how a failure is
-    /// classed (`server_error`, `timeout`, ...).
+    /// classed (`5xx`, `timeout`, `connect`, ...: the metrics' `class` label).
     pub fn finish(mut self, delivered: bool, status: Option<u16>, class: &'static str) {
         if let Some(status) = status {
             self.span.set_attribute(KeyValue::new(

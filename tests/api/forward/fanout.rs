@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde_json::Value;
+
 use crate::support::*;
 
 on_every_backend!(
@@ -151,10 +153,20 @@ async fn each_destination_gets_exactly_its_events_with_its_own_signature(backend
     assert_eq!(keys.len(), 4);
 
     let ops = Ops::new(&server);
-    let (status, view) = ops
-        .get("/webhooks/fan/events/e_eur?type=payment_succeeded")
-        .await;
-    assert_eq!(status, 200, "{view}");
+    // The app has each request before idemhook records its answer: wait for the records.
+    let mut view = Value::Null;
+    for _ in 0..200 {
+        let (status, seen) = ops
+            .get("/webhooks/fan/events/e_eur?type=payment_succeeded")
+            .await;
+        assert_eq!(status, 200, "{seen}");
+        view = seen;
+        let deliveries = view["deliveries"].as_array().unwrap();
+        if deliveries.iter().all(|d| d["status"] == "delivered") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let names: Vec<&str> = view["deliveries"]
         .as_array()
         .unwrap()
