@@ -289,7 +289,10 @@ async fn a_trusted_traceparent_is_continued_and_an_unsampled_one_is_not_exported
     }
     app.wait_for_delivered(3, 30).await;
     let spans = collector
-        .wait_for(30, |spans| named(spans, "deliver forward").len() == 2)
+        .wait_for(30, |spans| {
+            let delivered = named(spans, "deliver forward");
+            delivered.iter().filter(|s| s.status == 0).count() >= 2
+        })
         .await;
 
     // Trusted: the provider's trace id, under its span.
@@ -330,13 +333,12 @@ async fn a_trusted_traceparent_is_continued_and_an_unsampled_one_is_not_exported
         tp.starts_with(&format!("00-{unsampled_trace}-")) && tp.ends_with("-00"),
         "{tp}"
     );
-    let trusted_attempt = named(&spans, "deliver forward")
-        .into_iter()
-        .find(|s| s.trace_id == INCOMING_TRACE)
-        .unwrap();
-    assert_eq!(
-        by_id("e_trusted").header("traceparent"),
-        format!("00-{INCOMING_TRACE}-{}-01", trusted_attempt.span_id)
+    let sent = by_id("e_trusted");
+    assert!(
+        named(&spans, "deliver forward")
+            .iter()
+            .any(|s| format!("00-{INCOMING_TRACE}-{}-01", s.span_id) == sent.header("traceparent")),
+        "{sent:?}"
     );
     drop(server);
     db.drop_db().await;
