@@ -9,6 +9,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use idemhook::entities::delivery;
+use sea_orm::EntityTrait;
 use serde_json::Value;
 
 use crate::support::*;
@@ -81,7 +83,7 @@ async fn one_trace_from_the_request_to_every_destination(backend: Backend) {
     env.push(("AMQP_URL", format!("amqp://guest:guest@{BROKER}/%2f")));
     env.push(("PULL_TOKEN", PULL_TOKEN.to_owned()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = Server::start(&cfg, &env).await;
+    let mut server = Server::start(&cfg, &env).await;
     let client = reqwest::Client::new();
 
     // A provider's own trace context: linked to, not continued (not trusted).
@@ -108,7 +110,7 @@ async fn one_trace_from_the_request_to_every_destination(backend: Backend) {
         .await
         .unwrap();
     let spans = collector
-        .wait_for(30, |spans| {
+        .try_wait_for(30, |spans| {
             request_spans(spans).len() == 2
                 && ["deliver app", "deliver bus", "deliver ledger"]
                     .iter()
@@ -116,6 +118,32 @@ async fn one_trace_from_the_request_to_every_destination(backend: Backend) {
                 && named(spans, "transaction").len() == 1
         })
         .await;
+    let spans = match spans {
+        Ok(spans) => spans,
+        Err(spans) => {
+            let rows = delivery::Entity::find()
+                .all(&db.connect().await)
+                .await
+                .map(|rows| {
+                    rows.into_iter()
+                        .map(|r| {
+                            (
+                                r.destination,
+                                r.status,
+                                r.attempts,
+                                r.last_error,
+                                r.traceparent,
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                });
+            let (logs, exports) = (server.logs(), collector.requests());
+            panic!(
+                "spans missing: {spans:#?}\nexports: {exports:#?}\ndeliveries: {rows:#?}\n\
+                 logs: {logs:#?}"
+            )
+        }
+    };
 
     // The request's span: a new root, linked to the provider's context.
     let requests = request_spans(&spans);

@@ -125,7 +125,13 @@ impl Collector {
                                 .and_then(|v| v.to_str().ok())
                                 .unwrap_or("")
                         );
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let body = match req.into_body().collect().await {
+                            Ok(body) => body.to_bytes(),
+                            Err(e) => {
+                                requests.lock().unwrap().push(format!("{line}: {e}"));
+                                return Ok(Response::new(Full::new(Bytes::new())));
+                            }
+                        };
                         requests.lock().unwrap().push(line);
                         spans.lock().unwrap().extend(decode(&body));
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
@@ -180,16 +186,25 @@ impl Collector {
 
     /// The spans, once `done` holds of them (within `secs`).
     pub async fn wait_for(&self, secs: u64, done: impl Fn(&[Span]) -> bool) -> Vec<Span> {
+        self.try_wait_for(secs, done).await.unwrap_or_else(|spans| {
+            panic!("the collector did not get the spans expected: {spans:#?}")
+        })
+    }
+
+    /// [`Collector::wait_for`], or the spans it did get (for the caller to add what it
+    /// knows, such as the server's log).
+    pub async fn try_wait_for(
+        &self,
+        secs: u64,
+        done: impl Fn(&[Span]) -> bool,
+    ) -> Result<Vec<Span>, Vec<Span>> {
         for _ in 0..secs * 20 {
             let spans = self.spans();
             if done(&spans) {
-                return spans;
+                return Ok(spans);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "the collector did not get the spans expected: {:#?}",
-            self.spans()
-        );
+        Err(self.spans())
     }
 }
