@@ -98,7 +98,7 @@ use providers::Sources;
 use routes::auth::{FailureLog, Guessing, Operators};
 use sweeper::Sweeper;
 use task::Tasks;
-use telemetry::traces::{Traces, Tracing};
+use telemetry::traces::Traces;
 
 pub use event::Event;
 pub use handlers::HandlerError;
@@ -199,8 +199,6 @@ struct AppState {
     sweeper: Arc<Sweeper>,
     /// Rocket state so that they live, and stop, with the app.
     tasks: Tasks,
-    /// The tracer, when tracing is on.
-    tracing: Tracing,
 }
 
 impl AppState {
@@ -220,7 +218,6 @@ impl AppState {
             .manage(self.activity)
             .manage(self.sweeper)
             .manage(self.tasks)
-            .manage(self.tracing)
             .manage(routes::health::Readiness::default())
     }
 }
@@ -245,7 +242,7 @@ async fn shutdown(rocket: &Rocket<rocket::Orbit>) {
     };
     let left = tasks.shutdown(drain).await;
     // Last, once no request or attempt can end a span: the spans still queued are sent.
-    if let Some(traces) = rocket.state::<Tracing>().and_then(|t| t.0.as_ref()) {
+    if let Some(traces) = engine.traces() {
         traces.finish(Duration::from_secs(5)).await;
     }
     if left == 0 {
@@ -363,6 +360,5 @@ async fn ignite(
             forwarder,
             activity: reading,
         },
-        tracing,
     })
 }

@@ -292,7 +292,7 @@ async fn receive(
         headers: owned_headers(meta.headers),
         body,
         received_at: now,
-        traceparent: trace.as_deref().map(|t| t.traceparent().to_owned()),
+        traceparent: trace.as_deref().map(EventTrace::traceparent),
     });
     let job = Job {
         event: event.clone(),

@@ -26,7 +26,7 @@ mod export;
 mod spans;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{
@@ -55,7 +55,7 @@ pub struct Traces {
     exporting: Mutex<Option<export::Exporting>>,
 }
 
-/// Rocket state: the tracer, or `None` when tracing is off.
+/// The tracer, or `None` when tracing is off (held by the engine).
 #[derive(Clone, Default)]
 pub struct Tracing(pub Option<Arc<Traces>>);
 
@@ -145,15 +145,10 @@ impl Traces {
         }
     }
 
-    /// The context a provider's `traceparent` header names, if it is a valid one.
-    fn incoming(&self, traceparent: Option<&str>) -> Option<SpanContext> {
-        traceparent.and_then(parse)
-    }
-
     /// Where an event's request span starts from: the provider's context when it is
     /// trusted (continued), a new root otherwise (linked to it, when there is one).
     fn request_parent(&self, traceparent: Option<&str>) -> (Context, Vec<Link>) {
-        match self.incoming(traceparent) {
+        match traceparent.and_then(parse) {
             Some(remote) if self.trust_incoming => {
                 (Context::new().with_remote_span_context(remote), Vec::new())
             }
@@ -245,12 +240,6 @@ impl ShouldSample for Sampling {
                 .should_sample(parent, trace_id, name, kind, attributes, links),
         }
     }
-}
-
-/// Spans of the same trace start at these times; a `SystemTime` per phase is only read
-/// when the event is traced.
-pub fn now() -> SystemTime {
-    SystemTime::now()
 }
 
 #[cfg(test)]

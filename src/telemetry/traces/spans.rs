@@ -11,7 +11,7 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SdkTracer, Span};
 
-use super::{now, parse, traceparent, Traces};
+use super::{parse, traceparent, Traces};
 
 /// The name of a transaction's span (the sampler keeps it when an event it links to is kept).
 const TRANSACTION: &str = "transaction";
@@ -48,7 +48,6 @@ pub struct EventTrace {
     /// Holds the request's span.
     cx: Context,
     recording: bool,
-    traceparent: String,
     /// The end of the last phase, the start of the next.
     last: SystemTime,
     phases: Vec<(&'static str, SystemTime, SystemTime)>,
@@ -86,7 +85,6 @@ impl Traces {
             tracer: self.tracer.clone(),
             cx: parent.with_span(span),
             recording,
-            traceparent: traceparent(&context),
             last: started,
             phases: Vec::new(),
             queued: None,
@@ -108,7 +106,7 @@ impl Traces {
         if traced.is_empty() {
             return None;
         }
-        let started = now();
+        let started = SystemTime::now();
         let links = traced
             .iter()
             .map(|c| Link::with_context(c.event.clone()))
@@ -151,7 +149,7 @@ impl Traces {
 impl EventTrace {
     /// Ends the phase that began where the last one ended (the first: at the request's start).
     pub fn phase(&mut self, name: &'static str) {
-        let at = now();
+        let at = SystemTime::now();
         if self.recording {
             self.phases.push((name, self.last, at));
         }
@@ -172,12 +170,13 @@ impl EventTrace {
 
     /// The event is handed to its shard: the wait there begins.
     pub fn queued(&mut self) {
-        self.queued = Some(now());
+        self.queued = Some(SystemTime::now());
     }
 
-    /// The event's `traceparent`, stored with its outbox rows.
-    pub fn traceparent(&self) -> &str {
-        &self.traceparent
+    /// The event's `traceparent`, stored with its outbox rows: formatted only for an event
+    /// that gets that far (a duplicate answered from the cache never asks).
+    pub fn traceparent(&self) -> String {
+        traceparent(&self.committing.event)
     }
 
     /// What the writers note the transaction on.
@@ -207,7 +206,7 @@ impl EventTrace {
         if status >= 500 {
             span.set_status(Status::error(outcome.to_owned()));
         }
-        span.end_with_timestamp(now());
+        span.end_with_timestamp(SystemTime::now());
     }
 
     fn child(&self, name: &'static str, start: SystemTime, end: SystemTime, links: Vec<Link>) {
@@ -233,7 +232,7 @@ impl TransactionSpan {
     /// Ends it: `size` events, `outcome` (`committed`, `per_event`, `unavailable`, ...),
     /// `retries` reruns after lost races.
     pub fn finish(mut self, size: usize, outcome: &'static str, retries: u32) {
-        let ended = now();
+        let ended = SystemTime::now();
         let mut handlers: Vec<&str> = self.traced.iter().map(|c| &*c.handlers).collect();
         handlers.sort_unstable();
         handlers.dedup();
