@@ -110,6 +110,8 @@ pub struct Metrics {
     pub batch_size: prometheus::Histogram,
     /// Group commits abandoned for per-event processing (a duplicate or failure inside).
     pub batch_fallbacks: IntCounter,
+    /// Group commits written as one statement (PostgreSQL; handlers that hand over rows).
+    pub batch_statements: IntCounter,
     pub db_up: IntGauge,
     /// Readiness checks that reached the database (probes in between reuse the answer).
     pub readiness_checks: IntCounter,
@@ -302,6 +304,10 @@ impl Metrics {
             batch_fallbacks: int_counter(
                 "idemhook_batch_fallbacks_total",
                 "Group commits rolled back and redone event by event (a duplicate, failure or conflict inside)",
+            ),
+            batch_statements: int_counter(
+                "idemhook_batch_statements_total",
+                "Group commits written as one statement (PostgreSQL, handlers that hand over rows)",
             ),
             db_up: int_gauge("idemhook_database_up", "1 while the database answers, 0 after it failed"),
             readiness_checks: int_counter(

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::config::{destination_table, Settings, FORWARD_HANDLER};
 use crate::entities::{delivery, delivery_body};
 use crate::event::Event;
-use crate::handlers::{Handler, HandlerError};
+use crate::handlers::{Handler, HandlerError, Rows, Upsert, Writes};
 use crate::status::DeliveryStatus;
 
 /// What the handler needs of one destination of a source.
@@ -150,6 +150,23 @@ impl Handler for Forward {
         }
         deliveries::insert(rows, bodies, txn).await?;
         Ok(())
+    }
+
+    /// The same rows, handed to the store: the bodies (replaced by the same bytes when a
+    /// forced replay rewrites them, as [`deliveries::insert`] does), then the outbox rows.
+    fn writes(&self, events: &[&Event]) -> Option<Result<Writes, HandlerError>> {
+        let (mut rows, mut bodies) = (Vec::with_capacity(events.len()), Vec::new());
+        for event in events {
+            if let Err(err) = self.rows(event, &mut rows, &mut bodies) {
+                return Some(Err(err));
+            }
+        }
+        let replaced = Upsert::on(delivery_body::Column::EventDigest)
+            .replace(delivery_body::Column::Payload)
+            .replace(delivery_body::Column::CreatedAt);
+        Some(Ok(Writes::none()
+            .and(Rows::of(bodies).upsert(replaced))
+            .and(Rows::of(rows))))
     }
 
     fn committed(&self) {

@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait};
 
-use super::{Handler, HandlerError};
+use super::{Handler, HandlerError, Rows, Writes};
 use crate::entities::inbox;
 use crate::event::Event;
 
@@ -28,18 +28,27 @@ impl Handler for Inbox {
         events: &[&Event],
         txn: &DatabaseTransaction,
     ) -> Result<(), HandlerError> {
-        let rows = events.iter().map(|event| inbox::ActiveModel {
-            key_digest: Set(event.digest.to_vec()),
-            source: Set(event.key.source.clone()),
-            event_type: Set(event.key.event_type.clone()),
-            event_id: Set(event.key.event_id.clone()),
-            payload: Set(event.body.clone()),
-            received_at: Set(event.received_at),
-            ..Default::default()
-        });
-        inbox::Entity::insert_many(rows)
+        inbox::Entity::insert_many(events.iter().map(|event| row(event)))
             .exec_without_returning(txn)
             .await?;
         Ok(())
+    }
+
+    fn writes(&self, events: &[&Event]) -> Option<Result<Writes, HandlerError>> {
+        let rows = Rows::of(events.iter().map(|event| row(event)));
+        Some(Ok(Writes::none().and(rows)))
+    }
+}
+
+/// The event's inbox row.
+fn row(event: &Event) -> inbox::ActiveModel {
+    inbox::ActiveModel {
+        key_digest: Set(event.digest.to_vec()),
+        source: Set(event.key.source.clone()),
+        event_type: Set(event.key.event_type.clone()),
+        event_id: Set(event.key.event_id.clone()),
+        payload: Set(event.body.clone()),
+        received_at: Set(event.received_at),
+        ..Default::default()
     }
 }

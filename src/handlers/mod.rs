@@ -19,9 +19,11 @@ mod inbox;
 mod payments;
 #[cfg(feature = "test-handlers")]
 mod testing;
+mod writes;
 
 pub use inbox::Inbox;
 pub use payments::Payments;
+pub use writes::{Rows, Upsert, Writes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -72,6 +74,20 @@ pub trait Handler: Send + Sync + 'static {
             self.handle(event, txn).await?;
         }
         Ok(())
+    }
+
+    /// The rows this handler wants written for the new events of a batch, handed to the store
+    /// instead of written here ([`Writes`]): the store then writes the whole batch, dedupe
+    /// records and every handler's rows, in as few round trips as the database allows (one
+    /// statement on PostgreSQL). `None` (the default) when the handler writes through
+    /// [`Handler::handle_batch`] itself; a batch with such a handler takes the transaction
+    /// path, as does a batch on another database.
+    ///
+    /// It must describe exactly what `handle_batch` would write for the same events, and
+    /// return the error `handle_batch` would for events it cannot apply: a batch whose
+    /// writes fail in any way is redone event by event through [`Handler::handle`].
+    fn writes(&self, _events: &[&Event]) -> Option<Result<Writes, HandlerError>> {
+        None
     }
 
     /// Called after a transaction in which this handler ran has committed (never after a

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use migration::limits::{MAX_CURRENCY_BYTES, MAX_ORDER_ID_BYTES};
 use sea_orm::sea_query::{Alias, CommonTableExpression, Expr, ExprTrait, OnConflict, WithClause};
 use sea_orm::{
@@ -20,7 +21,7 @@ use sea_orm::{
 };
 use serde_json::Value;
 
-use super::{Handler, HandlerError};
+use super::{Handler, HandlerError, Rows, Upsert, Writes};
 use crate::clock::Clock;
 use crate::entities::{order, payment};
 use crate::event::Event;
@@ -121,16 +122,7 @@ impl Handler for Payments {
         events: &[&Event],
         txn: &DatabaseTransaction,
     ) -> Result<(), HandlerError> {
-        let mut payments = Vec::with_capacity(events.len());
-        for event in events {
-            // Only a payment's body is parsed, one at a time, and dropped once read.
-            if pointers(&event.key.event_type).is_none() {
-                continue;
-            }
-            if let Some(p) = parse(&event.key.event_type, event.json().as_ref())? {
-                payments.push((*event, p));
-            }
-        }
+        let payments = payments(events)?;
         if payments.is_empty() {
             return Ok(());
         }
@@ -151,15 +143,9 @@ impl Handler for Payments {
             None
         };
         let now = self.clock.now();
-        let payments_insert =
-            payment::Entity::insert_many(payments.iter().map(|(event, p)| payment::ActiveModel {
-                order_id: Set(p.order_id.clone()),
-                key_digest: Set(event.digest.to_vec()),
-                amount: Set(p.amount),
-                currency: Set(p.currency.clone()),
-                created_at: Set(now),
-                ..Default::default()
-            }));
+        let payments_insert = payment::Entity::insert_many(
+            payments.iter().map(|(event, p)| payment_row(event, p, now)),
+        );
         let added = excluded(backend, "amount_paid");
         let mut upsert = OnConflict::column(order::Column::OrderId);
         upsert
@@ -181,18 +167,12 @@ impl Handler for Payments {
                         .lte(Expr::val(i64::MAX).sub(added)),
                 );
         }
-        let orders_upsert =
-            order::Entity::insert_many(orders.iter().map(|(order_id, (amount, currency))| {
-                order::ActiveModel {
-                    order_id: Set((*order_id).to_owned()),
-                    status: Set("paid".to_owned()),
-                    amount_paid: Set(*amount),
-                    currency: Set((*currency).to_owned()),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                }
-            }))
-            .on_conflict(upsert.to_owned());
+        let orders_upsert = order::Entity::insert_many(
+            orders
+                .iter()
+                .map(|(id, (amount, currency))| order_row(id, *amount, currency, now)),
+        )
+        .on_conflict(upsert.to_owned());
         let applied = if backend == DbBackend::Postgres {
             // One round trip instead of two: the payments' INSERT runs as a data-modifying
             // CTE of the orders' upsert. Both see the same snapshot and commit or fail as one
@@ -244,6 +224,68 @@ impl Handler for Payments {
             }
         }
         Ok(())
+    }
+
+    /// The payments' rows and their orders' as an upsert adding to the total, only in the
+    /// order's own currency: what `handle_batch` writes on PostgreSQL, where an order that
+    /// refuses a payment fails the statement and the redo finds out which and why.
+    fn writes(&self, events: &[&Event]) -> Option<Result<Writes, HandlerError>> {
+        let writes = || {
+            let payments = payments(events)?;
+            let orders = order_totals(payments.iter().map(|(_, p)| p))?;
+            let now = self.clock.now();
+            let upsert = Upsert::on(order::Column::OrderId)
+                .adds_to(order::Column::AmountPaid)
+                .same(order::Column::Currency)
+                .replace(order::Column::UpdatedAt);
+            let orders = orders
+                .iter()
+                .map(|(id, (amount, currency))| order_row(id, *amount, currency, now));
+            Ok(Writes::none()
+                .and(Rows::of(
+                    payments.iter().map(|(event, p)| payment_row(event, p, now)),
+                ))
+                .and(Rows::of(orders).upsert(upsert)))
+        };
+        Some(writes())
+    }
+}
+
+/// The payments among `events`. Only a payment's body is parsed, one at a time, and dropped
+/// once read.
+fn payments<'a>(events: &[&'a Event]) -> Result<Vec<(&'a Event, Payment)>, HandlerError> {
+    let mut payments = Vec::new();
+    for event in events {
+        if pointers(&event.key.event_type).is_none() {
+            continue;
+        }
+        if let Some(p) = parse(&event.key.event_type, event.json().as_ref())? {
+            payments.push((*event, p));
+        }
+    }
+    Ok(payments)
+}
+
+fn payment_row(event: &Event, p: &Payment, now: DateTime<Utc>) -> payment::ActiveModel {
+    payment::ActiveModel {
+        order_id: Set(p.order_id.clone()),
+        key_digest: Set(event.digest.to_vec()),
+        amount: Set(p.amount),
+        currency: Set(p.currency.clone()),
+        created_at: Set(now),
+        ..Default::default()
+    }
+}
+
+/// A new order holding `amount`; on a conflict, `amount` is what is added to its total.
+fn order_row(id: &str, amount: i64, currency: &str, now: DateTime<Utc>) -> order::ActiveModel {
+    order::ActiveModel {
+        order_id: Set(id.to_owned()),
+        status: Set("paid".to_owned()),
+        amount_paid: Set(amount),
+        currency: Set(currency.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
     }
 }
 

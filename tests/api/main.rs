@@ -56,6 +56,8 @@ mod provider_vectors;
 mod providers;
 /// A captured signed delivery replayed under a new id, or its body under another type.
 mod signed_replay;
+/// The one-statement group commit against the transaction path and single events.
+mod statement;
 /// Three instances, 10,000 deliveries (slow).
 mod storm;
 /// OpenTelemetry traces exported to a real collector, and carried on to every consumer.

@@ -22,7 +22,9 @@ impl Store {
     /// event. The optimistic path is the common one: duplicates mostly never get here (the
     /// cache answers them) and handler failures are rare, so a batch of N new events costs
     /// one BEGIN, one INSERT and one COMMIT instead of N of each, and each handler sees the
-    /// batch's events in one [`Handler::handle_batch`] call.
+    /// batch's events in one [`Handler::handle_batch`] call. On PostgreSQL, when every handler
+    /// hands over its rows ([`Handler::writes`]), the whole batch is one statement instead
+    /// (`statement.rs`).
     ///
     /// `events` must be sorted by digest and free of repeats: two batches on two instances
     /// then take their dedupe-row locks in the same order and cannot deadlock on them.
@@ -30,6 +32,10 @@ impl Store {
         &self,
         events: &[(&Event, &[Arc<dyn Handler>])],
     ) -> Result<Duration, BatchFailure> {
+        let groups = by_handler(events);
+        if let Some(written) = self.commit_statement(events, &groups).await {
+            return written;
+        }
         let started = Instant::now();
         let txn = self.wait(self.begin()).await.map_err(batch_failure)?;
         let batch: Vec<&Event> = events.iter().map(|(e, _)| *e).collect();
@@ -54,7 +60,6 @@ impl Store {
             return Err(batch_failure(err));
         }
         let check = started.elapsed();
-        let groups = by_handler(events);
         let run = tokio::time::timeout(self.bounds.handlers, run_batch(&groups, &txn));
         let failure = match run.await {
             Ok(Ok(())) => None,
@@ -95,7 +100,7 @@ async fn run_batch(
 
 /// A group's error: an unreachable or stalled database fails the whole group, anything else
 /// sends its events through one transaction each.
-fn batch_failure(err: AttemptError) -> BatchFailure {
+pub(super) fn batch_failure(err: AttemptError) -> BatchFailure {
     match err {
         AttemptError::Db(err) if classify(&err) == DbErrorKind::Unavailable => {
             BatchFailure::Unavailable(err.to_string())

@@ -21,6 +21,7 @@ mod batch;
 mod legacy;
 mod records;
 mod replay;
+mod statement;
 
 pub use replay::{ReplayRequest, Replayed};
 
@@ -116,6 +117,9 @@ pub struct Store {
     metrics: Arc<Metrics>,
     /// Whether records of earlier releases (the signed-bytes key without the type) are left.
     legacy: Arc<legacy::LegacyKeys>,
+    /// Whether a group commit may be one statement (`statement.rs`); off only to compare the
+    /// two paths.
+    one_statement: bool,
 }
 
 impl Store {
@@ -133,7 +137,15 @@ impl Store {
             clock,
             metrics,
             legacy: Arc::default(),
+            one_statement: true,
         }
+    }
+
+    /// This store writing every group commit as a transaction, never as one statement: the
+    /// reference the one-statement path is compared with (`tests/api/statement.rs`).
+    pub fn transactions_only(mut self) -> Self {
+        self.one_statement = false;
+        self
     }
 
     /// `fut`, a statement the engine sends, within the client-side bound.
