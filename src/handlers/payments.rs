@@ -236,7 +236,7 @@ impl Handler for Payments {
             let now = self.clock.now();
             let upsert = Upsert::on(order::Column::OrderId)
                 .adds_to(order::Column::AmountPaid)
-                .same(order::Column::Currency)
+                .only_if_same(order::Column::Currency)
                 .replace(order::Column::UpdatedAt);
             let orders = orders
                 .iter()

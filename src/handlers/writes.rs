@@ -68,24 +68,28 @@ impl Rows {
     pub fn of<A: ActiveModelTrait>(models: impl IntoIterator<Item = A>) -> Self {
         let mut columns: Vec<String> = Vec::new();
         let mut values: Vec<Vec<Value>> = Vec::new();
+        // The first model's set columns, by their place in the entity: each other model must
+        // set the same (compared by place, not by name: no string per row).
+        let mut places: Vec<usize> = Vec::new();
         let mut ragged = false;
         for (n, mut model) in models.into_iter().enumerate() {
             let mut set = 0;
-            for column in <A::Entity as EntityTrait>::Column::iter() {
+            for (place, column) in <A::Entity as EntityTrait>::Column::iter().enumerate() {
                 let Some(value) = model.take(column).into_value() else {
                     continue;
                 };
                 if n == 0 {
+                    places.push(place);
                     columns.push(column.to_string());
                     values.push(Vec::new());
                 }
-                match columns.iter().position(|c| *c == column.to_string()) {
-                    Some(i) if set == i => values[i].push(value),
+                match places.get(set) {
+                    Some(&p) if p == place => values[set].push(value),
                     _ => ragged = true,
                 }
                 set += 1;
             }
-            ragged |= set != columns.len();
+            ragged |= set != places.len();
         }
         Self {
             table: A::Entity::default().table_name().to_owned(),
@@ -147,7 +151,7 @@ impl Upsert {
         self
     }
 
-    pub fn same(mut self, column: impl Iden) -> Self {
+    pub fn only_if_same(mut self, column: impl Iden) -> Self {
         self.same = Some(column.to_string());
         self
     }

@@ -95,8 +95,11 @@ impl Store {
                 _ => true,
             };
             // Applied after all? Then every event of the group is (one statement).
-            let (first, _) = events.first().copied()?;
-            if !(reply_lost && self.committed_by(first).await) {
+            let applied = match events.first() {
+                Some((first, _)) if reply_lost => self.committed_by(first).await,
+                _ => false,
+            };
+            if !applied {
                 return Some(Err(batch_failure(err)));
             }
         }
@@ -343,7 +346,7 @@ mod tests {
                 Rows::of([order]).upsert(
                     Upsert::on(order::Column::OrderId)
                         .adds_to(order::Column::AmountPaid)
-                        .same(order::Column::Currency),
+                        .only_if_same(order::Column::Currency),
                 ),
             );
         let statement = Statement::of(writes).unwrap();
