@@ -207,10 +207,18 @@ impl Sweeper {
                 |_| None,
             )
             .await?;
+        // Each state written so that its partial index serves the walk (`(created_at, …)` of
+        // delivered rows, `(status, created_at, …)` of undelivered ones).
         let mut deliveries = 0;
-        for (status, before) in [
-            (DeliveryStatus::Delivered, inbox_cutoff),
-            (DeliveryStatus::Dead, cutoff),
+        for (state, before) in [
+            (
+                deliveries::state_is(delivery::Entity, DeliveryStatus::Delivered),
+                inbox_cutoff,
+            ),
+            (
+                deliveries::in_undelivered_state(DeliveryStatus::Dead),
+                cutoff,
+            ),
         ] {
             deliveries += self
                 .sweep_table::<delivery::Entity, i64>(
@@ -219,7 +227,7 @@ impl Sweeper {
                     delivery::Column::CreatedAt,
                     before,
                     Condition::all()
-                        .add(delivery::Column::Status.eq(status))
+                        .add(state)
                         .add(deliveries::sweepable(&self.config.destinations)),
                     |_| None,
                 )

@@ -27,6 +27,7 @@ mod m20261206_000001_fan_out;
 mod m20261207_000001_delivery_round;
 mod m20261208_000001_audit;
 mod m20261209_000001_delivery_trace;
+mod m20261210_000001_lean_indexes;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_delivery_round::Migration),
             Box::new(m20261208_000001_audit::Migration),
             Box::new(m20261209_000001_delivery_trace::Migration),
+            Box::new(m20261210_000001_lean_indexes::Migration),
         ]
     }
 }

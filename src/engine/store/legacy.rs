@@ -84,6 +84,9 @@ impl Store {
             .column(C::LegacySignedKey)
             .column(C::EventType)
             .filter(C::LegacySignedKey.is_in(keys))
+            // The index holds non-NULL keys only (migration `m20261210_000001`): said in the
+            // text, since not every planner infers it from an `IN` list.
+            .filter(C::LegacySignedKey.is_not_null())
             .into_tuple()
             .all(conn)
             .await?;

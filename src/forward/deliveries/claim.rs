@@ -174,6 +174,9 @@ fn claimable((source, name): (&str, &str), now: DateTime<Utc>, brakes: Brakes<'_
             Expr::col((earlier.clone(), Column::OrderingKey))
                 .equals((table.clone(), Column::OrderingKey)),
         )
+        // The equality implies `ordering_key IS NOT NULL`, the ordering index's predicate
+        // (migration `m20261210_000001`), for PostgreSQL's generic plan and SQLite alike (the
+        // plans test reads both).
         .and_where(state_is(earlier.clone(), DeliveryStatus::Pending))
         .and_where(Expr::col((earlier, Column::Id)).lt(Expr::col((table, Column::Id))))
         .to_owned();
