@@ -2,14 +2,24 @@
 //! the test controls, and the proxy cuts it off. Only a server can go away on its own, so
 //! this runs on PostgreSQL and MariaDB only.
 
-use futures::future::join_all;
+use std::sync::Arc;
 
+use futures::future::join_all;
+use idemhook::clock::Clock;
+use idemhook::engine::store::{BatchFailure, Committed, Store};
+use idemhook::event::Event;
+use idemhook::handlers::{Handler, Inbox, Payments};
+use idemhook::metrics::Metrics;
+use serde_json::json;
+
+use crate::statement;
 use crate::support::*;
 
 on_server_backends!(
     a_database_outage_answers_503_and_the_same_instance_recovers,
     a_partitioned_database_fails_the_whole_group_fast,
     a_commit_whose_answer_is_lost_is_answered_processed,
+    a_group_commit_whose_answer_is_lost_is_answered_committed,
 );
 
 /// idemhook's database URL through a new proxy.
@@ -127,6 +137,18 @@ async fn a_partitioned_database_fails_the_whole_group_fast(backend: Backend) {
     db.drop_db().await;
 }
 
+/// The proxy's URL for `db`, with TLS off on PostgreSQL: the proxy must read the messages.
+fn readable(backend: Backend, mut url: String) -> String {
+    if backend == Backend::Postgres {
+        url.push_str(if url.contains('?') {
+            "&sslmode=disable"
+        } else {
+            "?sslmode=disable"
+        });
+    }
+    url
+}
+
 /// The COMMIT reaches the database and commits; its answer never comes back (the proxy drops
 /// the connection instead). The delivery that applied the event must be answered
 /// `processed`, not 503 (the provider would redeliver and be told `duplicate` for an event
@@ -134,15 +156,8 @@ async fn a_partitioned_database_fails_the_whole_group_fast(backend: Backend) {
 /// over another connection. The payment is applied once.
 async fn a_commit_whose_answer_is_lost_is_answered_processed(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let (proxy, mut url) = proxied(&db).await;
-    if backend == Backend::Postgres {
-        // The proxy must read the statements: no TLS on this connection.
-        url.push_str(if url.contains('?') {
-            "&sslmode=disable"
-        } else {
-            "?sslmode=disable"
-        });
-    }
+    let (proxy, url) = proxied(&db).await;
+    let url = readable(backend, url);
     let server = Server::start(&config(&url, "shards = 2"), &ENV).await;
     let client = reqwest::Client::new();
     let first = payment("lost_0", "order_lost", 10);
@@ -162,6 +177,83 @@ async fn a_commit_whose_answer_is_lost_is_answered_processed(backend: Backend) {
     assert_eq!(rows(&conn).await.processed, 2);
     assert_eq!(amount_paid(&conn, "order_lost").await, Some(35));
     drop(server);
+    drop(proxy);
+    db.drop_db().await;
+}
+
+/// A group commit's answer is lost: on PostgreSQL the batch's one statement (it commits by
+/// itself, so there is no COMMIT to lose: the proxy loses the answer to the message that
+/// carries the batch's values), on MariaDB the batch's COMMIT. The batch is applied; the store
+/// finds its attempt token over another connection and answers the batch committed, not
+/// unavailable (every event would be answered 503, and the provider's redelivery `duplicate`
+/// for events it was never told were processed). Delivered again, every event is a duplicate,
+/// and the order holds each payment once.
+async fn a_group_commit_whose_answer_is_lost_is_answered_committed(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let (proxy, url) = proxied(&db).await;
+    let url = readable(backend, url);
+    let settings = statement::settings();
+    let conn = idemhook::db::connect(&url, &settings)
+        .await
+        .expect("connect");
+    idemhook::db::migrate(&url, &conn).await.expect("migrate");
+    let metrics = Arc::new(Metrics::new());
+    let clock = Clock::from_fn(|| statement::at(0));
+    let store = Store::new(conn, 3, statement::bounds(), clock.clone(), metrics.clone());
+    let handlers: Vec<Arc<dyn Handler>> = vec![Arc::new(Inbox), Arc::new(Payments::new(clock))];
+    let pay = |id: &str, amount: i64| {
+        let data = json!({"data": {"order_id": "o_lost", "amount": amount, "currency": "eur"}});
+        statement::event("payment_succeeded", id, data)
+    };
+    // Each call is a delivery of its own: the same events, a new attempt token.
+    let deliveries = || {
+        let mut events = vec![
+            pay("lost_batch_1", 10),
+            pay("lost_batch_2", 25),
+            pay("lost_batch_3", 7),
+        ];
+        events.sort_by_key(|e| e.digest);
+        events
+    };
+    let events = deliveries();
+    let jobs: Vec<(&Event, &[Arc<dyn Handler>])> =
+        events.iter().map(|e| (e, handlers.as_slice())).collect();
+    match backend {
+        Backend::Postgres => proxy.lose_next_answer_to(b"lost_batch_2"),
+        _ => proxy.lose_next_commit_answer(),
+    }
+    let committed = store.commit_batch(&jobs).await;
+    assert!(
+        proxy.commit_answer_lost(),
+        "no answer went through the proxy"
+    );
+    match committed {
+        Ok(_) => {}
+        Err(BatchFailure::Unavailable(why)) => panic!("answered unavailable: {why}"),
+        Err(BatchFailure::Redo) => panic!("answered as not committed: redone"),
+    }
+    let one_statement = u64::from(backend == Backend::Postgres);
+    assert_eq!(metrics.batch_statements.get(), one_statement);
+    // The provider's redelivery of the batch.
+    let again = deliveries();
+    let jobs: Vec<(&Event, &[Arc<dyn Handler>])> =
+        again.iter().map(|e| (e, handlers.as_slice())).collect();
+    assert!(
+        matches!(store.commit_batch(&jobs).await, Err(BatchFailure::Redo)),
+        "the batch delivered again must be redone event by event"
+    );
+    for event in &again {
+        let verdict = store.process(event, &handlers).await.expect("answered");
+        assert!(
+            matches!(verdict.committed, Committed::Duplicate { .. }),
+            "{}: {:?}",
+            event.key.event_id,
+            verdict.committed
+        );
+    }
+    let conn = db.connect().await;
+    assert_eq!(rows(&conn).await.processed, 3);
+    assert_eq!(amount_paid(&conn, "o_lost").await, Some(42));
     drop(proxy);
     db.drop_db().await;
 }

@@ -229,7 +229,7 @@ async fn rows(conn: &DatabaseConnection) -> Vec<Vec<String>> {
 }
 
 /// An event of source `shop` as the route builds it, received at a fixed time.
-fn event(event_type: &str, id: &str, body: serde_json::Value) -> Event {
+pub(crate) fn event(event_type: &str, id: &str, body: serde_json::Value) -> Event {
     let body = body.to_string().into_bytes();
     let key = EventKey::new("shop", event_type.into(), id.into()).expect("a valid key");
     let digest = key.digest();
@@ -247,7 +247,7 @@ fn event(event_type: &str, id: &str, body: serde_json::Value) -> Event {
     }
 }
 
-fn at(secs: i64) -> DateTime<Utc> {
+pub(crate) fn at(secs: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0)
         .single()
         .expect("a valid time")
@@ -255,7 +255,7 @@ fn at(secs: i64) -> DateTime<Utc> {
 }
 
 /// Source `shop` forwarding to `billing` (every type, ordered by order) and `crm` (customers).
-fn settings() -> Settings {
+pub(crate) fn settings() -> Settings {
     let figment = rocket::figment::Figment::new().merge((
         "idemhook",
         json!({"sources": {"shop": {
@@ -272,7 +272,7 @@ fn settings() -> Settings {
     Settings::from_figment(&figment).expect("settings")
 }
 
-fn bounds() -> Bounds {
+pub(crate) fn bounds() -> Bounds {
     Bounds {
         limits: None,
         statement: std::time::Duration::from_secs(10),

@@ -3,11 +3,12 @@
 //! open but lets nothing through (a network partition: the driver waits, no error comes), and
 //! `restore` lets traffic through again, and `lose_next_commit_answer` lets the next `COMMIT`
 //! reach the database but drops the connection instead of passing its answer back (the
-//! transaction commits; the client never hears so). Real network faults as the driver sees
-//! them, on loopback only.
+//! transaction commits; the client never hears so); `lose_next_answer_to` does the same for
+//! the next message that carries given bytes (a statement that commits on its own). Real
+//! network faults as the driver sees them, on loopback only.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,8 +21,9 @@ pub struct Proxy {
     generation: watch::Sender<u64>,
     /// While true, connections are held open and nothing is forwarded.
     stalled: watch::Sender<bool>,
-    /// Armed by `lose_next_commit_answer`; disarmed by the connection that sends the COMMIT.
-    lose_commit: Arc<AtomicBool>,
+    /// The bytes whose answer to lose, armed by `lose_next_answer_to`; taken by the connection
+    /// that sends them.
+    lose_answer: Armed,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -33,21 +35,21 @@ impl Proxy {
         let up = Arc::new(AtomicBool::new(true));
         let (generation, _) = watch::channel(0u64);
         let (stalled, _) = watch::channel(false);
-        let lose_commit = Arc::new(AtomicBool::new(false));
+        let lose_answer = Armed::default();
         let task = Self::serve(
             listener,
             upstream.to_owned(),
             up.clone(),
             generation.clone(),
             stalled.clone(),
-            lose_commit.clone(),
+            lose_answer.clone(),
         );
         Proxy {
             port,
             up,
             generation,
             stalled,
-            lose_commit,
+            lose_answer,
             task,
         }
     }
@@ -58,7 +60,7 @@ impl Proxy {
         up: Arc<AtomicBool>,
         generation: watch::Sender<u64>,
         stalled: watch::Sender<bool>,
-        lose_commit: Arc<AtomicBool>,
+        lose_answer: Armed,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
@@ -72,7 +74,7 @@ impl Proxy {
                 let upstream = upstream.clone();
                 let mut cut = generation.subscribe();
                 let stall = stalled.subscribe();
-                let lose_commit = lose_commit.clone();
+                let lose_answer = lose_answer.clone();
                 tokio::spawn(async move {
                     let stalled_now = *stall.borrow();
                     if stalled_now {
@@ -85,7 +87,7 @@ impl Proxy {
                         return;
                     };
                     tokio::select! {
-                        _ = pump(client, server, lose_commit) => {}
+                        _ = pump(client, server, lose_answer) => {}
                         _ = cut.changed() => {} // both sockets dropped: connection reset
                         _ = partition(stall) => {
                             // Both sockets stay open; nothing flows until the partition ends.
@@ -106,12 +108,18 @@ impl Proxy {
     /// The next `COMMIT` any connection sends reaches the database, and its answer is dropped
     /// with the connection: the transaction is committed, and the client sees a reset.
     pub fn lose_next_commit_answer(&self) {
-        self.lose_commit.store(true, Ordering::SeqCst);
+        self.lose_next_answer_to(b"COMMIT");
     }
 
-    /// True once the armed `COMMIT` answer was lost.
+    /// The next message any connection sends that carries `needle` reaches the database, and
+    /// its answer is dropped with the connection.
+    pub fn lose_next_answer_to(&self, needle: &[u8]) {
+        *lock(&self.lose_answer) = Some(needle.to_vec());
+    }
+
+    /// True once the armed answer was lost.
     pub fn commit_answer_lost(&self) -> bool {
-        !self.lose_commit.load(Ordering::SeqCst)
+        lock(&self.lose_answer).is_none()
     }
 
     /// A partition: every socket stays open and nothing flows either way.
@@ -129,11 +137,20 @@ impl Proxy {
     }
 }
 
-/// Forwards both ways until either side closes. A chunk that carries `COMMIT` while the
-/// proxy is armed marks this connection: the database's next answer is dropped, and so is
-/// the connection (the client's driver sends one statement and reads its answer before the
-/// next, so that answer is the COMMIT's).
-async fn pump(client: TcpStream, server: TcpStream, lose_commit: Arc<AtomicBool>) {
+/// What `lose_next_answer_to` armed: `None` once a connection has taken it.
+type Armed = Arc<Mutex<Option<Vec<u8>>>>;
+
+fn lock(armed: &Armed) -> std::sync::MutexGuard<'_, Option<Vec<u8>>> {
+    armed
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Forwards both ways until either side closes. A chunk that carries the armed bytes marks
+/// this connection: the database's next answer is dropped, and so is the connection (the
+/// client's driver sends one statement and reads its answer before the next, so that answer
+/// is the statement's).
+async fn pump(client: TcpStream, server: TcpStream, lose_answer: Armed) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let swallow = AtomicBool::new(false);
@@ -145,9 +162,13 @@ async fn pump(client: TcpStream, server: TcpStream, lose_commit: Arc<AtomicBool>
                 return Ok::<_, std::io::Error>(());
             }
             let chunk = &buf[..n];
-            if chunk.windows(6).any(|w| w == b"COMMIT") && lose_commit.swap(false, Ordering::SeqCst)
             {
-                swallow.store(true, Ordering::SeqCst);
+                let mut armed = lock(&lose_answer);
+                let carries = |needle: &Vec<u8>| chunk.windows(needle.len()).any(|w| w == needle);
+                if armed.as_ref().is_some_and(carries) {
+                    *armed = None;
+                    swallow.store(true, Ordering::SeqCst);
+                }
             }
             server_write.write_all(chunk).await?;
         }
