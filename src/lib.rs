@@ -305,10 +305,8 @@ async fn ignite(
     forward::bound_slots(&mut targets, max_body, settings.forward_budget_mib)?;
     forward::check(&targets, max_body).await?;
 
-    let limits = db::per_transaction_limits(&url, &settings);
     let engine = engine::start(
         &settings,
-        limits,
         storable,
         db.clone(),
         clock.clone(),
@@ -332,7 +330,6 @@ async fn ignite(
     let sources = Arc::new(sources);
     let operator = operator::Operator::new(
         db.clone(),
-        limits,
         engine.clone(),
         sources.clone(),
         clock.clone(),

@@ -53,6 +53,9 @@ pub struct SweeperConfig {
     /// The configured destinations, (source, name): a removed one's rows are kept until an
     /// operator discards its pending ones (see `forward::deliveries::sweepable`).
     pub destinations: Vec<(String, String)>,
+    /// The pool's sessions' own limits (the ingest ones), handed back after each batch's own
+    /// where they are the session's (MariaDB: [`Limits::hand_back`]).
+    pub session_limits: Limits,
 }
 
 /// Rows deleted by one sweep.
@@ -90,6 +93,7 @@ pub fn start(
         pause: Duration::from_millis(settings.sweep_pause_ms),
         interval: Duration::from_secs(settings.sweep_interval_secs),
         destinations: crate::forward::destinations(settings),
+        session_limits: crate::db::ingest_limits(settings),
     };
     Sweeper::new(db, cache, clock, metrics, config).spawn()
 }
@@ -322,26 +326,44 @@ impl Sweeper {
             // never waits long on a row an event holds, and ingest's limits do not cut it.
             let txn = self.db.begin().await?;
             SWEEP_LIMITS.apply(&txn).await?;
-            let keys: Vec<K> = E::find()
-                .select_only()
-                .column(key)
-                .filter(time.lt(cutoff))
-                .filter(only.clone())
-                .order_by_asc(time)
-                .limit(self.config.batch)
-                .into_tuple()
-                .all(&txn)
-                .await?;
+            let swept = async {
+                let keys: Vec<K> = E::find()
+                    .select_only()
+                    .column(key)
+                    .filter(time.lt(cutoff))
+                    .filter(only.clone())
+                    .order_by_asc(time)
+                    .limit(self.config.batch)
+                    .into_tuple()
+                    .all(&txn)
+                    .await?;
+                if keys.is_empty() {
+                    return Ok((keys, 0));
+                }
+                let n = E::delete_many()
+                    .filter(key.is_in(keys.iter().cloned()))
+                    .exec(&txn)
+                    .await?
+                    .rows_affected;
+                Ok::<_, DbErr>((keys, n))
+            };
+            // On MariaDB the limits are the session's: the ingest ones go back before the
+            // connection returns to the pool, whatever the batch did.
+            let (swept, handed_back) = (
+                swept.await,
+                self.config.session_limits.hand_back(&txn).await,
+            );
+            let (keys, n) = match swept.and_then(|done| handed_back.map(|()| done)) {
+                Ok(done) => done,
+                Err(err) => {
+                    let _ = txn.rollback().await;
+                    return Err(err);
+                }
+            };
+            txn.commit().await?;
             if keys.is_empty() {
-                txn.commit().await?;
                 break;
             }
-            let n = E::delete_many()
-                .filter(key.is_in(keys.iter().cloned()))
-                .exec(&txn)
-                .await?
-                .rows_affected;
-            txn.commit().await?;
             for digest in keys.iter().filter_map(cached) {
                 self.cache.invalidate(&digest).await;
             }

@@ -12,14 +12,17 @@
 //! | MariaDB    | `innodb_lock_wait_timeout`  | `max_statement_time`   | (none)                |
 //! | SQLite     | `busy_timeout` (connection) | (none)                 | (none)                |
 //!
-//! PostgreSQL: the pool's sessions start with them (connection options, no round trip per
-//! transaction), the migrations get a connection of their own, and the sweeper overrides them
-//! with `SET LOCAL` ([`Limits::apply`]).
-//! MariaDB has no `SET LOCAL`: its two variables are set for the session at the start of each
-//! ingest transaction ([`Limits::apply`]), and whoever uses the connection next sets its own. A lock or statement
-//! timeout is answered 503 after one attempt ([`super::error`] sorts it as
-//! `Timeout`); the whole transaction is also bounded by a client-side timer, so a connection
-//! that stopped answering fails too.
+//! The pool's sessions start with them on both servers, so an ingest transaction pays no round
+//! trip for them: PostgreSQL's through the connection's startup options, MariaDB's by a `SET
+//! SESSION` as each connection opens (one round trip per connection, not per transaction; it
+//! was one of the seven round trips of every MariaDB batch, BENCHMARKS change 27). The
+//! migrations get a connection of their own without them. The sweeper sets its own for its
+//! transactions ([`Limits::apply`]): `SET LOCAL` on PostgreSQL, which ends with the
+//! transaction; on MariaDB, which has no `SET LOCAL`, it sets the session's back before the
+//! connection returns to the pool ([`Limits::hand_back`]). A lock or statement timeout is
+//! answered 503 after one attempt ([`super::error`] sorts it as `Timeout`); the whole
+//! transaction is also bounded by a client-side timer, so a connection that stopped answering
+//! fails too.
 
 use std::time::Duration;
 
@@ -42,6 +45,23 @@ impl Limits {
             Some(sql) => txn.execute_unprepared(&sql).await.map(|_| ()),
             None => Ok(()),
         }
+    }
+
+    /// Sets these limits, the session's own, back on `txn`'s connection after another
+    /// transaction's [`Limits::apply`], before it returns to the pool: on MariaDB, where they
+    /// are the session's and the next transaction on the connection would inherit the other's.
+    /// Nothing elsewhere (`SET LOCAL` ends with the transaction).
+    pub async fn hand_back(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+        match txn.get_database_backend() {
+            DatabaseBackend::MySql => self.apply(txn).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The statement that gives a new MariaDB/MySQL session these limits.
+    pub fn mysql_session(&self) -> String {
+        self.statement_text(DatabaseBackend::MySql)
+            .unwrap_or_default()
     }
 
     fn statement_text(&self, backend: DatabaseBackend) -> Option<String> {

@@ -58,8 +58,26 @@ pub async fn connect(url: &str, settings: &Settings) -> Result<DatabaseConnectio
                 None => o,
             }
         });
-    } else if let Some(capacity) = cache {
-        opts.map_sqlx_mysql_opts(move |o| o.statement_cache_capacity(capacity));
+    } else if is_mysql(url) {
+        if let Some(capacity) = cache {
+            opts.map_sqlx_mysql_opts(move |o| o.statement_cache_capacity(capacity));
+        }
+        // The ingest limits as the session's, set as each connection opens: no round trip per
+        // transaction. The migrations run on a connection of their own without them
+        // ([`migrate`]); the sweeper sets its own and hands these back (`Limits::hand_back`).
+        let session = ingest_limits(settings).mysql_session();
+        opts.map_sqlx_mysql_pool_opts(move |o| {
+            let session = session.clone();
+            o.after_connect(move |conn, _| {
+                let session = session.clone();
+                Box::pin(async move {
+                    use sea_orm::sqlx::{AssertSqlSafe, Executor};
+                    conn.execute(sea_orm::sqlx::raw_sql(AssertSqlSafe(session)))
+                        .await
+                        .map(|_| ())
+                })
+            })
+        });
     }
     if url == IN_MEMORY_DATABASE_URL {
         // Each SQLite `:memory:` connection is its own database, so the pool holds exactly one
@@ -126,12 +144,8 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres:") || url.starts_with("postgresql:")
 }
 
-/// The limits an ingest transaction must set itself: on MariaDB/MySQL (session variables at
-/// each BEGIN). `None` on PostgreSQL, whose pool's sessions start with them, and on SQLite,
-/// whose busy timeout is the connection's.
-pub fn per_transaction_limits(url: &str, settings: &Settings) -> Option<Limits> {
-    let server = ["mysql:", "mariadb:"].iter().any(|s| url.starts_with(s));
-    server.then(|| ingest_limits(settings))
+fn is_mysql(url: &str) -> bool {
+    url.starts_with("mysql:") || url.starts_with("mariadb:")
 }
 
 /// The most bytes one statement may carry: MariaDB/MySQL's `max_allowed_packet`, which
@@ -159,13 +173,13 @@ pub async fn max_statement_bytes(db: &DatabaseConnection) -> Result<Option<u64>,
     Ok(packet)
 }
 
-/// Applies pending migrations. On PostgreSQL they get a connection of their own: the pool's
-/// sessions carry the ingest timeouts, which a long migration must not hit. (Elsewhere the
-/// pool is used: no session limits there, and an in-memory SQLite database exists only on its
-/// one connection.) Concurrent launches on one database should be staggered (or the schema
+/// Applies pending migrations. On PostgreSQL and MariaDB/MySQL they get a connection of their
+/// own: the pool's sessions carry the ingest timeouts, which a long migration must not hit.
+/// (SQLite uses the pool: no session limits there, and an in-memory database exists only on
+/// its one connection.) Concurrent launches on one database should be staggered (or the schema
 /// migrated beforehand with `cargo run -p migration -- up`).
 pub async fn migrate(url: &str, db: &DatabaseConnection) -> Result<(), DbSetupError> {
-    if !is_postgres(url) {
+    if !is_postgres(url) && !is_mysql(url) {
         return Migrator::up(db, None).await.map_err(DbSetupError::Migrate);
     }
     let plain = Database::connect(url)

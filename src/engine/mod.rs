@@ -31,7 +31,6 @@ use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::db::Limits;
 use crate::event::key::{EventKey, Sha256Digest};
 use crate::event::Event;
 use crate::handlers::Handler;
@@ -71,12 +70,11 @@ pub struct EngineConfig {
     pub traces: Tracing,
 }
 
-/// The engine as the settings configure it, started. `limits` are the per-transaction waits of
-/// the database in use (`db::per_transaction_limits`); `max_batch_bytes` the most body bytes
-/// one statement can carry (`providers::body_limit::storable`).
+/// The engine as the settings configure it, started. `max_batch_bytes` is the most body bytes
+/// one statement can carry (`providers::body_limit::storable`); the transactions' waits are
+/// the pool's sessions' own (`db::connect`).
 pub async fn start(
     settings: &Settings,
-    limits: Option<Limits>,
     max_batch_bytes: Option<u64>,
     db: DatabaseConnection,
     clock: Clock,
@@ -94,7 +92,6 @@ pub async fn start(
         max_batch_bytes,
         writers: settings.writers,
         bounds: store::Bounds {
-            limits,
             statement: Duration::from_secs(settings.db_timeout_secs),
             handlers: Duration::from_secs(settings.handler_timeout_secs),
         },

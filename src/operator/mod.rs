@@ -20,33 +20,7 @@ pub mod view;
 
 pub use service::Operator;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
-
-use crate::db::Limits;
 use crate::engine::EngineError;
-
-/// The statement and lock bounds an operator's transactions run under (reads and the job
-/// runner's batches), where the session does not already carry them (MariaDB/MySQL; see
-/// `db::limits`). Without them a filter no index serves (an event type that matches nothing,
-/// on 10 million rows) ran for ten minutes on MariaDB holding a pool connection the writers
-/// need (BENCHMARKS.md), and a redrive batch meeting a row locked elsewhere waited out
-/// InnoDB's 50 s lock wait.
-#[derive(Debug, Clone, Copy)]
-pub struct OperatorLimits(pub Option<Limits>);
-
-impl OperatorLimits {
-    /// A transaction for an operator, bounded like an ingest transaction.
-    pub async fn begin(&self, db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-        let txn = db.begin().await?;
-        if let Some(limits) = &self.0 {
-            if let Err(err) = limits.apply(&txn).await {
-                let _ = txn.rollback().await;
-                return Err(err);
-            }
-        }
-        Ok(txn)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {

@@ -4,14 +4,23 @@
 //! lock rows; SQLite locks the whole database.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::join_all;
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use idemhook::clock::Clock;
+use idemhook::config::Settings;
+use idemhook::engine::cache::CommittedKeys;
+use idemhook::metrics::Metrics;
+use idemhook::sweeper::{Sweeper, SweeperConfig};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use tokio::sync::Semaphore;
 
 use crate::support::*;
 
-on_server_backends!(a_row_locked_elsewhere_delays_only_its_own_event);
+on_server_backends!(
+    a_row_locked_elsewhere_delays_only_its_own_event,
+    the_pool_s_sessions_keep_the_ingest_limits_after_a_sweep,
+);
 
 /// One order row held by another connection; one payment for that order and 300 for other
 /// orders, 16 at a time. Asserted by order, not by a clock: every answer, the blocked event's
@@ -77,4 +86,79 @@ async fn a_row_locked_elsewhere_delays_only_its_own_event(backend: Backend) {
     assert!(!logs.iter().any(|l| l.contains("panicked")), "{logs:#?}");
     drop(server);
     db.drop_db().await;
+}
+
+/// The ingest limits are the pool's sessions' own, set as each connection opens (MariaDB) or
+/// at its startup (PostgreSQL), not per transaction. The sweeper sets longer ones for its own
+/// transactions: on MariaDB, where they are session variables, it must set the ingest ones
+/// back, or the next ingest transaction on that connection would wait a minute on a statement.
+/// One connection in the pool, so the sweeper's is the one read after it.
+async fn the_pool_s_sessions_keep_the_ingest_limits_after_a_sweep(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let settings = Settings {
+        lock_timeout_ms: 4000,
+        statement_timeout_ms: 7000,
+        db_max_connections: Some(1),
+        ..Settings::default()
+    };
+    let conn = idemhook::db::connect(&db.url, &settings)
+        .await
+        .expect("connect");
+    idemhook::db::migrate(&db.url, &conn)
+        .await
+        .expect("migrate");
+    let wanted = match backend {
+        Backend::Postgres => ["4s", "7s"],
+        _ => ["4", "7"],
+    };
+    assert_eq!(
+        session_limits(&conn, backend).await,
+        wanted,
+        "a new session"
+    );
+    let metrics = Arc::new(Metrics::new());
+    let cache = CommittedKeys::new(
+        10,
+        Duration::from_secs(60),
+        metrics.cache_hits.clone(),
+        metrics.check_hit.clone(),
+    );
+    let config = SweeperConfig {
+        retention_days: 30,
+        inbox_retention_days: 30,
+        audit_retention_days: 30,
+        batch: 100,
+        pause: Duration::ZERO,
+        interval: Duration::from_secs(3600),
+        destinations: Vec::new(),
+        session_limits: idemhook::db::ingest_limits(&settings),
+    };
+    let sweeper = Sweeper::new(conn.clone(), cache, Clock::system(), metrics, config);
+    sweeper.sweep_once().await.expect("sweep");
+    assert_eq!(
+        session_limits(&conn, backend).await,
+        wanted,
+        "after a sweep"
+    );
+    db.drop_db().await;
+}
+
+/// The session's lock wait and statement bound, as the server states them (MariaDB's in whole
+/// seconds).
+async fn session_limits(conn: &DatabaseConnection, backend: Backend) -> [String; 2] {
+    let sql = match backend {
+        Backend::Postgres => {
+            "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
+        }
+        _ => {
+            "SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS CHAR), \
+             CAST(FLOOR(@@SESSION.max_statement_time) AS CHAR)"
+        }
+    };
+    let row = conn
+        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .expect("read the session")
+        .expect("a row");
+    [0, 1].map(|i| row.try_get_by_index::<String>(i).expect("a setting"))
 }

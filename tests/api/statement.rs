@@ -274,7 +274,6 @@ pub(crate) fn settings() -> Settings {
 
 pub(crate) fn bounds() -> Bounds {
     Bounds {
-        limits: None,
         statement: std::time::Duration::from_secs(10),
         handlers: std::time::Duration::from_secs(30),
     }

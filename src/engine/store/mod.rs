@@ -12,8 +12,8 @@
 //! it gets a unique violation, which is answered `duplicate`. If the first rolls back, the
 //! second proceeds. No lock is taken in the application; the unique key is the arbiter.
 //!
-//! Every transaction sets its [`Limits`] first (a lock or statement timeout ends a wait on a
-//! row held elsewhere). On the client, each statement the engine sends is bounded by
+//! Every transaction runs under the session's limits (`db::limits`: a lock or statement
+//! timeout ends a wait on a row held elsewhere). On the client, each statement the engine sends is bounded by
 //! `db_timeout` (a database that stopped answering mid-query, where no error ever comes), and
 //! the handlers together by `handler_timeout` (a handler that hangs would hold a writer).
 
@@ -40,7 +40,6 @@ use sea_orm::{
 
 use crate::clock::Clock;
 use crate::db::error::{classify, DbErrorKind};
-use crate::db::Limits;
 use crate::engine::outcome::{EngineError, Settled};
 use crate::entities::processed_event;
 use crate::event::Event;
@@ -95,12 +94,10 @@ pub struct Verdict {
     pub retries: u32,
 }
 
-/// What bounds an ingest transaction.
+/// What bounds an ingest transaction on the client's side. The server's own waits (lock,
+/// statement, idle) are the pool's sessions' (`db::connect`).
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
-    /// Set on the transaction itself (lock, statement, idle), where the backend's sessions do
-    /// not start with them.
-    pub limits: Option<Limits>,
     /// The longest the client waits for one statement the engine sends.
     pub statement: Duration,
     /// The longest the client waits for the handlers of one event (or one group).
@@ -165,17 +162,9 @@ impl Store {
         let _ = tokio::time::timeout(self.bounds.statement, txn.rollback()).await;
     }
 
-    /// BEGIN, then the transaction's limits.
+    /// BEGIN: the session already carries the transaction's limits (`db::connect`).
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        let txn = self.db.begin().await?;
-        let Some(limits) = &self.bounds.limits else {
-            return Ok(txn);
-        };
-        if let Err(err) = limits.apply(&txn).await {
-            let _ = txn.rollback().await;
-            return Err(err);
-        }
-        Ok(txn)
+        self.db.begin().await
     }
 
     /// Runs the event's transaction, rerunning it when it lost a deadlock or serialization

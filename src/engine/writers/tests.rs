@@ -29,7 +29,6 @@ async fn writers(max_batch: usize, writers: usize) -> Writers {
             db,
             3,
             crate::engine::store::Bounds {
-                limits: None,
                 statement: Duration::from_secs(5),
                 handlers: Duration::from_secs(30),
             },
