@@ -24,9 +24,12 @@ WORK=$(mktemp -d)
 . bench/lib.sh
 trap cleanup EXIT
 case $DB in
-  postgres|mariadb) ;;
+  postgres) CLIENT=pgbench ;;
+  mariadb) CLIENT=sysbench ;;
   *) echo "database: postgres or mariadb" >&2; exit 2 ;;
 esac
+# Without the client every pair would print nothing: say so instead.
+command -v "$CLIENT" >/dev/null || { echo "$CLIENT is not on PATH (Debian: postgresql-client has pgbench; sysbench is its own package)" >&2; exit 2; }
 
 # A freshly migrated idemhook_limit; on PostgreSQL, checkpointed.
 fresh() {
