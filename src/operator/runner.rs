@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use sea_orm::TransactionTrait;
 use tokio::sync::watch;
 
 use super::filter::{Cursor, Filters, ListQuery};
@@ -194,7 +195,7 @@ impl JobRunner {
         token: &[u8; 16],
         query: &ListQuery,
     ) -> Result<Batch, OperatorError> {
-        let txn = self.operator.begin().await?;
+        let txn = self.operator.db.begin().await?;
         let now = self.operator.clock.now();
         let (hits, next) = search::page(&txn, query).await?;
         let digests: Vec<Vec<u8>> = hits.iter().map(|(_, d)| d.to_vec()).collect();

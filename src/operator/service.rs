@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::Notify;
 
 use super::audit::{self, AuditPage, AuditQuery, Change};
@@ -29,6 +29,11 @@ use crate::status::PauseReason;
 /// Everything an operator action needs. Cheap to clone (handles only).
 #[derive(Clone)]
 pub struct Operator {
+    /// Its transactions are bounded like an ingest transaction, by the limits the pool's
+    /// sessions start with (`db::connect`): without them a filter no index serves (an event
+    /// type that matches nothing on 10 million rows) ran for ten minutes on MariaDB holding a
+    /// connection the writers need (BENCHMARKS.md), and a redrive batch meeting a row locked
+    /// elsewhere waited out InnoDB's 50 s lock wait.
     pub(super) db: DatabaseConnection,
     /// Replays go through the engine's store, as a provider's delivery does.
     pub(super) engine: Arc<Engine>,
@@ -64,19 +69,10 @@ impl Operator {
         }
     }
 
-    /// A transaction for an operator, bounded like an ingest transaction (the pool's sessions
-    /// carry the limits: without them a filter no index serves, an event type that matches
-    /// nothing on 10 million rows, ran for ten minutes on MariaDB holding a connection the
-    /// writers need, BENCHMARKS.md; and a redrive batch meeting a row locked elsewhere waited
-    /// out InnoDB's 50 s lock wait).
-    pub(super) async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.db.begin().await
-    }
-
     /// One page of events (`GET /events`, the console's lists): the hits and their summaries,
     /// read in one bounded transaction.
     pub async fn page(&self, query: &ListQuery) -> Result<view::EventPage, DbErr> {
-        let txn = self.begin().await?;
+        let txn = self.db.begin().await?;
         let (hits, next) = search::page(&txn, query).await?;
         let digests: Vec<_> = hits.iter().map(|(_, d)| *d).collect();
         let events = view::summaries(&txn, &digests).await?;
@@ -89,7 +85,7 @@ impl Operator {
 
     /// One event's detail, or `None` when idemhook knows nothing of it.
     pub async fn detail(&self, digest: &Sha256Digest) -> Result<Option<view::EventDetail>, DbErr> {
-        let txn = self.begin().await?;
+        let txn = self.db.begin().await?;
         let detail = view::detail(&txn, digest).await?;
         txn.commit().await?;
         Ok(detail)
@@ -116,7 +112,7 @@ impl Operator {
     ) -> Result<(String, BTreeMap<String, Redelivery>), OperatorError> {
         let digest = key.digest();
         let now = self.clock.now();
-        let txn = self.begin().await?;
+        let txn = self.db.begin().await?;
         let done = deliveries::redeliver(&txn, &digest, destination, now).await?;
         if done.is_empty() {
             return Err(OperatorError::NotFound(match destination {
@@ -156,12 +152,12 @@ impl Operator {
     ) -> Result<JobView, OperatorError> {
         let filters = jobs::job_filters(kind, filters)?;
         // Counting what matches is a read like a list's, bounded the same way.
-        let txn = self.begin().await?;
+        let txn = self.db.begin().await?;
         let matched = jobs::count(&txn, &filters).await?;
         txn.commit().await?;
         let now = self.clock.now();
         let operator = &change.actor.operator;
-        let txn = self.begin().await?;
+        let txn = self.db.begin().await?;
         let job = jobs::create(&txn, kind, &filters, matched, operator, now).await?;
         change.record(&txn, "ok", now).await?;
         txn.commit().await?;
@@ -182,7 +178,7 @@ impl Operator {
 
     /// Every source's outbox backlog, its destinations' together (the console's overview).
     pub async fn backlogs(&self) -> Result<HashMap<String, Backlog>, DbErr> {
-        let txn = self.begin().await?;
+        let txn = self.db.begin().await?;
         let backlogs = deliveries::backlogs(&txn).await?;
         txn.commit().await?;
         Ok(deliveries::per_source(backlogs))
@@ -190,7 +186,7 @@ impl Operator {
 
     /// Every destination, its state and its backlog (`GET /destinations`).
     pub async fn destinations(&self) -> Result<Vec<DestinationView>, DbErr> {
-        let txn = self.begin().await?;
+        let txn = self.db.begin().await?;
         let list =
             destinations::list(&txn, &self.destinations, &self.kinds, self.clock.now()).await?;
         txn.commit().await?;
@@ -210,7 +206,7 @@ impl Operator {
         self.configured(source, name)?;
         let now = self.clock.now();
         let operator = &change.actor.operator;
-        let txn = self.begin().await?;
+        let txn = self.db.begin().await?;
         if pause {
             brakes::pause(&txn, source, name, PauseReason::Operator, now).await?;
         } else {
@@ -243,7 +239,7 @@ impl Operator {
         }
         self.destination(source, name).await?;
         let now = self.clock.now();
-        let txn = self.begin().await?;
+        let txn = self.db.begin().await?;
         let discarded = deliveries::discard(&txn, (source, name), now).await?;
         change.record(&txn, "ok", now).await?;
         txn.commit().await?;
@@ -268,7 +264,7 @@ impl Operator {
 
     /// One page of the audit, newest first.
     pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, DbErr> {
-        let txn = self.begin().await?;
+        let txn = self.db.begin().await?;
         let page = audit::page(&txn, query).await?;
         txn.commit().await?;
         Ok(page)

@@ -101,12 +101,7 @@ async fn the_pool_s_sessions_keep_the_ingest_limits_after_a_sweep(backend: Backe
         db_max_connections: Some(1),
         ..Settings::default()
     };
-    let conn = idemhook::db::connect(&db.url, &settings)
-        .await
-        .expect("connect");
-    idemhook::db::migrate(&db.url, &conn)
-        .await
-        .expect("migrate");
+    let conn = app_pool(&db.url, &settings).await;
     let wanted = match backend {
         Backend::Postgres => ["4s", "7s"],
         _ => ["4", "7"],

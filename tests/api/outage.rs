@@ -193,10 +193,7 @@ async fn a_group_commit_whose_answer_is_lost_is_answered_committed(backend: Back
     let (proxy, url) = proxied(&db).await;
     let url = readable(backend, url);
     let settings = statement::settings();
-    let conn = idemhook::db::connect(&url, &settings)
-        .await
-        .expect("connect");
-    idemhook::db::migrate(&url, &conn).await.expect("migrate");
+    let conn = app_pool(&url, &settings).await;
     let metrics = Arc::new(Metrics::new());
     let clock = Clock::from_fn(|| statement::at(0));
     let store = Store::new(conn, 3, statement::bounds(), clock.clone(), metrics.clone());

@@ -48,12 +48,7 @@ async fn one_statement_transactions_and_single_events_leave_the_same_rows(backen
     for path in [Path::AsItRuns, Path::Transactions, Path::EventByEvent] {
         let db = TestDb::create(backend).await;
         let settings = settings();
-        let conn = idemhook::db::connect(&db.url, &settings)
-            .await
-            .expect("connect");
-        idemhook::db::migrate(&db.url, &conn)
-            .await
-            .expect("migrate");
+        let conn = crate::support::app_pool(&db.url, &settings).await;
         let metrics = Arc::new(Metrics::new());
         let clock = Clock::from_fn(|| at(0));
         let store = Store::new(conn.clone(), 3, bounds(), clock.clone(), metrics.clone());

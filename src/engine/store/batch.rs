@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use sea_orm::{DatabaseTransaction, EntityTrait};
+use sea_orm::{DatabaseTransaction, EntityTrait, TransactionTrait};
 
 use super::{dedupe_record, AttemptError, BatchFailure, Store};
 use crate::db::error::{classify, DbErrorKind};
@@ -37,7 +37,7 @@ impl Store {
             return written;
         }
         let started = Instant::now();
-        let txn = self.wait(self.begin()).await.map_err(batch_failure)?;
+        let txn = self.wait(self.db.begin()).await.map_err(batch_failure)?;
         let batch: Vec<&Event> = events.iter().map(|(e, _)| *e).collect();
         match self.wait(self.legacy_replays(&txn, &batch)).await {
             Ok(replays) if replays.is_empty() => {}

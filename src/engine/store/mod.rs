@@ -12,9 +12,10 @@
 //! it gets a unique violation, which is answered `duplicate`. If the first rolls back, the
 //! second proceeds. No lock is taken in the application; the unique key is the arbiter.
 //!
-//! Every transaction runs under the session's limits (`db::limits`: a lock or statement
-//! timeout ends a wait on a row held elsewhere). On the client, each statement the engine sends is bounded by
-//! `db_timeout` (a database that stopped answering mid-query, where no error ever comes), and
+//! Every transaction runs under the limits the pool's sessions start with (`db::limits`: a
+//! lock or statement timeout ends a wait on a row held elsewhere), with no statement of its
+//! own for them. On the client, each statement the engine sends is bounded by `db_timeout` (a
+//! database that stopped answering mid-query, where no error ever comes), and
 //! the handlers together by `handler_timeout` (a handler that hangs would hold a writer).
 
 mod batch;
@@ -162,11 +163,6 @@ impl Store {
         let _ = tokio::time::timeout(self.bounds.statement, txn.rollback()).await;
     }
 
-    /// BEGIN: the session already carries the transaction's limits (`db::connect`).
-    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.db.begin().await
-    }
-
     /// Runs the event's transaction, rerunning it when it lost a deadlock or serialization
     /// race. A failure is recorded in the audit table (outside the rolled-back transaction).
     pub async fn process(
@@ -245,7 +241,7 @@ impl Store {
         handlers: &[Arc<dyn Handler>],
     ) -> Result<Verdict, AttemptError> {
         let started = Instant::now();
-        let txn = self.wait(self.begin()).await?;
+        let txn = self.wait(self.db.begin()).await?;
         let replays = self.wait(self.legacy_replays(&txn, &[event])).await;
         if !matches!(&replays, Ok(r) if r.is_empty()) {
             self.rollback(txn).await;

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, DbErr, EntityTrait};
+use sea_orm::{ActiveValue::Set, DbErr, EntityTrait, TransactionTrait};
 
 use super::{dedupe_record, engine_error, Committed, Store, MAX_ERROR_CHARS};
 use crate::db::error::{classify, DbErrorKind};
@@ -75,7 +75,7 @@ impl Store {
     ) -> Result<Committed, EngineError> {
         let reason: String = reason.chars().take(MAX_ERROR_CHARS).collect();
         let write = async {
-            let txn = self.begin().await?;
+            let txn = self.db.begin().await?;
             let mut record = dedupe_record(event, self.clock.now());
             record.status = Set(EventStatus::Rejected);
             record.reason = Set(Some(reason.clone()));

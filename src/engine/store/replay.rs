@@ -24,6 +24,7 @@ use std::sync::Arc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait,
 };
 
 use super::{backoff, dedupe_record, engine_error, run_handlers, Store};
@@ -93,7 +94,7 @@ impl Store {
         handlers: &[Arc<dyn Handler>],
         request: &ReplayRequest,
     ) -> Result<Replayed, EngineError> {
-        let txn = self.begin().await.map_err(engine_error)?;
+        let txn = self.db.begin().await.map_err(engine_error)?;
         let previous = match self.claim(&txn, event, request.force).await {
             Ok(Some(previous)) => previous,
             Ok(None) => {

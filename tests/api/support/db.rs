@@ -123,6 +123,14 @@ impl TestDb {
 /// # Panics
 ///
 /// When the statement fails or returns no row.
+/// idemhook's own pool on `url` (the test database's, or a proxy's in front of it), as the app
+/// opens it with `settings` (session limits, pool size), migrated.
+pub async fn app_pool(url: &str, settings: &idemhook::config::Settings) -> DatabaseConnection {
+    let conn = idemhook::db::connect(url, settings).await.expect("connect");
+    idemhook::db::migrate(url, &conn).await.expect("migrate");
+    conn
+}
+
 pub async fn query_row(conn: &impl ConnectionTrait, sql: &str) -> QueryResult {
     conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
         .await
